@@ -1,0 +1,1 @@
+"""Chains tandem's stages, evaluates and reports; owns the `tandem` command line."""

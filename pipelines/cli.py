@@ -1,0 +1,44 @@
+"""The `tandem` command: one sub-command per job; each lives in pipelines/commands/."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pipelines.commands import bm25, evaluate
+from retrieval.errors import TandemError
+
+COMMANDS = [bm25, evaluate]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tandem",
+        description="Two-stage neural retrieval: BM25 and dense retrieval, hard-negative mining, "
+        "cross-encoder reranking and evaluation on BEIR-format datasets.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return args.handler(args) or 0
+    except TandemError as err:
+        print(f"tandem {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished outputs are kept, partial ones were discarded", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""`tandem evaluate`: standard metrics of a TREC run against a dataset's qrels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pipelines.commands.common import add_dataset_args, dataset_from
+from pipelines.evaluate import MEASURES, evaluate, format_table
+from retrieval.atomic import atomic_file
+from retrieval.runs import read_run
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("evaluate", help="nDCG@10, MRR@10, Recall@100/1000, MAP of a TREC run",
+                                 description="Evaluate a TREC run with trec_eval semantics (via ir-measures). "
+                                 "Judged queries missing from the run count as 0.")  # fmt: skip
+    parser.add_argument("--run", required=True, type=Path, help="TREC run file")
+    add_dataset_args(parser)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--per-query",
+        type=Path,
+        metavar="FILE",
+        help="also write per-query values (TSV: query-id, measure, value) for significance tests",
+    )
+    parser.add_argument(
+        "--measures",
+        nargs="+",
+        choices=list(MEASURES),
+        default=list(MEASURES),
+        metavar="M",
+        help=f"measures to compute (default: all of {', '.join(MEASURES)})",
+    )
+    parser.set_defaults(handler=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    dataset = dataset_from(args)
+    run = read_run(args.run)
+    result = evaluate(run, dataset.qrels(args.split), args.measures)
+    if args.per_query:
+        with atomic_file(args.per_query) as out:
+            out.write("query-id\tmeasure\tvalue\n")
+            for query_id, values in result.per_query.items():
+                for name, value in values.items():
+                    out.write(f"{query_id}\t{name}\t{value:.6f}\n")
+    if args.json:
+        print(
+            json.dumps(
+                {"run": str(args.run), "split": args.split, "queries": result.num_queries, **result.aggregate}, indent=2
+            )
+        )
+    else:
+        print(f"{args.run} on {dataset.name}/{args.split} ({result.num_queries} queries)")
+        print(format_table({args.run.name: result.aggregate}, args.measures))
+    return 0

@@ -1,0 +1,63 @@
+"""Standard IR metrics through ir-measures (trec_eval semantics and tie-breaking).
+
+Two details matter for honest figures:
+- ir-measures' pytrec_eval provider silently ignores the cutoff of RR@10, so we let ir-measures pick a
+  provider per measure (it uses the msmarco one for RR@10) instead of forcing pytrec_eval.
+- Providers break score ties differently, so each run is first put in trec_eval's order (score
+  descending, then doc id descending) and scored by rank; every provider then sees the same ranking.
+Queries judged in the qrels but absent from the run count as 0 (trec_eval -c), so a run cannot look
+better by skipping hard queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ir_measures
+from ir_measures import AP, RR, R, nDCG
+
+from retrieval.beir import Qrels
+from retrieval.runs import Run, ranked
+
+MEASURES = {"nDCG@10": nDCG @ 10, "MRR@10": RR @ 10, "Recall@100": R @ 100, "Recall@1000": R @ 1000, "MAP": AP}
+"""Display name -> ir-measures measure. MRR@10 is trec_eval's recip_rank cut at 10."""
+
+
+@dataclass
+class Evaluation:
+    aggregate: dict[str, float]
+    per_query: dict[str, dict[str, float]]
+
+    @property
+    def num_queries(self) -> int:
+        return len(self.per_query)
+
+
+def evaluate(run: Run, qrels: Qrels, measures: list[str] | None = None) -> Evaluation:
+    """Score `run` against `qrels`; returns the mean and the per-query value of each measure."""
+    names = measures or list(MEASURES)
+    unknown = [name for name in names if name not in MEASURES]
+    if unknown:
+        raise ValueError(f"unknown measures {unknown}; known: {list(MEASURES)}")
+    by_measure = {MEASURES[name]: name for name in names}
+    evaluator = ir_measures.evaluator(list(by_measure), qrels)
+    scored = [
+        ir_measures.ScoredDoc(qid, doc_id, float(-rank))
+        for qid, hits in run.items()
+        for rank, (doc_id, _) in enumerate(ranked(hits), start=1)
+    ]
+    per_query: dict[str, dict[str, float]] = {}
+    for metric in evaluator.iter_calc(scored):
+        per_query.setdefault(metric.query_id, {})[by_measure[metric.measure]] = float(metric.value)
+    count = max(len(per_query), 1)
+    aggregate = {name: sum(values.get(name, 0.0) for values in per_query.values()) / count for name in names}
+    return Evaluation(aggregate=aggregate, per_query=dict(sorted(per_query.items())))
+
+
+def format_table(rows: dict[str, dict[str, float]], measures: list[str] | None = None) -> str:
+    """A fixed-width text table: one row per system, one column per measure."""
+    names = measures or list(next(iter(rows.values())).keys())
+    width = max([len("system"), *map(len, rows)])
+    lines = ["  ".join([f"{'system':<{width}}", *(f"{name:>11}" for name in names)])]
+    for system, values in rows.items():
+        lines.append("  ".join([f"{system:<{width}}", *(f"{values[name]:>11.4f}" for name in names)]))
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Stage two of tandem: the cross-encoder reranker."""

@@ -1,0 +1,1 @@
+"""Stage one of tandem: the data every stage shares, BM25 and the dense bi-encoder retriever."""

@@ -1,0 +1,120 @@
+"""BM25 with Pyserini: Lucene indexes of a BEIR corpus ("flat" or "multifield") and batched search.
+
+The two index forms follow Pyserini's BEIR regressions: flat puts title and text in one `contents`
+field; multifield keeps `title` and `contents` apart and searches both with weight 1.0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from retrieval.atomic import atomic_dir
+from retrieval.beir import file_fingerprint
+from retrieval.errors import TandemError
+from retrieval.jvm import anserini_jar, ensure_jvm, java_environment, java_executable
+from retrieval.runs import Run
+
+log = logging.getLogger(__name__)
+
+META_FILE = "tandem-bm25.json"
+FIELDS = ("flat", "multifield")
+_COLLECTIONS = {"flat": "BeirFlatCollection", "multifield": "BeirMultifieldCollection"}
+
+
+@dataclass
+class Bm25IndexMeta:
+    fields: str
+    corpus_path: str
+    corpus_fingerprint: str
+    build_seconds: float
+
+
+def build_index(corpus_path: str | Path, out_dir: str | Path, fields: str = "flat", threads: int = 2) -> Bm25IndexMeta:
+    """Index a BEIR corpus.jsonl with Anserini; the index appears at `out_dir` only when complete."""
+    if fields not in FIELDS:
+        raise TandemError(f"--fields must be one of {', '.join(FIELDS)}, not '{fields}'")
+    corpus_path = Path(corpus_path).resolve()
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    with atomic_dir(out_dir) as staging:
+        source = staging / "_input"
+        source.mkdir()
+        os.symlink(corpus_path, source / "corpus.jsonl")  # Beir*Collection reads every file in its input folder
+        command = [
+            str(java_executable()), f"-Duser.home={staging}", "-cp", str(anserini_jar()),
+            "io.anserini.index.IndexCollection",
+            "-collection", _COLLECTIONS[fields], "-input", str(source), "-index", str(staging),
+            "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
+            "-storePositions", "-storeDocvectors", "-storeRaw",
+        ]  # fmt: skip
+        if fields == "multifield":
+            command += ["-fields", "title"]
+        log.info("indexing %s (%s) with Anserini", corpus_path, fields)
+        with open(staging / "anserini-index.log", "w") as log_file:
+            result = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, env=java_environment())
+        if result.returncode != 0:
+            tail = (staging / "anserini-index.log").read_text(errors="replace").splitlines()[-15:]
+            raise TandemError(
+                f"Anserini indexing of {corpus_path} failed (exit {result.returncode}):\n" + "\n".join(tail)
+            )
+        (source / "corpus.jsonl").unlink()
+        source.rmdir()
+        meta = Bm25IndexMeta(fields, str(corpus_path), file_fingerprint(corpus_path), time.perf_counter() - started)
+        (staging / META_FILE).write_text(json.dumps(asdict(meta), indent=2) + "\n")
+    return meta
+
+
+def read_index_meta(index_dir: str | Path) -> Bm25IndexMeta:
+    path = Path(index_dir) / META_FILE
+    if not path.is_file():
+        raise TandemError(f"{index_dir}: not a tandem BM25 index (no {META_FILE}); build one with `tandem bm25 index`")
+    return Bm25IndexMeta(**json.loads(path.read_text()))
+
+
+def search(
+    index_dir: str | Path,
+    queries: dict[str, str],
+    k: int = 1000,
+    k1: float = 0.9,
+    b: float = 0.4,
+    threads: int = 2,
+    remove_query: bool = True,
+    batch_size: int = 256,
+) -> Run:
+    """BM25 top-`k` for every query, multi-threaded in batches (with a progress bar).
+
+    `remove_query` drops a hit whose id equals the query id, as Pyserini's BEIR runs do."""
+    meta = read_index_meta(index_dir)
+    ensure_jvm()
+    from pyserini.search.lucene import LuceneSearcher
+
+    searcher = LuceneSearcher(str(index_dir))
+    searcher.set_bm25(k1, b)
+    field_weights = {"contents": 1.0, "title": 1.0} if meta.fields == "multifield" else None
+    query_ids = list(queries)
+    run: Run = {}
+    depth = k + 1 if remove_query else k
+    with tqdm(total=len(query_ids), desc="BM25 search", unit=" queries", disable=None) as bar:
+        for start in range(0, len(query_ids), batch_size):
+            batch = query_ids[start : start + batch_size]
+            texts = [queries[qid] for qid in batch]
+            if field_weights:
+                results = searcher.batch_search(texts, batch, k=depth, threads=threads, fields=field_weights)
+            else:
+                results = searcher.batch_search(texts, batch, k=depth, threads=threads)
+            for query_id in batch:
+                hits = [(hit.docid, float(hit.score)) for hit in results.get(query_id, [])]
+                if remove_query:
+                    hits = [hit for hit in hits if hit[0] != query_id]
+                run[query_id] = hits[:k]
+            bar.update(len(batch))
+    searcher.close()
+    return run

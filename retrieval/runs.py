@@ -1,0 +1,46 @@
+"""TREC run files (`qid Q0 docid rank score tag`): the exchange format between every stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from retrieval.atomic import atomic_file
+from retrieval.beir import iter_text_lines
+from retrieval.errors import DataFormatError
+
+Run = dict[str, list[tuple[str, float]]]
+"""query id -> [(passage id, score)], best first."""
+
+
+def ranked(hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Order hits as trec_eval does: score descending, ties broken by passage id descending."""
+    return sorted(hits, key=lambda hit: (hit[1], hit[0]), reverse=True)
+
+
+def write_run(run: Run, path: str | Path, tag: str = "tandem") -> None:
+    """Write `run` atomically; hits are re-ranked with trec_eval's tie-breaking so ranks agree with scores."""
+    with atomic_file(path) as out:
+        for query_id, hits in run.items():
+            for rank, (doc_id, score) in enumerate(ranked(hits), start=1):
+                out.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
+
+
+def read_run(path: str | Path) -> Run:
+    """Read a TREC run; each query's hits come back best first."""
+    path = Path(path)
+    run: Run = {}
+    for number, line in iter_text_lines(path):
+        columns = line.split()
+        if len(columns) != 6:
+            raise DataFormatError(path, number, f"expected 6 columns 'qid Q0 docid rank score tag', got {len(columns)}")
+        query_id, _, doc_id, _, score, _ = columns
+        try:
+            value = float(score)
+        except ValueError:
+            raise DataFormatError(path, number, f"score '{score}' is not a number") from None
+        run.setdefault(query_id, []).append((doc_id, value))
+    return {query_id: ranked(hits) for query_id, hits in run.items()}
+
+
+def truncate(run: Run, depth: int) -> Run:
+    return {query_id: hits[:depth] for query_id, hits in run.items()}

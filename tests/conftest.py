@@ -1,0 +1,34 @@
+"""Test environment: no network, caches in a temp folder, real BEIR data from ../shared/data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = REPO / "data" / "tiny"
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TANDEM_OFFLINE"] = "1"
+os.environ.setdefault("TANDEM_DATA_DIR", str(REPO.parent / "shared" / "data"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TANDEM_CACHE", str(tmp_path_factory.getbasetemp() / "tandem-cache"))
+
+
+@pytest.fixture
+def tiny_dir() -> Path:
+    return TINY
+
+
+def real_dataset(name: str) -> Path:
+    """The real BEIR folder for an integration test; missing data is a failure, not a skip."""
+    root = Path(os.environ["TANDEM_DATA_DIR"]) / name
+    assert (root / "corpus.jsonl").is_file(), f"integration data missing: {root} (set TANDEM_DATA_DIR)"
+    return root
