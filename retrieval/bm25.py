@@ -118,3 +118,20 @@ def search(
             bar.update(len(batch))
     searcher.close()
     return run
+
+
+class Bm25Scorer:
+    """BM25 score of given (query, passage) pairs, for passages a search did not return
+    (the mining job needs the positive's score to apply its margin filter)."""
+
+    def __init__(self, index_dir: str | Path, k1: float = 0.9, b: float = 0.4) -> None:
+        read_index_meta(index_dir)
+        ensure_jvm()
+        import jnius
+        from pyserini.index.lucene import LuceneIndexReader
+
+        self.reader = LuceneIndexReader(str(index_dir))
+        self.similarity = jnius.autoclass("org.apache.lucene.search.similarities.BM25Similarity")(k1, b)
+
+    def score(self, query: str, doc_id: str) -> float:
+        return float(self.reader.compute_query_document_score(doc_id, query, similarity=self.similarity))

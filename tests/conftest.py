@@ -32,3 +32,11 @@ def real_dataset(name: str) -> Path:
     root = Path(os.environ["TANDEM_DATA_DIR"]) / name
     assert (root / "corpus.jsonl").is_file(), f"integration data missing: {root} (set TANDEM_DATA_DIR)"
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT folder whose vocabulary covers data/tiny."""
+    from tests.tiny_models import build_tiny_bert, tiny_texts
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), tiny_texts(TINY))

@@ -1,0 +1,89 @@
+"""`tandem mine`: hard-negative mining into a training-groups JSONL."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from pipelines.commands.common import add_dataset_args, dataset_from, write_config
+from retrieval import bm25
+from retrieval.atomic import atomic_file
+from retrieval.errors import TandemError
+from retrieval.groups import write_groups
+from retrieval.mining import MiningConfig, MiningStats, mine_groups, parse_rank_range
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "mine",
+        help="mine hard negatives into training groups (JSONL)",
+        description="Retrieve the top --depth passages for every training query from a dense index and/or BM25, "
+        "drop judged positives and likely false negatives, sample --num-negatives per query and write one "
+        "group per (query, positive). Statistics go to GROUPS.stats.json.",
+    )
+    add_dataset_args(parser, split="train")
+    parser.add_argument("--out", required=True, type=Path, help="groups JSONL to write")
+    parser.add_argument("--index", type=Path, help="dense index directory (from `tandem index build`)")
+    parser.add_argument("--bm25-index", type=Path, help="BM25 index directory (from `tandem bm25 index`)")
+    parser.add_argument("--num-negatives", type=int, default=30, help="negatives kept per query (default: 30)")
+    parser.add_argument(
+        "--depth", type=int, default=100, help="candidates retrieved per query and source (default: 100)"
+    )
+    parser.add_argument("--rank-range", metavar="A:B", help="keep only candidates ranked A..B (1-based), e.g. 10:100")
+    parser.add_argument(
+        "--margin", type=float, help="drop candidates scoring above MARGIN x the positive's score (e.g. 0.95)"
+    )
+    parser.add_argument(
+        "--reranker", type=Path, help="cross-encoder folder: drop candidates it scores above the positive"
+    )
+    parser.add_argument("--seed", type=int, default=42, help="sampling seed (default: 42)")
+    parser.add_argument("--shard-id", type=int, default=0, help="this shard of the queries (default: 0)")
+    parser.add_argument(
+        "--num-shards", type=int, default=1, help="split the queries into this many shards (default: 1)"
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="encoder / reranker batch size (default: 64)")
+    parser.set_defaults(handler=run_mine)
+
+
+def run_mine(args: argparse.Namespace) -> int:
+    if not args.index and not args.bm25_index:
+        raise TandemError("give --index (dense), --bm25-index, or both")
+    if not 0 <= args.shard_id < args.num_shards:
+        raise TandemError(f"--shard-id must be in 0..{args.num_shards - 1}")
+    try:
+        config = MiningConfig(args.num_negatives, args.depth, parse_rank_range(args.rank_range), args.margin, args.seed)
+    except ValueError as err:
+        raise TandemError(str(err)) from None
+    dataset = dataset_from(args)
+    qrels = dataset.qrels(args.split)
+    queries = dataset.split_queries(args.split)
+    queries = {qid: text for i, (qid, text) in enumerate(queries.items()) if i % args.num_shards == args.shard_id}
+    sources, scorers = {}, {}
+    if args.bm25_index:
+        meta = bm25.read_index_meta(args.bm25_index)
+        if meta.corpus_fingerprint != dataset.corpus_fingerprint:
+            raise TandemError(f"{args.bm25_index} indexes another corpus ({meta.corpus_path})")
+        sources["bm25"] = bm25.search(args.bm25_index, queries, k=args.depth, remove_query=True)
+        if args.margin is not None:
+            scorer = bm25.Bm25Scorer(args.bm25_index)
+            scorers["bm25"] = lambda qid, pid: scorer.score(queries[qid], pid)
+    if args.index:
+        from retrieval.dense import dense_candidates
+
+        sources["dense"], scorers["dense"] = dense_candidates(args.index, dataset, queries, args.depth, args.batch_size)
+    reranker_filter = None
+    if args.reranker:
+        from rerank.filter import cross_encoder_filter
+
+        reranker_filter = cross_encoder_filter(args.reranker, dataset.corpus, args.batch_size)
+    stats = MiningStats()
+    groups = mine_groups(queries, qrels, dataset.corpus, sources, scorers, config, stats, reranker_filter)
+    write_groups(groups, args.out)
+    with atomic_file(args.out.with_name(args.out.name + ".stats.json")) as out:
+        out.write(json.dumps({"config": asdict(config), **stats.to_dict()}, indent=2) + "\n")
+    write_config(args.out.with_name(args.out.name + ".config.json"), args)
+    print(stats.summary())
+    print(f"wrote {stats.groups} groups to {args.out}")
+    return 0

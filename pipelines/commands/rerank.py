@@ -1,0 +1,109 @@
+"""`tandem reranker train` and `tandem rerank`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from pipelines.commands.common import add_dataset_args, dataset_from, write_config
+from rerank.model import CrossEncoder
+from rerank.rerank import rerank_run
+from rerank.train import RerankerConfig, train_reranker
+from retrieval.errors import TandemError
+from retrieval.groups import read_groups
+from retrieval.runs import read_run, write_run
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    trainer = commands.add_parser("reranker", help="train a cross-encoder reranker")
+    sub = trainer.add_subparsers(dest="reranker_command", metavar="ACTION", required=True)
+    train = sub.add_parser(
+        "train",
+        help="train a cross-encoder on mined groups (listwise NLL or pointwise BCE)",
+        description="Fine-tune a cross-encoder on training groups (from `tandem mine`). Each step scores B groups of "
+        "1 positive + N negatives (negatives resampled every epoch) in one forward pass. --loss nll: softmax "
+        "cross-entropy over each group (localized contrastive estimation); --loss bce: pointwise baseline on the "
+        "same pairs. Saves a Hugging Face folder that also loads as a sentence-transformers CrossEncoder.",
+    )
+    train.add_argument("--groups", required=True, type=Path, help="training groups JSONL")
+    train.add_argument("--out", required=True, type=Path, help="output model folder (checkpoints inside)")
+    train.add_argument("--model", help="start model: HF name or folder (default: all-MiniLM-L6-v2, offline copy)")
+    train.add_argument("--loss", choices=["nll", "bce"], default="nll", help="training loss (default: nll)")
+    train.add_argument("--group-size", type=int, default=8, help="passages per group, N+1 (default: 8)")
+    train.add_argument("--batch-queries", type=int, default=4, help="groups per step, B (default: 4)")
+    train.add_argument("--epochs", type=float, default=1.0, help="epochs over the groups (default: 1)")
+    train.add_argument("--lr", type=float, default=2e-5, help="peak learning rate (default: 2e-5)")
+    train.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of steps (default: 0.1)")
+    train.add_argument("--max-length", type=int, default=256, help="max tokens per pair (default: 256)")
+    train.add_argument("--grad-accumulation", type=int, default=1, help="steps accumulated per update (default: 1)")
+    train.add_argument("--attention-dropout", type=float, default=0.0,
+                       help="attention-probability dropout; 0 enables the fast SDPA kernel (default: 0.0)")  # fmt: skip
+    train.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                       help="autocast: auto = bf16 on CUDA, fp32 on CPU (default: auto)")  # fmt: skip
+    train.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for activation memory")
+    train.add_argument(
+        "--save-every", type=int, default=0, help="checkpoint every K steps (default: 0 = only at the end)"
+    )
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    train.add_argument("--seed", type=int, default=42, help="seed for sampling and initialisation (default: 42)")
+    train.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    train.set_defaults(handler=run_train)
+
+    rerank = commands.add_parser(
+        "rerank",
+        help="rerank the top of a run with a cross-encoder",
+        description="Rescore the top --depth hits of each query; the rest keep their order beneath.",
+    )
+    rerank.add_argument("--run", required=True, type=Path, help="first-stage TREC run")
+    add_dataset_args(rerank)
+    rerank.add_argument("--model", required=True, help="cross-encoder folder or HF name")
+    rerank.add_argument("--depth", type=int, default=100, help="hits per query to rescore (default: 100)")
+    rerank.add_argument("--out", required=True, type=Path, help="reranked TREC run to write")
+    rerank.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass (default: 64)")
+    rerank.add_argument("--max-length", type=int, help="max tokens per pair (default: the model's)")
+    rerank.add_argument("--interpolate", type=float, metavar="ALPHA",
+                        help="report ALPHA*CE + (1-ALPHA)*first-stage (min-max normalised) instead of the CE score")  # fmt: skip
+    rerank.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
+    rerank.add_argument("--device", help="cpu, cuda (default: cuda if available)")
+    rerank.set_defaults(handler=run_rerank)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.group_size < 2:
+        raise TandemError("--group-size must be at least 2 (1 positive + at least 1 negative)")
+    groups = read_groups(args.groups)
+    config = RerankerConfig(
+        model=args.model, loss=args.loss, group_size=args.group_size, batch_queries=args.batch_queries,
+        max_length=args.max_length, attention_dropout=args.attention_dropout, device=args.device,
+        epochs=args.epochs, learning_rate=args.lr, warmup_ratio=args.warmup, grad_accumulation=args.grad_accumulation,
+        precision=args.precision, gradient_checkpointing=args.gradient_checkpointing, save_every=args.save_every,
+        seed=args.seed,
+    )  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_config(args.out / "command.json", args)
+    try:
+        summary = train_reranker(groups, config, args.out, resume=args.resume)
+    except ValueError as err:
+        raise TandemError(str(err)) from None
+    print(
+        f"trained {summary['steps']} steps on {summary['groups']} groups in {summary['seconds']:.0f} s; saved {args.out}"
+    )
+    return 0
+
+
+def run_rerank(args: argparse.Namespace) -> int:
+    dataset = dataset_from(args)
+    run = read_run(args.run)
+    queries = dataset.queries
+    model = CrossEncoder.from_pretrained(args.model, max_length=args.max_length).to_device(args.device)
+    started = time.perf_counter()
+    reranked = rerank_run(run, queries, dataset.corpus, model, args.depth, args.batch_size, args.interpolate)
+    seconds = time.perf_counter() - started
+    pairs = sum(min(len(h), args.depth) for h in run.values())
+    write_run(reranked, args.out, tag="rerank" if args.interpolate is None else f"rerank-interp{args.interpolate}")
+    write_config(args.out.with_name(args.out.name + ".config.json"), args, seconds=seconds, pairs=pairs)
+    print(
+        f"reranked {pairs} pairs of {len(run)} queries in {seconds:.1f} s ({pairs / seconds:.1f} pairs/s); wrote {args.out}"
+    )
+    return 0

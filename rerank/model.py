@@ -1,0 +1,104 @@
+"""CrossEncoder: one transformer reads `[CLS] query [SEP] passage [SEP]` and emits one raw logit.
+
+It is a plain `AutoModelForSequenceClassification` with `num_labels=1`, so a saved folder loads
+unchanged in `transformers` and as a `sentence_transformers.CrossEncoder`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BatchEncoding
+
+from retrieval.batching import length_sorted_batches
+from retrieval.models import pick_device, resolve_model
+from retrieval.training import autocast
+
+CONFIG_FILE = "tandem_cross_encoder.json"
+
+
+class CrossEncoder(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, tokenizer, max_length: int = 256) -> None:
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path | None = None,
+        max_length: int | None = None,
+        attention_dropout: float | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> CrossEncoder:
+        """Load a cross-encoder, or start one from any encoder (its one-logit head is then new).
+
+        `attention_dropout=0.0` lets PyTorch's fast SDPA attention kernel run during training."""
+        path = resolve_model(name_or_path)
+        kwargs = {"num_labels": 1}
+        if attention_dropout is not None:
+            kwargs["attention_probs_dropout_prob"] = attention_dropout
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        saved = Path(path) / CONFIG_FILE
+        if max_length is None:
+            max_length = json.loads(saved.read_text())["max_length"] if saved.is_file() else 256
+        return cls(model, tokenizer, max_length)
+
+    def save_pretrained(self, out_dir: str | Path) -> None:
+        out_dir = Path(out_dir)
+        self.model.save_pretrained(out_dir)
+        self.tokenizer.save_pretrained(out_dir)
+        (out_dir / CONFIG_FILE).write_text(json.dumps({"max_length": self.max_length}, indent=2) + "\n")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def tokenize(self, queries: Sequence[str], passages: Sequence[str]) -> BatchEncoding:
+        """Pairs padded to the longest in the batch; only the passage side is truncated."""
+        return self.tokenizer(
+            list(queries),
+            list(passages),
+            padding=True,
+            truncation="only_second",
+            max_length=self.max_length,
+            return_tensors="pt",
+        ).to(self.device)
+
+    def forward(self, batch: BatchEncoding) -> torch.Tensor:
+        """Raw logits, shape (pairs,)."""
+        return self.model(**batch).logits.squeeze(-1)
+
+    @torch.inference_mode()
+    def score(
+        self,
+        queries: Sequence[str],
+        passages: Sequence[str],
+        batch_size: int = 64,
+        precision: str = "auto",
+        show_progress: bool = True,
+    ) -> np.ndarray:
+        """Logits for each (query, passage) pair; pairs are batched longest-first to pad little."""
+        if len(queries) != len(passages):
+            raise ValueError("queries and passages must have the same length")
+        self.model.eval()
+        lengths = [len(q) + len(p) for q, p in zip(queries, passages, strict=True)]
+        scores = np.empty(len(queries), dtype=np.float32)
+        batches = length_sorted_batches(lengths, batch_size)
+        for batch in tqdm(batches, desc="scoring pairs", unit=" batches", disable=None if show_progress else True):
+            encoded = self.tokenize([queries[i] for i in batch], [passages[i] for i in batch])
+            with autocast(precision, self.device):
+                logits = self.forward(encoded)
+            scores[batch] = logits.float().cpu().numpy()
+        return scores
+
+    def to_device(self, device: str | None = None) -> CrossEncoder:
+        return self.to(pick_device(device))

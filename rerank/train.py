@@ -1,0 +1,106 @@
+"""Cross-encoder training over N+1 groups: listwise NLL (default) or the pointwise BCE baseline.
+
+Each step takes B groups; for each, one positive and N negatives sampled afresh every epoch, and
+scores all B*(N+1) pairs in one forward pass. The logits are laid out (B, N+1) with the positive in
+column 0, which is exactly what ListwiseNLLLoss and PointwiseBCELoss take, so the two losses see
+identical data, steps and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from rerank.model import CrossEncoder
+from retrieval.groups import TrainingGroup
+from retrieval.losses import make_loss
+from retrieval.training import TrainingConfig, TrainLoop, seed_everything, setup_distributed
+
+log = logging.getLogger(__name__)
+
+Batch = list[tuple[str, list[str]]]
+"""One training batch: (query, [positive, negative_1 .. negative_N]) per group."""
+
+
+@dataclass
+class RerankerConfig(TrainingConfig):
+    model: str | None = None
+    loss: str = "nll"
+    group_size: int = 8
+    batch_queries: int = 4
+    max_length: int = 256
+    attention_dropout: float = 0.0
+    device: str | None = None
+
+
+def sample_group(group: TrainingGroup, group_size: int, rng: random.Random) -> list[str]:
+    """[positive, N negatives] texts. Negatives are drawn without replacement when the group has
+    enough, else with replacement (so every group has the same shape)."""
+    positive = rng.choice(group.positives).text
+    wanted = group_size - 1
+    pool = group.negatives
+    negatives = rng.sample(pool, wanted) if len(pool) >= wanted else rng.choices(pool, k=wanted)
+    return [positive, *(n.text for n in negatives)]
+
+
+def epoch_batches(
+    groups: list[TrainingGroup], config: RerankerConfig, epoch: int, rank: int = 0, world_size: int = 1
+) -> Iterator[Batch]:
+    """The batches of one epoch for this process: groups shuffled by (seed, epoch), then dealt to
+    processes so each sees a disjoint, equal share."""
+    rng = random.Random(config.seed * 1_000_003 + epoch)
+    order = list(range(len(groups)))
+    rng.shuffle(order)
+    per_step = config.batch_queries * world_size
+    usable = len(order) - len(order) % per_step
+    for start in range(0, usable, per_step):
+        mine = order[start + rank * config.batch_queries : start + (rank + 1) * config.batch_queries]
+        yield [(groups[i].query, sample_group(groups[i], config.group_size, rng)) for i in mine]
+
+
+def train_reranker(groups: list[TrainingGroup], config: RerankerConfig, out_dir: Path, resume: bool = False) -> dict:
+    """Train and save a cross-encoder into `out_dir` (HF format); returns a summary."""
+    groups = [g for g in groups if g.negatives]
+    if not groups:
+        raise ValueError("no training group has a negative passage")
+    context = setup_distributed(config.device)
+    seed_everything(config.seed)
+    model = CrossEncoder.from_pretrained(
+        config.model, max_length=config.max_length, attention_dropout=config.attention_dropout
+    )
+    if config.gradient_checkpointing:
+        model.model.gradient_checkpointing_enable()
+    model.to(context.device)
+    trainable = DistributedDataParallel(model) if context.enabled else model
+    loss_function = make_loss(config.loss)
+
+    def loss_fn(batch: Batch) -> torch.Tensor:
+        queries = [query for query, texts in batch for _ in texts]
+        passages = [text for _, texts in batch for text in texts]
+        logits = trainable(model.tokenize(queries, passages)).view(len(batch), config.group_size)
+        return loss_function(logits)
+
+    batches_per_epoch = len(groups) // (config.batch_queries * context.world_size)
+    if batches_per_epoch == 0:
+        raise ValueError(
+            f"{len(groups)} groups are fewer than one batch of {config.batch_queries} x {context.world_size}"
+        )
+    loop = TrainLoop(trainable, config, out_dir, batches_per_epoch, context, model.save_pretrained)
+    if resume:
+        loop.resume()
+    summary = loop.run(lambda epoch: epoch_batches(groups, config, epoch, context.rank, context.world_size), loss_fn)
+    if context.is_main:
+        model.save_pretrained(out_dir)
+        (out_dir / "training_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    return {
+        **summary,
+        "groups": len(groups),
+        "pairs_per_step": config.batch_queries * config.group_size * context.world_size,
+    }

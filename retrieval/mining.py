@@ -1,0 +1,169 @@
+"""Hard-negative mining: retrieve candidates for every training query, drop positives and likely
+false negatives, sample N negatives per query and write one training group per (query, positive).
+
+False-negative control (unjudged passages that are really relevant are the main reason rerankers
+trained on a strong retriever's negatives get worse):
+- a rank window `A:B` keeps only candidates ranked A..B (1-based, inclusive) by their source;
+- `margin` drops candidates scoring above margin x the positive's score under the same source
+  (NV-Retriever's "TopK-PercPos", Moreira et al. 2024);
+- an optional cross-encoder drops candidates it scores above the query's positive.
+Sampling is seeded per query, so output depends only on the seed, not on sharding or batching.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from retrieval.beir import Corpus, Qrels
+from retrieval.groups import Passage, TrainingGroup
+
+Candidates = dict[str, list[tuple[str, float]]]
+"""query id -> [(passage id, score)], best first, from one source."""
+PositiveScorer = Callable[[str, str], float]
+"""(query id, positive id) -> that positive's score under a source."""
+
+
+@dataclass
+class MiningConfig:
+    num_negatives: int = 30
+    depth: int = 100
+    rank_range: tuple[int, int] | None = None
+    margin: float | None = None
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.rank_range is not None:
+            low, high = self.rank_range
+            if not 1 <= low <= high:
+                raise ValueError(f"rank range {low}:{high} must satisfy 1 <= A <= B")
+        if self.margin is not None and not 0 < self.margin:
+            raise ValueError("margin must be positive (e.g. 0.95)")
+
+
+@dataclass
+class MiningStats:
+    queries: int = 0
+    groups: int = 0
+    queries_short_of_negatives: int = 0
+    candidates: int = 0
+    removed: Counter = field(default_factory=Counter)
+    kept_rank_histogram: Counter = field(default_factory=Counter)
+    negatives_per_group: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict:
+        return {
+            "queries": self.queries,
+            "groups": self.groups,
+            "queries_short_of_negatives": self.queries_short_of_negatives,
+            "candidates": self.candidates,
+            "removed": dict(sorted(self.removed.items())),
+            "negatives_per_group": dict(sorted(self.negatives_per_group.items())),
+            "kept_rank_histogram": {
+                f"{b * 10 + 1}-{b * 10 + 10}": n for b, n in sorted(self.kept_rank_histogram.items())
+            },
+        }
+
+    def summary(self) -> str:
+        lines = [
+            f"queries: {self.queries}, groups written: {self.groups}, candidates seen: {self.candidates}",
+            f"queries with fewer negatives than asked: {self.queries_short_of_negatives}",
+            "removed: " + (", ".join(f"{k} {v}" for k, v in sorted(self.removed.items())) or "nothing"),
+            "negatives per group: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.negatives_per_group.items())),
+            "kept ranks: " + ", ".join(f"{k} {v}" for k, v in self.to_dict()["kept_rank_histogram"].items()),
+        ]
+        return "\n".join(lines)
+
+
+@dataclass
+class Candidate:
+    doc_id: str
+    score: float
+    rank: int
+    source: str
+
+
+def query_rng(seed: int, query_id: str) -> random.Random:
+    digest = hashlib.sha256(f"{seed}:{query_id}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def filter_candidates(
+    query_id: str,
+    positives: dict[str, int],
+    sources: dict[str, Candidates],
+    positive_scorers: dict[str, PositiveScorer],
+    config: MiningConfig,
+    stats: MiningStats,
+) -> list[Candidate]:
+    """Merge the sources' candidates for one query (a passage found by several keeps its best rank
+    and records every source) after removing positives, out-of-window ranks and margin violations."""
+    kept: dict[str, Candidate] = {}
+    for source, candidates in sources.items():
+        hits = candidates.get(query_id, [])[: config.depth]
+        threshold = None
+        if config.margin is not None and positives:
+            positive_score = min(positive_scorers[source](query_id, pid) for pid in positives)
+            threshold = config.margin * positive_score
+        for rank, (doc_id, score) in enumerate(hits, start=1):
+            stats.candidates += 1
+            if doc_id in positives:
+                stats.removed["judged positive"] += 1
+            elif config.rank_range and not config.rank_range[0] <= rank <= config.rank_range[1]:
+                stats.removed["outside rank range"] += 1
+            elif threshold is not None and score > threshold:
+                stats.removed[f"above margin x positive score ({source})"] += 1
+            elif doc_id in kept:
+                kept[doc_id].source = "+".join(sorted({*kept[doc_id].source.split("+"), source}))
+                kept[doc_id].rank = min(kept[doc_id].rank, rank)
+            else:
+                kept[doc_id] = Candidate(doc_id, score, rank, source)
+    return sorted(kept.values(), key=lambda c: (c.rank, c.source, c.doc_id))
+
+
+def mine_groups(
+    queries: dict[str, str],
+    qrels: Qrels,
+    corpus: Corpus,
+    sources: dict[str, Candidates],
+    positive_scorers: dict[str, PositiveScorer],
+    config: MiningConfig,
+    stats: MiningStats,
+    reranker_filter: Callable[[str, list[str], list[Candidate]], list[Candidate]] | None = None,
+) -> Iterator[TrainingGroup]:
+    """Yield one group per (query, judged positive), in query order; `stats` is filled as they go."""
+    for query_id, query in queries.items():
+        positives = {doc_id: rel for doc_id, rel in qrels.get(query_id, {}).items() if rel > 0 and doc_id in corpus}
+        if not positives:
+            continue
+        stats.queries += 1
+        candidates = filter_candidates(query_id, positives, sources, positive_scorers, config, stats)
+        if reranker_filter is not None and candidates:
+            survivors = reranker_filter(query, list(positives), candidates)
+            stats.removed["cross-encoder scores above positive"] += len(candidates) - len(survivors)
+            candidates = survivors
+        rng = query_rng(config.seed, query_id)
+        chosen = candidates if len(candidates) <= config.num_negatives else rng.sample(candidates, config.num_negatives)
+        chosen.sort(key=lambda c: (c.rank, c.doc_id))
+        if len(chosen) < config.num_negatives:
+            stats.queries_short_of_negatives += 1
+        negatives = [Passage(c.doc_id, corpus.passage(c.doc_id), round(c.score, 6), c.rank, c.source) for c in chosen]
+        stats.kept_rank_histogram.update((c.rank - 1) // 10 for c in chosen)
+        for positive_id in positives:
+            stats.groups += 1
+            stats.negatives_per_group[len(negatives)] += 1
+            yield TrainingGroup(query_id, query, [Passage(positive_id, corpus.passage(positive_id))], negatives)
+
+
+def parse_rank_range(text: str | None) -> tuple[int, int] | None:
+    """`A:B` -> (A, B); None stays None."""
+    if text is None:
+        return None
+    try:
+        low, high = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise ValueError(f"--rank-range takes A:B with whole numbers, e.g. 10:100, not '{text}'") from None
+    return low, high

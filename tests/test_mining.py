@@ -1,0 +1,96 @@
+"""Mining never keeps a judged positive, is byte-for-byte deterministic for a seed, and applies its
+false-negative filters; on SciFact train from BM25 as well."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import main
+from retrieval.beir import BeirDataset
+from retrieval.groups import read_groups
+from retrieval.mining import MiningConfig, MiningStats, mine_groups, parse_rank_range
+from tests.conftest import real_dataset
+
+
+def fake_source(dataset: BeirDataset) -> dict[str, list[tuple[str, float]]]:
+    """Every passage for every query, scored by position: rank r has score 100 - r."""
+    return {qid: [(d, 100.0 - r) for r, d in enumerate(dataset.corpus.ids, start=1)] for qid in dataset.queries}
+
+
+def mine(dataset: BeirDataset, config: MiningConfig, scorers=None) -> tuple[list, MiningStats]:
+    stats = MiningStats()
+    groups = list(
+        mine_groups(
+            dataset.queries,
+            dataset.qrels("test"),
+            dataset.corpus,
+            {"fake": fake_source(dataset)},
+            scorers or {},
+            config,
+            stats,
+        )
+    )
+    return groups, stats
+
+
+def test_positives_are_never_negatives(tiny_dir: Path) -> None:
+    dataset = BeirDataset(tiny_dir)
+    groups, stats = mine(dataset, MiningConfig(num_negatives=20, depth=12))
+    qrels = dataset.qrels("test")
+    assert len(groups) == stats.groups == 4  # one per (query, positive): q2 has two
+    for group in groups:
+        assert not {n.id for n in group.negatives} & set(qrels[group.query_id])
+        assert len(group.negatives) == 12 - len(qrels[group.query_id])
+    assert stats.removed["judged positive"] == 4
+    assert stats.queries_short_of_negatives == 3
+
+
+def test_rank_window_and_margin(tiny_dir: Path) -> None:
+    dataset = BeirDataset(tiny_dir)
+    groups, stats = mine(dataset, MiningConfig(num_negatives=20, depth=12, rank_range=(3, 8)))
+    assert all(3 <= n.rank <= 8 for g in groups for n in g.negatives)
+    assert stats.removed["outside rank range"] > 0
+    # positives score 100 under the scorer: margin 0.95 drops candidates above 95, i.e. ranks 1-4 (99..96)
+    groups, stats = mine(dataset, MiningConfig(num_negatives=20, depth=12, margin=0.95), {"fake": lambda q, p: 100.0})
+    q5 = next(g for g in groups if g.query_id == "q5")
+    assert q5.negatives and all(n.score <= 95 and n.rank >= 5 for n in q5.negatives)
+    assert stats.removed["above margin x positive score (fake)"] > 0
+    with pytest.raises(ValueError, match="rank range"):
+        MiningConfig(rank_range=(5, 2))
+    with pytest.raises(ValueError, match="A:B"):
+        parse_rank_range("ten:20")
+
+
+def test_sampling_depends_only_on_seed(tiny_dir: Path) -> None:
+    dataset = BeirDataset(tiny_dir)
+    a, _ = mine(dataset, MiningConfig(num_negatives=3, depth=12, seed=7))
+    b, _ = mine(dataset, MiningConfig(num_negatives=3, depth=12, seed=7))
+    c, _ = mine(dataset, MiningConfig(num_negatives=3, depth=12, seed=8))
+    assert [g.to_json() for g in a] == [g.to_json() for g in b]
+    assert [g.to_json() for g in a] != [g.to_json() for g in c]
+
+
+@pytest.mark.integration
+def test_scifact_bm25_mining_cli(tmp_path: Path) -> None:
+    scifact = str(real_dataset("scifact"))
+    index = tmp_path / "bm25"
+    assert main(["bm25", "index", "--dataset", scifact, "--out", str(index)]) == 0
+    outputs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.jsonl"
+        args = ["mine", "--dataset", scifact, "--split", "train", "--bm25-index", str(index), "--out", str(out)]
+        assert main([*args, "--num-negatives", "8", "--depth", "50", "--rank-range", "3:50", "--seed", "11"]) == 0
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    dataset = BeirDataset(scifact)
+    qrels = dataset.qrels("train")
+    groups = read_groups(tmp_path / "a.jsonl")
+    assert len(groups) == sum(1 for judged in qrels.values() for rel in judged.values() if rel > 0)
+    for group in groups:
+        assert not {n.id for n in group.negatives} & {d for d, rel in qrels[group.query_id].items() if rel > 0}
+        assert all(3 <= n.rank <= 50 and n.source == "bm25" for n in group.negatives)
+    stats = json.loads((tmp_path / "a.jsonl.stats.json").read_text())
+    assert stats["groups"] == len(groups) and stats["removed"]["judged positive"] > 0

@@ -1,0 +1,159 @@
+"""Cross-encoder: group layout, training lowers the loss, exact resume, HF/sentence-transformers
+compatibility, and reranking semantics. All on a tiny random BERT."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rerank.model import CrossEncoder
+from rerank.rerank import rerank_run
+from rerank.train import RerankerConfig, epoch_batches, sample_group, train_reranker
+from retrieval.beir import BeirDataset
+from retrieval.groups import Passage, TrainingGroup
+from retrieval.losses import ListwiseNLLLoss
+from retrieval.training import TrainLoop
+
+
+def tiny_groups(dataset: BeirDataset) -> list[TrainingGroup]:
+    corpus = dataset.corpus
+    groups = []
+    for query_id, judged in {**dataset.qrels("train"), **dataset.qrels("test")}.items():
+        for positive in judged:
+            negatives = [Passage(d, corpus.passage(d), rank=i) for i, d in enumerate(corpus.ids) if d not in judged]
+            groups.append(
+                TrainingGroup(
+                    query_id, dataset.queries[query_id], [Passage(positive, corpus.passage(positive))], negatives
+                )
+            )
+    return groups
+
+
+@pytest.fixture
+def dataset(tiny_dir: Path) -> BeirDataset:
+    return BeirDataset(tiny_dir)
+
+
+def test_groups_are_laid_out_positive_first(dataset: BeirDataset) -> None:
+    groups = tiny_groups(dataset)
+    config = RerankerConfig(group_size=4, batch_queries=2, seed=1)
+    batches = list(epoch_batches(groups, config, epoch=0))
+    assert len(batches) == len(groups) // 2
+    positives: dict[str, set[str]] = {}
+    for group in groups:
+        positives.setdefault(group.query, set()).update(p.text for p in group.positives)
+    for batch in batches:
+        for query, texts in batch:
+            assert len(texts) == 4
+            assert texts[0] in positives[query]
+            assert not set(texts[1:]) & positives[query]
+    # fresh negatives every epoch, same for the same epoch
+    assert list(epoch_batches(groups, config, 0)) == batches
+    assert list(epoch_batches(groups, config, 1)) != batches
+
+
+def test_processes_get_disjoint_equal_shares(dataset: BeirDataset) -> None:
+    groups = tiny_groups(dataset)  # 7 groups: 3 steps of 2 processes x 1 group, one group left over
+    config = RerankerConfig(group_size=2, batch_queries=1)
+    shares = [[q for b in epoch_batches(groups, config, 0, rank, 2) for q, _ in b] for rank in (0, 1)]
+    assert len(shares[0]) == len(shares[1]) == 3
+    assert not Counter(shares[0] + shares[1]) - Counter(g.query for g in groups)
+
+
+def test_short_groups_sample_with_replacement() -> None:
+    group = TrainingGroup("q", "query", [Passage("p", "pos")], [Passage("n", "neg")])
+    assert sample_group(group, 4, random.Random(0)) == ["pos", "neg", "neg", "neg"]
+
+
+def test_training_lowers_the_loss(dataset: BeirDataset, tiny_bert: Path, tmp_path: Path) -> None:
+    groups = tiny_groups(dataset)
+    config = RerankerConfig(
+        model=str(tiny_bert), group_size=4, batch_queries=2, epochs=25, learning_rate=3e-3, warmup_ratio=0.0, seed=3
+    )
+    fixed = next(epoch_batches(groups, config, 0))
+
+    def batch_loss(model: CrossEncoder) -> float:
+        queries = [q for q, texts in fixed for _ in texts]
+        passages = [t for _, texts in fixed for t in texts]
+        with torch.no_grad():
+            model.eval()
+            return ListwiseNLLLoss()(model(model.tokenize(queries, passages)).view(2, 4)).item()
+
+    torch.manual_seed(config.seed)
+    before = batch_loss(CrossEncoder.from_pretrained(tiny_bert))
+    train_reranker(groups, config, tmp_path / "ce")
+    after = batch_loss(CrossEncoder.from_pretrained(tmp_path / "ce"))
+    assert after < before - 0.3, (before, after)
+    log = (tmp_path / "ce" / "loss.csv").read_text().splitlines()
+    assert log[0] == "step,epoch,loss,learning_rate,seconds" and len(log) > 2
+
+
+def test_bce_trains_on_the_same_batches(dataset: BeirDataset, tiny_bert: Path, tmp_path: Path) -> None:
+    groups = tiny_groups(dataset)
+    config = RerankerConfig(model=str(tiny_bert), loss="bce", group_size=4, batch_queries=2, epochs=1, seed=3)
+    summary = train_reranker(groups, config, tmp_path / "bce")
+    assert summary["steps"] == len(groups) // 2
+
+
+def test_resume_continues_exactly(
+    dataset: BeirDataset, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups = tiny_groups(dataset)
+    config = RerankerConfig(model=str(tiny_bert), group_size=3, batch_queries=2, epochs=2, learning_rate=5e-4, seed=5)
+    train_reranker(groups, config, tmp_path / "straight")
+
+    checkpointed = RerankerConfig(**{**config.__dict__, "save_every": 2})
+    save = TrainLoop.save_checkpoint
+
+    def save_then_crash(self: TrainLoop) -> None:
+        save(self)
+        if self.state.step == 4:  # mid second epoch (3 steps per epoch)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainLoop, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_reranker(groups, checkpointed, tmp_path / "resumed")
+    monkeypatch.undo()
+    assert [p.name for p in (tmp_path / "resumed").glob("checkpoint-*")] == ["checkpoint-4"]
+    train_reranker(groups, checkpointed, tmp_path / "resumed", resume=True)
+
+    straight = CrossEncoder.from_pretrained(tmp_path / "straight").model.state_dict()
+    resumed = CrossEncoder.from_pretrained(tmp_path / "resumed").model.state_dict()
+    for name, tensor in straight.items():
+        torch.testing.assert_close(tensor, resumed[name], msg=name)
+
+
+def test_saved_model_loads_in_transformers_and_sentence_transformers(tiny_bert: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    model = CrossEncoder.from_pretrained(tiny_bert, max_length=64)
+    model.save_pretrained(tmp_path / "ce")
+    ours = model.score(["aspirin heart"], ["aspirin reduces heart attack risk"], show_progress=False)
+    hf = AutoModelForSequenceClassification.from_pretrained(tmp_path / "ce")
+    assert hf.config.num_labels == 1
+    assert CrossEncoder.from_pretrained(tmp_path / "ce").max_length == 64
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    st = sentence_transformers.CrossEncoder(str(tmp_path / "ce"), activation_fn=torch.nn.Identity(), device="cpu")
+    theirs = st.predict([("aspirin heart", "aspirin reduces heart attack risk")])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_rerank_keeps_order_below_depth(dataset: BeirDataset, tiny_bert: Path) -> None:
+    model = CrossEncoder.from_pretrained(tiny_bert)
+    run = {"q2": [(d, 10.0 - i) for i, d in enumerate(dataset.corpus.ids)]}
+    reranked = rerank_run(run, dataset.queries, dataset.corpus, model, depth=5, show_progress=False)["q2"]
+    assert [d for d, _ in reranked[5:]] == dataset.corpus.ids[5:]
+    assert {d for d, _ in reranked[:5]} == set(dataset.corpus.ids[:5])
+    expected = model.score(
+        [dataset.queries["q2"]] * 5, [dataset.corpus.passage(d) for d in dataset.corpus.ids[:5]], show_progress=False
+    )
+    assert [d for d, _ in reranked[:5]] == [dataset.corpus.ids[i] for i in np.argsort(-expected, kind="stable")]
+    mixed = rerank_run(run, dataset.queries, dataset.corpus, model, depth=5, interpolation=0.5, show_progress=False)[
+        "q2"
+    ]
+    assert all(0.0 <= s <= 1.0 for _, s in mixed[:5])
