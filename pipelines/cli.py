@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 
-from pipelines.commands import bm25, evaluate, mine, rerank
+from pipelines.commands import bm25, dense, evaluate, mine, rerank
 from retrieval.errors import TandemError
 
-COMMANDS = [bm25, evaluate, mine, rerank]
+COMMANDS = [bm25, dense, evaluate, mine, rerank]
 
 
 def build_parser() -> argparse.ArgumentParser:

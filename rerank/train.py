@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,14 +17,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from rerank.model import CrossEncoder
-from retrieval.groups import TrainingGroup
+from retrieval.groups import GroupBatch, TrainingGroup, epoch_batches
 from retrieval.losses import make_loss
 from retrieval.training import TrainingConfig, TrainLoop, seed_everything, setup_distributed
 
 log = logging.getLogger(__name__)
-
-Batch = list[tuple[str, list[str]]]
-"""One training batch: (query, [positive, negative_1 .. negative_N]) per group."""
 
 
 @dataclass
@@ -38,31 +33,6 @@ class RerankerConfig(TrainingConfig):
     max_length: int = 256
     attention_dropout: float = 0.0
     device: str | None = None
-
-
-def sample_group(group: TrainingGroup, group_size: int, rng: random.Random) -> list[str]:
-    """[positive, N negatives] texts. Negatives are drawn without replacement when the group has
-    enough, else with replacement (so every group has the same shape)."""
-    positive = rng.choice(group.positives).text
-    wanted = group_size - 1
-    pool = group.negatives
-    negatives = rng.sample(pool, wanted) if len(pool) >= wanted else rng.choices(pool, k=wanted)
-    return [positive, *(n.text for n in negatives)]
-
-
-def epoch_batches(
-    groups: list[TrainingGroup], config: RerankerConfig, epoch: int, rank: int = 0, world_size: int = 1
-) -> Iterator[Batch]:
-    """The batches of one epoch for this process: groups shuffled by (seed, epoch), then dealt to
-    processes so each sees a disjoint, equal share."""
-    rng = random.Random(config.seed * 1_000_003 + epoch)
-    order = list(range(len(groups)))
-    rng.shuffle(order)
-    per_step = config.batch_queries * world_size
-    usable = len(order) - len(order) % per_step
-    for start in range(0, usable, per_step):
-        mine = order[start + rank * config.batch_queries : start + (rank + 1) * config.batch_queries]
-        yield [(groups[i].query, sample_group(groups[i], config.group_size, rng)) for i in mine]
 
 
 def train_reranker(groups: list[TrainingGroup], config: RerankerConfig, out_dir: Path, resume: bool = False) -> dict:
@@ -81,7 +51,7 @@ def train_reranker(groups: list[TrainingGroup], config: RerankerConfig, out_dir:
     trainable = DistributedDataParallel(model) if context.enabled else model
     loss_function = make_loss(config.loss)
 
-    def loss_fn(batch: Batch) -> torch.Tensor:
+    def loss_fn(batch: GroupBatch) -> torch.Tensor:
         queries = [query for query, texts in batch for _ in texts]
         passages = [text for _, texts in batch for text in texts]
         logits = trainable(model.tokenize(queries, passages)).view(len(batch), config.group_size)
@@ -95,7 +65,12 @@ def train_reranker(groups: list[TrainingGroup], config: RerankerConfig, out_dir:
     loop = TrainLoop(trainable, config, out_dir, batches_per_epoch, context, model.save_pretrained)
     if resume:
         loop.resume()
-    summary = loop.run(lambda epoch: epoch_batches(groups, config, epoch, context.rank, context.world_size), loss_fn)
+    summary = loop.run(
+        lambda epoch: epoch_batches(
+            groups, config.group_size, config.batch_queries, config.seed, epoch, context.rank, context.world_size
+        ),
+        loss_fn,
+    )
     if context.is_main:
         model.save_pretrained(out_dir)
         (out_dir / "training_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")

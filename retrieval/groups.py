@@ -7,7 +7,8 @@ Written by the mining job, read by both trainers."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import random
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,3 +83,38 @@ def write_groups(groups: Iterable[TrainingGroup], path: str | Path) -> int:
             out.write(group.to_json() + "\n")
             count += 1
     return count
+
+
+GroupBatch = list[tuple[str, list[str]]]
+"""One training batch: (query, [positive, negative_1 .. negative_N]) per group, positive first."""
+
+
+def sample_group(group: TrainingGroup, group_size: int, rng: random.Random) -> list[str]:
+    """[positive, N negatives] texts. Negatives are drawn without replacement when the group has
+    enough, else with replacement (so every group has the same shape)."""
+    positive = rng.choice(group.positives).text
+    wanted = group_size - 1
+    pool = group.negatives
+    negatives = rng.sample(pool, wanted) if len(pool) >= wanted else rng.choices(pool, k=wanted)
+    return [positive, *(n.text for n in negatives)]
+
+
+def epoch_batches(
+    groups: list[TrainingGroup],
+    group_size: int,
+    batch_queries: int,
+    seed: int,
+    epoch: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterator[GroupBatch]:
+    """The batches of one epoch for this process: groups shuffled by (seed, epoch), then dealt to
+    processes so each sees a disjoint, equal share."""
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(groups)))
+    rng.shuffle(order)
+    per_step = batch_queries * world_size
+    usable = len(order) - len(order) % per_step
+    for start in range(0, usable, per_step):
+        mine = order[start + rank * batch_queries : start + (rank + 1) * batch_queries]
+        yield [(groups[i].query, sample_group(groups[i], group_size, rng)) for i in mine]

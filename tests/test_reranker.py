@@ -13,9 +13,9 @@ import torch
 
 from rerank.model import CrossEncoder
 from rerank.rerank import rerank_run
-from rerank.train import RerankerConfig, epoch_batches, sample_group, train_reranker
+from rerank.train import RerankerConfig, train_reranker
 from retrieval.beir import BeirDataset
-from retrieval.groups import Passage, TrainingGroup
+from retrieval.groups import Passage, TrainingGroup, epoch_batches, sample_group
 from retrieval.losses import ListwiseNLLLoss
 from retrieval.training import TrainLoop
 
@@ -41,8 +41,7 @@ def dataset(tiny_dir: Path) -> BeirDataset:
 
 def test_groups_are_laid_out_positive_first(dataset: BeirDataset) -> None:
     groups = tiny_groups(dataset)
-    config = RerankerConfig(group_size=4, batch_queries=2, seed=1)
-    batches = list(epoch_batches(groups, config, epoch=0))
+    batches = list(epoch_batches(groups, 4, 2, 1, epoch=0))
     assert len(batches) == len(groups) // 2
     positives: dict[str, set[str]] = {}
     for group in groups:
@@ -53,14 +52,13 @@ def test_groups_are_laid_out_positive_first(dataset: BeirDataset) -> None:
             assert texts[0] in positives[query]
             assert not set(texts[1:]) & positives[query]
     # fresh negatives every epoch, same for the same epoch
-    assert list(epoch_batches(groups, config, 0)) == batches
-    assert list(epoch_batches(groups, config, 1)) != batches
+    assert list(epoch_batches(groups, 4, 2, 1, 0)) == batches
+    assert list(epoch_batches(groups, 4, 2, 1, 1)) != batches
 
 
 def test_processes_get_disjoint_equal_shares(dataset: BeirDataset) -> None:
     groups = tiny_groups(dataset)  # 7 groups: 3 steps of 2 processes x 1 group, one group left over
-    config = RerankerConfig(group_size=2, batch_queries=1)
-    shares = [[q for b in epoch_batches(groups, config, 0, rank, 2) for q, _ in b] for rank in (0, 1)]
+    shares = [[q for b in epoch_batches(groups, 2, 1, 42, 0, rank, 2) for q, _ in b] for rank in (0, 1)]
     assert len(shares[0]) == len(shares[1]) == 3
     assert not Counter(shares[0] + shares[1]) - Counter(g.query for g in groups)
 
@@ -75,7 +73,7 @@ def test_training_lowers_the_loss(dataset: BeirDataset, tiny_bert: Path, tmp_pat
     config = RerankerConfig(
         model=str(tiny_bert), group_size=4, batch_queries=2, epochs=25, learning_rate=3e-3, warmup_ratio=0.0, seed=3
     )
-    fixed = next(epoch_batches(groups, config, 0))
+    fixed = next(epoch_batches(groups, 4, 2, config.seed, 0))
 
     def batch_loss(model: CrossEncoder) -> float:
         queries = [q for q, texts in fixed for _ in texts]

@@ -1,0 +1,190 @@
+"""`tandem retriever train`, `tandem index build` and `tandem dense search`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from pipelines.commands.common import add_dataset_args, dataset_from, write_config
+from retrieval import bm25
+from retrieval.dense import dense_search
+from retrieval.encoder import POOLINGS, BiEncoder
+from retrieval.errors import TandemError
+from retrieval.groups import read_groups, write_groups
+from retrieval.index import DenseIndex, build_index, encode_corpus_shard
+from retrieval.mining import MiningConfig, MiningStats, mine_groups
+from retrieval.models import resolve_model
+from retrieval.runs import write_run
+from retrieval.train import RetrieverConfig, train_retriever
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    retriever = commands.add_parser("retriever", help="train the bi-encoder retriever")
+    sub = retriever.add_subparsers(dest="retriever_command", metavar="ACTION", required=True)
+    train = sub.add_parser(
+        "train",
+        help="DPR-style training: in-batch NLL + hard negatives",
+        description="Fine-tune a bi-encoder: each query is scored against every passage of the batch (its positive, "
+        "its hard negatives and all other queries' passages; across processes under torchrun) with softmax "
+        "cross-entropy. Hard negatives come from --negatives (a groups file from `tandem mine`), else from BM25.",
+    )
+    add_dataset_args(train, split="train")
+    train.add_argument("--out", required=True, type=Path, help="output model folder (checkpoints inside)")
+    train.add_argument("--model", help="start model: HF name or folder (default: all-MiniLM-L6-v2, offline copy)")
+    train.add_argument("--negatives", type=Path, help="training groups JSONL; default: mine BM25 negatives first")
+    train.add_argument(
+        "--bm25-depth", type=int, default=100, help="BM25 candidates per query when mining (default: 100)"
+    )
+    train.add_argument("--group-size", type=int, default=2, help="passages per query, 1 positive + N hard (default: 2)")
+    train.add_argument("--batch-queries", type=int, default=32, help="queries per step, B (default: 32)")
+    train.add_argument("--epochs", type=float, default=1.0, help="epochs (default: 1)")
+    train.add_argument("--lr", type=float, default=2e-5, help="peak learning rate (default: 2e-5)")
+    train.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction (default: 0.1)")
+    train.add_argument("--temperature", type=float, default=0.05, help="softmax temperature tau (default: 0.05)")
+    train.add_argument("--pooling", choices=POOLINGS, default="mean", help="default: mean")
+    train.add_argument("--no-normalize", action="store_true", help="do not L2-normalise embeddings")
+    train.add_argument("--separate-towers", action="store_true", help="untie query and passage encoders")
+    train.add_argument("--query-max-length", type=int, default=64, help="default: 64")
+    train.add_argument("--passage-max-length", type=int, default=256, help="default: 256")
+    train.add_argument("--attention-dropout", type=float, help="override attention dropout (0.0 = fast SDPA kernel)")
+    train.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help="default: auto")
+    train.add_argument("--gradient-checkpointing", action="store_true")
+    train.add_argument("--grad-accumulation", type=int, default=1)
+    train.add_argument("--save-every", type=int, default=0, help="checkpoint every K steps (default: only at the end)")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--device", help="cpu, cuda (default: cuda if available)")
+    train.set_defaults(handler=run_train)
+
+    index = commands.add_parser("index", help="encode a corpus and build a FAISS index")
+    isub = index.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+    build = isub.add_parser(
+        "build",
+        help="encode (optionally one shard) and build the FAISS index",
+        description="Encode the corpus, longest passages first with dynamic padding, streaming embeddings to a "
+        "memory-mapped file, then build a FAISS index. With --num-shards, run once per --shard-id (any order, any "
+        "machine) with --encode-only, then once without --shard-id to merge and index.",
+    )
+    add_dataset_args(build, split=None)
+    build.add_argument("--encoder", help="bi-encoder folder or HF name (default: all-MiniLM-L6-v2)")
+    build.add_argument("--out", required=True, type=Path, help="index folder to create")
+    build.add_argument(
+        "--factory", default="Flat", help="FAISS index_factory string: Flat, HNSW32, IVF4096,PQ64 ... (default: Flat)"
+    )
+    build.add_argument("--batch-size", type=int, default=64, help="passages per forward pass (default: 64)")
+    build.add_argument("--shard-id", type=int, help="encode only this shard")
+    build.add_argument("--num-shards", type=int, default=1, help="number of contiguous shards (default: 1)")
+    build.add_argument("--encode-only", action="store_true", help="encode the shard(s) without building the index")
+    build.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
+    build.add_argument("--device", help="cpu, cuda (default: cuda if available)")
+    build.set_defaults(handler=run_build)
+
+    dense = commands.add_parser("dense", help="dense retrieval")
+    dsub = dense.add_subparsers(dest="dense_command", metavar="ACTION", required=True)
+    search = dsub.add_parser("search", help="top-k from a dense index, as a TREC run")
+    search.add_argument("--index", required=True, type=Path, help="index folder from `tandem index build`")
+    add_dataset_args(search)
+    search.add_argument("--out", required=True, type=Path, help="TREC run file to write")
+    search.add_argument("--k", type=int, default=1000, help="hits per query (default: 1000)")
+    search.add_argument("--encoder", help="must be the index's encoder (checked); default: the one in meta.json")
+    search.add_argument("--batch-size", type=int, default=64)
+    search.add_argument("--device", help="cpu, cuda (default: cuda if available)")
+    search.set_defaults(handler=run_search)
+
+
+def bm25_groups(dataset, split: str, out_dir: Path, depth: int, num_negatives: int, seed: int) -> Path:
+    """Mine BM25 negatives into out_dir/bm25-negatives.jsonl (kept if already there)."""
+    groups_path = out_dir / "bm25-negatives.jsonl"
+    if groups_path.is_file():
+        return groups_path
+    index_dir = out_dir / "bm25-index"
+    if not (index_dir / bm25.META_FILE).is_file():
+        bm25.build_index(dataset.corpus_path, index_dir)
+    queries = dataset.split_queries(split)
+    candidates = bm25.search(index_dir, queries, k=depth)
+    stats = MiningStats()
+    config = MiningConfig(num_negatives=num_negatives, depth=depth, seed=seed)
+    write_groups(
+        mine_groups(queries, dataset.qrels(split), dataset.corpus, {"bm25": candidates}, {}, config, stats), groups_path
+    )
+    print(stats.summary())
+    return groups_path
+
+
+def run_train(args: argparse.Namespace) -> int:
+    dataset = dataset_from(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    groups_path = args.negatives or bm25_groups(dataset, args.split, args.out, args.bm25_depth, 30, args.seed)
+    config = RetrieverConfig(
+        model=args.model, group_size=args.group_size, batch_queries=args.batch_queries, pooling=args.pooling,
+        normalize=not args.no_normalize, temperature=args.temperature, shared=not args.separate_towers,
+        query_max_length=args.query_max_length, passage_max_length=args.passage_max_length,
+        attention_dropout=args.attention_dropout, device=args.device, epochs=args.epochs, learning_rate=args.lr,
+        warmup_ratio=args.warmup, precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
+        grad_accumulation=args.grad_accumulation, save_every=args.save_every, seed=args.seed,
+    )  # fmt: skip
+    write_config(args.out / "command.json", args, groups=str(groups_path))
+    try:
+        summary = train_retriever(read_groups(groups_path), config, args.out, resume=args.resume)
+    except ValueError as err:
+        raise TandemError(str(err)) from None
+    print(
+        f"trained {summary['steps']} steps on {summary['groups']} groups in {summary['seconds']:.0f} s; saved {args.out}"
+    )
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    dataset = dataset_from(args)
+    encoder_path = resolve_model(args.encoder)
+    encoder = BiEncoder.from_pretrained(encoder_path).to_device(args.device)
+    shards_dir = args.out.with_name(args.out.name + ".shards")
+    shard_ids = [args.shard_id] if args.shard_id is not None else range(args.num_shards)
+    started = time.perf_counter()
+    for shard_id in shard_ids:
+        encode_corpus_shard(
+            encoder,
+            dataset.corpus_path,
+            shards_dir,
+            shard_id,
+            args.num_shards,
+            args.batch_size,
+            precision=args.precision,
+        )
+    encode_seconds = time.perf_counter() - started
+    if args.encode_only or args.shard_id is not None:
+        print(f"encoded shard(s) {list(shard_ids)} into {shards_dir} in {encode_seconds:.0f} s")
+        return 0
+    meta = build_index(
+        encoder_path,
+        encoder,
+        dataset.corpus_path,
+        shards_dir,
+        args.out,
+        args.num_shards,
+        args.factory,
+        encode_seconds=encode_seconds,
+    )
+    write_config(args.out / "config.json", args)
+    import shutil
+
+    shutil.rmtree(shards_dir, ignore_errors=True)
+    print(
+        f"indexed {meta.count} passages ({meta.factory}, dim {meta.dim}) into {args.out}; encoding {encode_seconds:.0f} s, index {meta.build_seconds:.1f} s"
+    )
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    dataset = dataset_from(args)
+    index = DenseIndex(args.index)
+    index.check(dataset.corpus_fingerprint, resolve_model(args.encoder) if args.encoder else None)
+    queries = dataset.split_queries(args.split)
+    started = time.perf_counter()
+    run, _ = dense_search(index, queries, args.k, args.batch_size, device=args.device)
+    seconds = time.perf_counter() - started
+    write_run(run, args.out, tag="dense")
+    write_config(args.out.with_name(args.out.name + ".config.json"), args, seconds=seconds)
+    print(f"searched {len(queries)} queries in {seconds:.1f} s; wrote {args.out}")
+    return 0

@@ -1,0 +1,171 @@
+"""BiEncoder: query and passage towers over any Hugging Face encoder, with pooling, optional L2
+normalisation and a temperature.
+
+Saved layout (Hugging Face format, loadable without tandem):
+- the passage tower at the folder's root, with sentence-transformers' module files (pooling,
+  normalisation, max length), so `AutoModel` and `SentenceTransformer` load it unchanged;
+- with separate towers, the query tower in `query/` (same layout);
+- `tandem_bi_encoder.json` with pooling, normalisation, temperature, lengths and whether towers are shared.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer, BatchEncoding
+
+from retrieval.batching import length_sorted_batches
+from retrieval.models import pick_device, resolve_model
+from retrieval.training import autocast
+
+CONFIG_FILE = "tandem_bi_encoder.json"
+POOLINGS = ("mean", "cls")
+
+
+@dataclass
+class BiEncoderConfig:
+    pooling: str = "mean"
+    normalize: bool = True
+    temperature: float = 0.05
+    shared: bool = True
+    query_max_length: int = 64
+    passage_max_length: int = 256
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, not '{self.pooling}'")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be positive")
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Mean over real (unpadded) tokens, or the [CLS] vector."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class BiEncoder(torch.nn.Module):
+    def __init__(
+        self, query_model: torch.nn.Module, passage_model: torch.nn.Module, tokenizer, config: BiEncoderConfig
+    ):
+        super().__init__()
+        self.passage_model = passage_model
+        self.query_model = passage_model if config.shared else query_model
+        self.tokenizer = tokenizer
+        self.config = config
+
+    # -- loading and saving -------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path | None = None,
+        config: BiEncoderConfig | None = None,
+        attention_dropout: float | None = None,
+    ) -> BiEncoder:
+        """Load a saved bi-encoder (its own config wins unless `config` is given), or start one from
+        any encoder. `attention_dropout=0.0` lets PyTorch use its fast SDPA kernel when training."""
+        path = resolve_model(name_or_path)
+        saved = Path(path) / CONFIG_FILE
+        if config is None:
+            config = BiEncoderConfig(**json.loads(saved.read_text())) if saved.is_file() else BiEncoderConfig()
+        kwargs = {} if attention_dropout is None else {"attention_probs_dropout_prob": attention_dropout}
+        passage_model = AutoModel.from_pretrained(path, **kwargs)
+        query_path = Path(path) / "query"
+        if config.shared:
+            query_model = passage_model
+        else:
+            query_model = AutoModel.from_pretrained(query_path if query_path.is_dir() else path, **kwargs)
+        return cls(query_model, passage_model, AutoTokenizer.from_pretrained(path), config)
+
+    def save_pretrained(self, out_dir: str | Path) -> None:
+        out_dir = Path(out_dir)
+        towers = [(out_dir, self.passage_model, self.config.passage_max_length)]
+        if not self.config.shared:
+            towers.append((out_dir / "query", self.query_model, self.config.query_max_length))
+        for folder, model, max_length in towers:
+            model.save_pretrained(folder)
+            self.tokenizer.save_pretrained(folder)
+            self._write_sentence_transformers_files(folder, model.config.hidden_size, max_length)
+        (out_dir / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+
+    def _write_sentence_transformers_files(self, folder: Path, dim: int, max_length: int) -> None:
+        modules = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ]
+        if self.config.normalize:
+            modules.append(
+                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+            )
+            (folder / "2_Normalize").mkdir(exist_ok=True)
+        (folder / "1_Pooling").mkdir(exist_ok=True)
+        pooling = {
+            "word_embedding_dimension": dim,
+            "pooling_mode_cls_token": self.config.pooling == "cls",
+            "pooling_mode_mean_tokens": self.config.pooling == "mean",
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+        }
+        (folder / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2) + "\n")
+        (folder / "sentence_bert_config.json").write_text(
+            json.dumps({"max_seq_length": max_length, "do_lower_case": False}) + "\n"
+        )
+
+    # -- encoding -------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.passage_model.parameters()).device
+
+    @property
+    def dim(self) -> int:
+        return self.passage_model.config.hidden_size
+
+    def tokenize(self, texts: Sequence[str], kind: str) -> BatchEncoding:
+        max_length = self.config.query_max_length if kind == "query" else self.config.passage_max_length
+        return self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        ).to(self.device)
+
+    def embed(self, batch: BatchEncoding, kind: str) -> torch.Tensor:
+        """Pooled (and, if configured, L2-normalised) embeddings of a tokenised batch."""
+        model = self.query_model if kind == "query" else self.passage_model
+        hidden = model(**batch).last_hidden_state
+        vectors = pool(hidden, batch["attention_mask"], self.config.pooling)
+        return F.normalize(vectors, dim=-1) if self.config.normalize else vectors
+
+    def forward(self, queries: BatchEncoding, passages: BatchEncoding) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.embed(queries, "query"), self.embed(passages, "passage")
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        texts: Sequence[str],
+        kind: str = "passage",
+        batch_size: int = 64,
+        precision: str = "auto",
+        show_progress: bool = True,
+    ) -> np.ndarray:
+        """float32 embeddings (n, dim), batched longest-first with dynamic padding."""
+        self.eval()
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        batches = length_sorted_batches([len(t) for t in texts], batch_size)
+        for batch in tqdm(batches, desc=f"encoding {kind}s", unit=" batches", disable=None if show_progress else True):
+            with autocast(precision, self.device):
+                vectors = self.embed(self.tokenize([texts[i] for i in batch], kind), kind)
+            out[batch] = vectors.float().cpu().numpy()
+        return out
+
+    def to_device(self, device: str | None = None) -> BiEncoder:
+        return self.to(pick_device(device))

@@ -1,0 +1,94 @@
+"""Bi-encoder training with the DPR objective: in-batch negatives plus mined hard negatives.
+
+A batch holds B groups (1 positive + N hard negatives each). Every query is scored against all
+B*(1+N) passages of the batch (gathered from every process under torchrun) and the loss is the
+listwise NLL with each query's own positive as target.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from retrieval.encoder import BiEncoder, BiEncoderConfig
+from retrieval.groups import GroupBatch, TrainingGroup, epoch_batches
+from retrieval.losses import ListwiseNLLLoss
+from retrieval.training import TrainingConfig, TrainLoop, gather_with_grad, seed_everything, setup_distributed
+
+
+@dataclass
+class RetrieverConfig(TrainingConfig):
+    model: str | None = None
+    group_size: int = 2
+    batch_queries: int = 32
+    pooling: str = "mean"
+    normalize: bool = True
+    temperature: float = 0.05
+    shared: bool = True
+    query_max_length: int = 64
+    passage_max_length: int = 256
+    attention_dropout: float | None = None
+    device: str | None = None
+
+
+def in_batch_nll(
+    model: torch.nn.Module, encoder: BiEncoder, batch: GroupBatch, temperature: float, world_size: int = 1
+) -> torch.Tensor:
+    """DPR loss for one batch. Query and passage embeddings are gathered across processes (gradient
+    kept for the local slice); the loss is scaled by the world size so DDP's gradient average equals
+    the gradient of a single process holding the global batch."""
+    group_size = len(batch[0][1])
+    queries = encoder.tokenize([query for query, _ in batch], "query")
+    passages = encoder.tokenize([text for _, texts in batch for text in texts], "passage")
+    query_vectors, passage_vectors = model(queries, passages)
+    query_vectors, passage_vectors = gather_with_grad(query_vectors), gather_with_grad(passage_vectors)
+    scores = query_vectors @ passage_vectors.T / temperature
+    targets = torch.arange(scores.size(0), device=scores.device) * group_size
+    return ListwiseNLLLoss()(scores, targets) * world_size
+
+
+def train_retriever(groups: list[TrainingGroup], config: RetrieverConfig, out_dir: Path, resume: bool = False) -> dict:
+    """Fine-tune a bi-encoder on training groups and save it into `out_dir` (HF format)."""
+    if config.group_size > 1:
+        groups = [g for g in groups if g.negatives]
+    if not groups:
+        raise ValueError("no training group has a negative passage")
+    context = setup_distributed(config.device)
+    seed_everything(config.seed)
+    encoder_config = BiEncoderConfig(
+        config.pooling,
+        config.normalize,
+        config.temperature,
+        config.shared,
+        config.query_max_length,
+        config.passage_max_length,
+    )
+    encoder = BiEncoder.from_pretrained(config.model, encoder_config, attention_dropout=config.attention_dropout)
+    if config.gradient_checkpointing:
+        encoder.passage_model.gradient_checkpointing_enable()
+        encoder.query_model.gradient_checkpointing_enable()
+    encoder.to(context.device)
+    # BERT's pooler is unused by mean/CLS pooling of the last hidden state
+    model = DistributedDataParallel(encoder, find_unused_parameters=True) if context.enabled else encoder
+    batches_per_epoch = len(groups) // (config.batch_queries * context.world_size)
+    if batches_per_epoch == 0:
+        raise ValueError(
+            f"{len(groups)} groups are fewer than one batch of {config.batch_queries} x {context.world_size}"
+        )
+    loop = TrainLoop(model, config, out_dir, batches_per_epoch, context, encoder.save_pretrained)
+    if resume:
+        loop.resume()
+    summary = loop.run(
+        lambda epoch: epoch_batches(
+            groups, config.group_size, config.batch_queries, config.seed, epoch, context.rank, context.world_size
+        ),
+        lambda batch: in_batch_nll(model, encoder, batch, config.temperature, context.world_size),
+    )
+    if context.is_main:
+        encoder.save_pretrained(out_dir)
+        (out_dir / "training_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    return {**summary, "groups": len(groups)}

@@ -1,0 +1,168 @@
+"""Bi-encoder: pooling, HF/sentence-transformers compatibility, the DPR loss (single and 2-process DDP),
+sharded encoding, FAISS search and the index's refusal of another corpus or encoder."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from pipelines.cli import main
+from retrieval.beir import BeirDataset
+from retrieval.encoder import BiEncoder, BiEncoderConfig
+from retrieval.errors import TandemError
+from retrieval.index import DenseIndex, build_index, encode_corpus_shard
+from retrieval.losses import ListwiseNLLLoss
+from retrieval.runs import read_run
+from retrieval.train import in_batch_nll
+from tests import ddp_worker
+
+
+def test_mean_pooling_ignores_padding(tiny_bert: Path) -> None:
+    encoder = BiEncoder.from_pretrained(tiny_bert)
+    alone = encoder.encode(["aspirin heart"], show_progress=False)
+    padded = encoder.encode(
+        ["aspirin heart", "aspirin reduces the risk of a first heart attack in adults"], show_progress=False
+    )
+    np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
+    assert np.linalg.norm(alone[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_saved_encoder_loads_in_sentence_transformers(tiny_bert: Path, tmp_path: Path) -> None:
+    encoder = BiEncoder.from_pretrained(
+        tiny_bert, BiEncoderConfig(pooling="mean", normalize=True, passage_max_length=128)
+    )
+    encoder.save_pretrained(tmp_path / "bi")
+    reloaded = BiEncoder.from_pretrained(tmp_path / "bi")
+    assert reloaded.config == encoder.config
+    texts = ["vitamin d increases bone density", "smoking causes lung cancer"]
+    ours = encoder.encode(texts, show_progress=False)
+    np.testing.assert_allclose(reloaded.encode(texts, show_progress=False), ours, atol=1e-6)
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    st = sentence_transformers.SentenceTransformer(str(tmp_path / "bi"), device="cpu")
+    assert st.max_seq_length == 128
+    np.testing.assert_allclose(st.encode(texts), ours, atol=1e-5)
+
+
+def test_separate_towers_round_trip(tiny_bert: Path, tmp_path: Path) -> None:
+    encoder = BiEncoder.from_pretrained(tiny_bert, BiEncoderConfig(shared=False))
+    assert encoder.query_model is not encoder.passage_model
+    encoder.save_pretrained(tmp_path / "two")
+    assert (tmp_path / "two" / "query" / "config.json").is_file()
+    assert not BiEncoder.from_pretrained(tmp_path / "two").config.shared
+
+
+def test_in_batch_nll_scores_every_passage(tiny_bert: Path) -> None:
+    encoder = BiEncoder.from_pretrained(tiny_bert, BiEncoderConfig(temperature=0.1)).eval()
+    batch = ddp_worker.global_batch()
+    q = encoder.encode([query for query, _ in batch], "query", show_progress=False)
+    p = encoder.encode([t for _, texts in batch for t in texts], "passage", show_progress=False)
+    scores = torch.tensor(q @ p.T / 0.1)  # 4 queries x 8 passages; positives at columns 0, 2, 4, 6
+    expected = ListwiseNLLLoss()(scores, torch.tensor([0, 2, 4, 6])).item()
+    with torch.no_grad():
+        assert in_batch_nll(encoder, encoder, batch, 0.1).item() == pytest.approx(expected, rel=1e-4)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_ddp_matches_single_process(tiny_bert: Path, tmp_path: Path) -> None:
+    loss, grads = ddp_worker.single_process(tiny_bert)
+    mp.spawn(ddp_worker.worker, args=(2, str(tiny_bert), free_port(), str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"rank{rank}.pt")
+        assert result["loss"] / 2 == pytest.approx(
+            loss, rel=1e-5
+        )  # every process computes the global loss x world size
+        assert result["grads"].keys() == grads.keys()
+        for name, grad in grads.items():
+            torch.testing.assert_close(result["grads"][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_sharded_encoding_and_search(tiny_bert: Path, tiny_dir: Path, tmp_path: Path) -> None:
+    dataset = BeirDataset(tiny_dir)
+    encoder = BiEncoder.from_pretrained(tiny_bert)
+    for shard in (0, 1, 2):
+        encode_corpus_shard(encoder, dataset.corpus_path, tmp_path / "shards", shard, 3, batch_size=4)
+    meta = build_index(
+        str(tiny_bert), encoder, dataset.corpus_path, tmp_path / "shards", tmp_path / "idx", num_shards=3
+    )
+    assert meta.count == 12 and meta.dim == 32
+    index = DenseIndex(tmp_path / "idx")
+    assert index.ids == dataset.corpus.ids
+    whole = encoder.encode([dataset.corpus.passage(d) for d in dataset.corpus.ids], show_progress=False)
+    np.testing.assert_allclose(index.embeddings(), whole, atol=1e-5)
+    scores, hits = index.search(whole[:3], k=2)  # a passage's own embedding finds itself first
+    assert [row[0] for row in hits] == dataset.corpus.ids[:3]
+    with pytest.raises(TandemError, match="fingerprints differ"):
+        index.check(corpus_fingerprint="0" * 32)
+    with pytest.raises(TandemError, match="built with encoder"):
+        index.check(encoder_path=str(tmp_path))
+
+
+@pytest.mark.parametrize("factory", ["HNSW8", "IVF2,Flat"])
+def test_other_factories(tiny_bert: Path, tiny_dir: Path, tmp_path: Path, factory: str) -> None:
+    dataset = BeirDataset(tiny_dir)
+    encoder = BiEncoder.from_pretrained(tiny_bert)
+    encode_corpus_shard(encoder, dataset.corpus_path, tmp_path / "shards")
+    build_index(str(tiny_bert), encoder, dataset.corpus_path, tmp_path / "shards", tmp_path / "idx", factory=factory)
+    _, hits = DenseIndex(tmp_path / "idx").search(np.load(tmp_path / "idx" / "embeddings.npy")[:1], k=3)
+    assert len(hits[0]) >= 1
+
+
+def test_cli_train_index_search(tiny_bert: Path, tiny_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bi"
+    common = ["--dataset", str(tiny_dir)]
+    assert (
+        main(
+            [
+                "retriever",
+                "train",
+                *common,
+                "--split",
+                "test",
+                "--out",
+                str(out),
+                "--model",
+                str(tiny_bert),
+                "--batch-queries",
+                "2",
+                "--epochs",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert (out / "bm25-negatives.jsonl").is_file() and (out / "model.safetensors").is_file()
+    assert main(["index", "build", *common, "--encoder", str(out), "--out", str(tmp_path / "idx")]) == 0
+    assert not (tmp_path / "idx.shards").exists()
+    assert (
+        main(["dense", "search", "--index", str(tmp_path / "idx"), *common, "--out", str(tmp_path / "run"), "--k", "5"])
+        == 0
+    )
+    run = read_run(tmp_path / "run")
+    assert set(run) == {"q2", "q5", "q6"} and all(len(h) == 5 for h in run.values())
+    assert (
+        main(
+            [
+                "mine",
+                *common,
+                "--split",
+                "test",
+                "--index",
+                str(tmp_path / "idx"),
+                "--out",
+                str(tmp_path / "g.jsonl"),
+                "--margin",
+                "0.99",
+            ]
+        )
+        == 0
+    )
