@@ -1,0 +1,127 @@
+"""Corpus-encoding throughput and peak memory of `tandem index build`'s encoder path.
+
+Writes a synthetic BEIR corpus (word counts drawn log-normally, median ~120 words, clipped 8..600, like
+scientific abstracts), encodes it with the streaming, length-sorted, memory-mapped encoder and prints
+passages/s and peak resident memory. Peak RSS is sampled from /proc while encoding; the embedding
+memmap is on disk and counts only as page cache.
+
+    .venv/bin/python bench/encode_corpus.py --num-passages 100000            # the issue's figure
+    .venv/bin/python bench/encode_corpus.py --num-passages 2000 --device cuda --precision bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from retrieval.encoder import BiEncoder
+from retrieval.index import encode_corpus_shard
+from retrieval.models import resolve_model
+
+
+def synthetic_corpus(path: Path, count: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    vocabulary = [
+        f"{a}{b}"
+        for a in ("pro", "an", "cell", "gen", "vir", "neur", "cardi", "onc")
+        for b in ("tein", "ase", "ic", "al", "ome", "ity", "osis", "ide")
+    ]
+    vocabulary += [
+        "the",
+        "of",
+        "and",
+        "in",
+        "to",
+        "with",
+        "is",
+        "was",
+        "for",
+        "patients",
+        "study",
+        "results",
+        "increased",
+    ]
+    lengths = np.clip(rng.lognormal(mean=np.log(120), sigma=0.6, size=count), 8, 600).astype(int)
+    with open(path, "w") as out:
+        for i, length in enumerate(lengths):
+            words = rng.choice(vocabulary, size=length)
+            out.write(json.dumps({"_id": f"d{i}", "title": "", "text": " ".join(words)}) + "\n")
+
+
+class PeakRss:
+    """Samples this process's resident set (VmRSS) every 50 ms."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        self.peak = max(self.peak, int(line.split()[1]) * 1024)
+            time.sleep(0.05)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num-passages", type=int, default=100_000)
+    parser.add_argument("--model", help="encoder (default: all-MiniLM-L6-v2, offline copy)")
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--chunk-size", type=int, default=50_000, help="passages held in memory at once")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "auto"])
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
+        corpus = Path(tmp) / "corpus.jsonl"
+        synthetic_corpus(corpus, args.num_passages)
+        encoder = BiEncoder.from_pretrained(resolve_model(args.model)).to_device(args.device)
+        encoder.config.passage_max_length = args.max_length
+        baseline = int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) * 1024
+        with PeakRss() as rss:
+            started = time.perf_counter()
+            encode_corpus_shard(
+                encoder,
+                corpus,
+                Path(tmp) / "shards",
+                batch_size=args.batch_size,
+                chunk_size=args.chunk_size,
+                precision=args.precision,
+            )
+            seconds = time.perf_counter() - started
+        memmap_bytes = os.path.getsize(Path(tmp) / "shards" / "shard-0" / "embeddings.npy")
+    rate = args.num_passages / seconds
+    print(
+        f"device={args.device} precision={args.precision} threads={args.threads} max_length={args.max_length} batch={args.batch_size}"
+    )
+    print(f"passages={args.num_passages} seconds={seconds:.1f} embeddings_file={memmap_bytes / 2**20:.0f} MiB")
+    print(
+        f"rss_before={baseline / 2**30:.2f} GiB peak_rss={rss.peak / 2**30:.2f} GiB maxrss={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+    )
+    print(f"RESULT encode: {rate:.1f} passages/s, peak RSS {rss.peak / 2**30:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
