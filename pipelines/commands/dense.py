@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -113,6 +115,11 @@ def bm25_groups(dataset, split: str, out_dir: Path, depth: int, num_negatives: i
 
 
 def run_train(args: argparse.Namespace) -> int:
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed and not args.negatives:
+        raise TandemError(
+            "under torchrun, mine negatives once first (`tandem mine ... --bm25-index DIR`) and pass --negatives"
+        )
     dataset = dataset_from(args)
     args.out.mkdir(parents=True, exist_ok=True)
     groups_path = args.negatives or bm25_groups(dataset, args.split, args.out, args.bm25_depth, 30, args.seed)
@@ -167,8 +174,6 @@ def run_build(args: argparse.Namespace) -> int:
         encode_seconds=encode_seconds,
     )
     write_config(args.out / "config.json", args)
-    import shutil
-
     shutil.rmtree(shards_dir, ignore_errors=True)
     print(
         f"indexed {meta.count} passages ({meta.factory}, dim {meta.dim}) into {args.out}; encoding {encode_seconds:.0f} s, index {meta.build_seconds:.1f} s"
