@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 
-from pipelines.commands import bm25, dense, evaluate, mine, rerank
+from pipelines.commands import bm25, compare, dense, evaluate, mine, rerank, run
 from retrieval.errors import TandemError
 
-COMMANDS = [bm25, dense, evaluate, mine, rerank]
+COMMANDS = [run, bm25, dense, evaluate, mine, rerank, compare]
 
 
 def build_parser() -> argparse.ArgumentParser:

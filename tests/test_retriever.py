@@ -168,7 +168,9 @@ def test_cli_train_index_search(tiny_bert: Path, tiny_dir: Path, tmp_path: Path)
     )
 
 
-def test_torchrun_requires_mined_negatives(tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_torchrun_requires_mined_negatives(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["retriever", "train", "--dataset", str(tiny_dir), "--out", str(tmp_path / "bi")]) == 2
     assert "pass --negatives" in capsys.readouterr().err

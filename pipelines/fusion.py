@@ -1,0 +1,36 @@
+"""Hybrid retrieval by fusing runs, with Pyserini's fusion module (Cormack et al. 2009 for RRF)."""
+
+from __future__ import annotations
+
+from pyserini.fusion import interpolation, reciprocal_rank_fusion
+from pyserini.trectools import RescoreMethod, TrecRun
+
+from retrieval.runs import Run, ranked
+
+
+def to_trec_run(run: Run) -> TrecRun:
+    rows = [
+        (qid, "Q0", doc_id, rank, score, "tandem")
+        for qid, hits in run.items()
+        for rank, (doc_id, score) in enumerate(ranked(hits), start=1)
+    ]
+    return TrecRun.from_list(rows)
+
+
+def from_trec_run(trec_run: TrecRun) -> Run:
+    run: Run = {}
+    for topic, _, doc_id, _, score, _ in trec_run.run_data.itertuples(index=False):
+        run.setdefault(str(topic), []).append((str(doc_id), float(score)))
+    return {qid: ranked(hits) for qid, hits in run.items()}
+
+
+def rrf(runs: list[Run], rrf_k: int = 60, depth: int | None = 1000, k: int | None = 1000) -> Run:
+    """Reciprocal rank fusion: score = sum over runs of 1 / (rrf_k + rank)."""
+    return from_trec_run(reciprocal_rank_fusion([to_trec_run(r) for r in runs], rrf_k=rrf_k, depth=depth, k=k))
+
+
+def interpolate(first: Run, second: Run, alpha: float = 0.5, depth: int | None = 1000, k: int | None = 1000) -> Run:
+    """alpha * first + (1 - alpha) * second, each min-max normalised per query first (BM25 and cosine
+    scores live on different scales); a passage missing from one run gets 0 from it."""
+    normalised = [to_trec_run(run).rescore(RescoreMethod.NORMALIZE) for run in (first, second)]
+    return from_trec_run(interpolation(normalised, alpha=alpha, depth=depth, k=k))

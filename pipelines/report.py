@@ -1,0 +1,145 @@
+"""The comparison report: one table of systems x metrics, paired significance against a baseline,
+per-stage latency, and plots. Written as report.md, metrics.json and PNGs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from pipelines.evaluate import Evaluation
+from retrieval.atomic import atomic_file
+
+TABLE_MEASURES = ("nDCG@10", "MRR@10", "Recall@100")
+
+
+@dataclass
+class System:
+    name: str
+    evaluation: Evaluation
+    latency: dict[str, float] = field(default_factory=dict)
+    """seconds per query of each stage, e.g. {"retrieve": 0.01, "rerank": 0.9}"""
+    first_stage: str | None = None
+    """for a reranked system, the name of the system whose run it reranked"""
+
+
+def paired_p_value(system: Evaluation, baseline: Evaluation, measure: str = "nDCG@10") -> float | None:
+    """Two-sided paired t-test over the queries both were evaluated on (scipy)."""
+    queries = sorted(set(system.per_query) & set(baseline.per_query))
+    a = np.array([system.per_query[q][measure] for q in queries])
+    b = np.array([baseline.per_query[q][measure] for q in queries])
+    if len(queries) < 2 or np.allclose(a, b):
+        return None
+    return float(stats.ttest_rel(a, b).pvalue)
+
+
+def metrics_payload(systems: list[System], baseline: str | None, measures=TABLE_MEASURES) -> dict:
+    base = next((s for s in systems if s.name == baseline), None)
+    return {
+        "baseline": baseline,
+        "systems": {
+            s.name: {
+                **{m: s.evaluation.aggregate[m] for m in measures},
+                "queries": s.evaluation.num_queries,
+                "p_value_vs_baseline_nDCG@10": paired_p_value(s.evaluation, base.evaluation)
+                if base and s is not base
+                else None,
+                "latency_s_per_query": s.latency,
+                "first_stage": s.first_stage,
+            }
+            for s in systems
+        },
+    }
+
+
+def markdown_table(systems: list[System], baseline: str | None, measures=TABLE_MEASURES) -> str:
+    payload = metrics_payload(systems, baseline, measures)["systems"]
+    stages = sorted({stage for s in systems for stage in s.latency})
+    header = ["system", *measures, f"p vs {baseline} (nDCG@10)" if baseline else None, *(f"{st} ms/q" for st in stages)]
+    header = [h for h in header if h is not None]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    best = {m: max(payload[s.name][m] for s in systems) for m in measures}
+    for s in systems:
+        row = payload[s.name]
+        cells = [s.name]
+        cells += [f"**{row[m]:.4f}**" if row[m] == best[m] else f"{row[m]:.4f}" for m in measures]
+        if baseline:
+            p = row["p_value_vs_baseline_nDCG@10"]
+            cells.append("—" if p is None else (f"{p:.3g} †" if p < 0.05 else f"{p:.3g}"))
+        cells += [f"{s.latency[st] * 1000:.1f}" if st in s.latency else "" for st in stages]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_metrics(systems: list[System], path: Path, measures=TABLE_MEASURES) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(systems)), 4))
+    width = 0.8 / len(measures)
+    x = np.arange(len(systems))
+    for i, measure in enumerate(measures):
+        values = [s.evaluation.aggregate[measure] for s in systems]
+        bars = ax.bar(x + i * width - 0.4 + width / 2, values, width, label=measure)
+        ax.bar_label(bars, fmt="%.3f", fontsize=6, rotation=90, padding=2)
+    ax.set_xticks(x, [s.name for s in systems], rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.25)
+    ax.legend(fontsize=8, loc="upper center", ncol=len(measures), frameon=False)
+    ax.set_title("Metrics per system")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_per_query(reranked: System, first: System, path: Path, measure: str = "nDCG@10") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    queries = sorted(set(reranked.evaluation.per_query) & set(first.evaluation.per_query))
+    a = np.array([first.evaluation.per_query[q][measure] for q in queries])
+    b = np.array([reranked.evaluation.per_query[q][measure] for q in queries])
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter(a, b, s=10, alpha=0.5)
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
+    ax.set_xlabel(f"{first.name} {measure}")
+    ax.set_ylabel(f"{reranked.name} {measure}")
+    ax.set_title(f"per query: {(b > a).sum()} better, {(b < a).sum()} worse, {(b == a).sum()} tied", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(out_dir: str | Path, title: str, systems: list[System], baseline: str | None, notes: str = "") -> Path:
+    """report.md, metrics.json, metrics.png and one per-query plot per reranked system."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_metrics(systems, out_dir / "metrics.png")
+    by_name = {s.name: s for s in systems}
+    plots = []
+    for s in systems:
+        if s.first_stage and s.first_stage in by_name:
+            name = "per_query_" + "".join(c if c.isalnum() else "_" for c in s.name) + ".png"
+            plot_per_query(s, by_name[s.first_stage], out_dir / name)
+            plots.append((s.name, name))
+    with atomic_file(out_dir / "metrics.json") as out:
+        json.dump(metrics_payload(systems, baseline), out, indent=2)
+    lines = [f"# {title}", "", markdown_table(systems, baseline), ""]
+    if baseline:
+        lines += [
+            f"† p < 0.05, two-sided paired t-test on per-query nDCG@10 against {baseline}. Best figure per column in bold.",
+            "",
+        ]
+    if notes:
+        lines += [notes, ""]
+    lines += ["![metrics per system](metrics.png)", ""]
+    lines += [f"![{name} vs its first stage]({png})" for name, png in plots]
+    with atomic_file(out_dir / "report.md") as out:
+        out.write("\n".join(lines) + "\n")
+    return out_dir / "report.md"

@@ -1,0 +1,135 @@
+"""The main job end to end on the tiny dataset with a tiny model: every stage, the report, and resuming
+after an interruption during cross-encoder training without redoing finished stages. Plus fusion,
+the Pipeline API and `tandem compare`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.cli import main
+from pipelines.fusion import interpolate, rrf
+from pipelines.pipeline import Bm25Retriever, CrossEncoderReranker, Pipeline
+from pipelines.run import STAGES, load_config, run_all
+from retrieval import bm25
+from retrieval.beir import BeirDataset
+from retrieval.errors import TandemError
+from retrieval.training import TrainLoop
+
+
+def tiny_config(tmp_path: Path, tiny_bert: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "split": {"train": "test", "test": "test"},  # the tiny train split is too sparse for BM25 negatives
+                "dense": {"model": str(tiny_bert)},
+                "reranker": {
+                    "model": str(tiny_bert),
+                    "losses": ["nll", "bce"],
+                    "epochs": 3,
+                    "save_every": 1,
+                    "batch_queries": 1,
+                    "group_size": 3,
+                },
+                "rerank": {"depth": 5},
+            }
+        )
+    )
+    return path
+
+
+def test_run_resumes_after_interruption(
+    tiny_dir: Path, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load_config(tiny_config(tmp_path, tiny_bert), quick=True)
+    dataset = BeirDataset(tiny_dir)
+    out = tmp_path / "run"
+    save = TrainLoop.save_checkpoint
+
+    def crash_in_bce(self: TrainLoop) -> None:
+        save(self)
+        if self.state.step == 2 and "bce" in str(self.out_dir):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainLoop, "save_checkpoint", crash_in_bce)
+    with pytest.raises(KeyboardInterrupt):
+        run_all(dataset, out, config)
+    monkeypatch.undo()
+    finished = [s for s in STAGES if (out / s / "done.json").is_file()]
+    assert finished == ["bm25", "dense-zeroshot", "retriever", "index", "mining"]
+    nll_model = (out / "reranker" / "nll" / "model.safetensors").stat().st_mtime_ns
+    assert [p.name for p in (out / "reranker" / "bce").glob("checkpoint-*")] == ["checkpoint-2"]
+
+    with caplog.at_level(logging.INFO, logger="retrieval.training"):
+        assert run_all(dataset, out, config) == ["reranker", "rerank", "report"]
+    assert (
+        out / "reranker" / "nll" / "model.safetensors"
+    ).stat().st_mtime_ns == nll_model  # finished loss not retrained
+    assert "resumed from" in caplog.text and "checkpoint-2 (step 2)" in caplog.text  # not restarted from scratch
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    assert set(metrics["systems"]) == {
+        "BM25", "dense zero-shot", "dense fine-tuned", "hybrid (RRF BM25 + dense ft)",
+        "BM25 + CE (NLL)", "dense fine-tuned + CE (NLL)", "BM25 + CE (BCE)", "dense fine-tuned + CE (BCE)",
+    }  # fmt: skip
+    assert (out / "report" / "metrics.png").is_file() and (out / "report" / "report.md").read_text().count("|") > 20
+    assert len(list((out / "report").glob("per_query_*.png"))) == 4
+
+    assert run_all(dataset, out, config) == []  # everything finished: nothing reruns
+    assert run_all(dataset, out, config, force=["rerank"]) == ["rerank", "report"]
+    changed = {**config, "rerank": {**config["rerank"], "depth": 3}}
+    assert run_all(dataset, out, changed) == ["rerank", "report"]
+
+
+def test_config_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[reranker]\nlearning_rat = 1e-5\n")
+    with pytest.raises(TandemError, match=r"bad.toml.reranker: unknown key 'learning_rat'"):
+        load_config(bad, quick=False)
+    assert load_config(None, quick=True)["rerank"]["depth"] == 10
+
+
+def test_fusion() -> None:
+    a = {"q": [("x", 10.0), ("y", 5.0), ("z", 1.0)]}
+    b = {"q": [("y", 0.9), ("w", 0.8)]}
+    assert [d for d, _ in rrf([a, b])["q"]] == ["y", "x", "w", "z"]
+    fused = interpolate(a, b, alpha=0.5)["q"]
+    assert fused[0] == ("y", pytest.approx(0.5 * 4 / 9 + 0.5 * 1.0))
+
+
+def test_pipeline_api_and_compare(
+    tiny_dir: Path, tiny_bert: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    dataset = BeirDataset(tiny_dir)
+    bm25.build_index(dataset.corpus_path, tmp_path / "idx")
+    first = Pipeline(Bm25Retriever(tmp_path / "idx"))
+    both = Pipeline(Bm25Retriever(tmp_path / "idx"), CrossEncoderReranker(tiny_bert, dataset.corpus), depth=3)
+    queries = dataset.split_queries("test")
+    a, b = first.search(queries, k=5), both.search(queries, k=5)
+    assert set(both.timings) == {"retrieve", "rerank"}
+    for qid in queries:
+        assert {d for d, _ in a[qid][:3]} == {d for d, _ in b[qid][:3]} and a[qid][3:] == [
+            (d, a[qid][3 + i][1]) for i, (d, _) in enumerate(a[qid][3:])
+        ]
+    from retrieval.runs import write_run
+
+    write_run(a, tmp_path / "a.trec")
+    write_run(b, tmp_path / "b.trec")
+    args = [
+        "compare",
+        str(tmp_path / "a.trec"),
+        str(tmp_path / "b.trec"),
+        "--names",
+        "BM25",
+        "BM25+CE",
+        "--dataset",
+        str(tiny_dir),
+    ]
+    assert main([*args, "--rerank-of", "BM25+CE=BM25", "--out", str(tmp_path / "report")]) == 0
+    assert "| BM25+CE |" in capsys.readouterr().out
+    assert (tmp_path / "report" / "per_query_BM25_CE.png").is_file()
+    assert main([*args[:-2], "--names", "x", "--dataset", str(tiny_dir)]) == 2
