@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 
-from pipelines.commands import bm25, compare, dense, evaluate, mine, rerank, run
+from pipelines.commands import bm25, compare, dense, evaluate, fuse, mine, rerank, run
 from retrieval.errors import TandemError
 
-COMMANDS = [run, bm25, dense, evaluate, mine, rerank, compare]
+COMMANDS = [run, bm25, dense, evaluate, mine, rerank, fuse, compare]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -133,3 +133,30 @@ def test_pipeline_api_and_compare(
     assert "| BM25+CE |" in capsys.readouterr().out
     assert (tmp_path / "report" / "per_query_BM25_CE.png").is_file()
     assert main([*args[:-2], "--names", "x", "--dataset", str(tiny_dir)]) == 2
+
+
+def test_fuse_cli(tmp_path: Path) -> None:
+    from retrieval.runs import read_run, write_run
+
+    write_run({"q": [("x", 10.0), ("y", 5.0)]}, tmp_path / "a")
+    write_run({"q": [("y", 0.9), ("w", 0.8)]}, tmp_path / "b")
+    assert main(["fuse", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "f")]) == 0
+    assert [d for d, _ in read_run(tmp_path / "f")["q"]] == ["y", "x", "w"]
+    assert (
+        main(
+            [
+                "fuse",
+                str(tmp_path / "a"),
+                str(tmp_path / "b"),
+                "--method",
+                "interpolation",
+                "--alpha",
+                "1",
+                "--out",
+                str(tmp_path / "g"),
+            ]
+        )
+        == 0
+    )
+    assert read_run(tmp_path / "g")["q"][0][0] == "x"
+    assert main(["fuse", str(tmp_path / "a"), "--out", str(tmp_path / "h")]) == 2

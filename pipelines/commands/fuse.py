@@ -1,0 +1,44 @@
+"""`tandem fuse`: hybrid runs from existing runs (reciprocal rank fusion or score interpolation)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipelines.fusion import interpolate, rrf
+from retrieval.errors import TandemError
+from retrieval.runs import read_run, truncate, write_run
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "fuse",
+        help="fuse TREC runs: reciprocal rank fusion or score interpolation",
+        description="RRF: score = sum of 1/(rrf_k + rank) over runs. Interpolation (exactly two runs): "
+        "ALPHA * first + (1 - ALPHA) * second after per-query min-max normalisation; e.g. a reranked run with its "
+        "first stage, reported as its own system. Only the top --depth of each run is fused.",
+    )
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN")
+    parser.add_argument("--method", choices=["rrf", "interpolation"], default="rrf", help="default: rrf")
+    parser.add_argument(
+        "--alpha", type=float, default=0.5, help="weight of the first run for interpolation (default: 0.5)"
+    )
+    parser.add_argument("--rrf-k", type=int, default=60, help="RRF constant (default: 60)")
+    parser.add_argument("--depth", type=int, default=1000, help="hits of each run fused (default: 1000)")
+    parser.add_argument("--out", required=True, type=Path, help="fused TREC run to write")
+    parser.set_defaults(handler=run_fuse)
+
+
+def run_fuse(args: argparse.Namespace) -> int:
+    if len(args.runs) < 2:
+        raise TandemError("give at least two runs to fuse")
+    if args.method == "interpolation" and len(args.runs) != 2:
+        raise TandemError("interpolation fuses exactly two runs")
+    runs = [truncate(read_run(path), args.depth) for path in args.runs]
+    if args.method == "rrf":
+        fused = rrf(runs, args.rrf_k, args.depth, args.depth)
+    else:
+        fused = interpolate(runs[0], runs[1], args.alpha, args.depth, args.depth)
+    write_run(fused, args.out, tag=f"fuse-{args.method}")
+    print(f"fused {len(args.runs)} runs ({args.method}) into {args.out}")
+    return 0
