@@ -1,0 +1,71 @@
+"""Shared helpers for the benchmarks: timing, thread pinning, inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("TANDEM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def set_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+def best_of(repeats: int, fn: Callable[[], object]) -> float:
+    """Seconds of the fastest of `repeats` calls (after one warm-up call on the same input)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def synthetic_passages(count: int, seed: int = 0) -> list[str]:
+    """Word counts drawn log-normally (median ~120, clipped 8..600): a realistic length spread."""
+    rng = np.random.default_rng(seed)
+    vocabulary = [
+        "protein",
+        "cells",
+        "gene",
+        "expression",
+        "patients",
+        "study",
+        "increased",
+        "the",
+        "of",
+        "and",
+        "in",
+        "with",
+        "was",
+        "risk",
+    ]
+    lengths = np.clip(rng.lognormal(np.log(120), 0.6, count), 8, 600).astype(int)
+    return [" ".join(rng.choice(vocabulary, size=n)) for n in lengths]
+
+
+def scifact_passages(limit: int) -> list[str]:
+    passages = []
+    with open(data_root() / "scifact" / "corpus.jsonl") as handle:
+        for line in handle:
+            record = json.loads(line)
+            passages.append(f"{record['title']} {record['text']}".strip())
+            if len(passages) == limit:
+                break
+    return passages
+
+
+def dtype_of(name: str) -> torch.dtype | None:
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]

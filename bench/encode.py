@@ -1,0 +1,66 @@
+"""Passage encoding: tandem's BiEncoder.encode vs sentence-transformers' SentenceTransformer.encode,
+same model, max length, batch size, threads and passages, in one process. Prints passages/s and the ratio.
+
+    .venv/bin/python bench/encode.py                       # SciFact (2,000 passages) and synthetic (2,000)
+    .venv/bin/python bench/encode.py --device cuda --dtype bf16 --count 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from common import best_of, dtype_of, scifact_passages, set_threads, synthetic_passages
+from sentence_transformers import SentenceTransformer
+
+from retrieval.encoder import BiEncoder
+from retrieval.models import resolve_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="default: all-MiniLM-L6-v2 (offline copy)")
+    parser.add_argument("--count", type=int, default=2000, help="passages per corpus (default: 2000)")
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    args = parser.parse_args()
+    set_threads(args.threads)
+    path = resolve_model(args.model)
+    precision = "fp32" if args.dtype == "fp32" else args.dtype
+
+    ours = BiEncoder.from_pretrained(path).to_device(args.device)
+    ours.config.passage_max_length = args.max_length
+    theirs = SentenceTransformer(path, device=args.device)
+    theirs.max_seq_length = args.max_length
+    if dtype_of(args.dtype) is not None:
+        theirs = theirs.to(dtype_of(args.dtype))
+
+    print(
+        f"model={path} device={args.device} dtype={args.dtype} threads={args.threads} max_length={args.max_length} batch={args.batch_size}"
+    )
+    ratios = []
+    for name, passages in (("scifact", scifact_passages(args.count)), ("synthetic", synthetic_passages(args.count))):
+        a = ours.encode(passages, "passage", args.batch_size, precision, show_progress=False)
+        b = theirs.encode(passages, batch_size=args.batch_size, convert_to_numpy=True)
+        agreement = float(np.mean(np.sum(a * b.astype(np.float32), axis=1)))
+        with torch.inference_mode():
+            t_ours = best_of(
+                args.repeats,
+                lambda p=passages: ours.encode(p, "passage", args.batch_size, precision, show_progress=False),
+            )
+            t_theirs = best_of(args.repeats, lambda p=passages: theirs.encode(p, batch_size=args.batch_size))
+        ratio = t_theirs / t_ours
+        ratios.append(ratio)
+        print(
+            f"{name}: tandem {len(passages) / t_ours:.1f} passages/s, sentence-transformers {len(passages) / t_theirs:.1f} passages/s, ratio {ratio:.2f}x (mean cosine between outputs {agreement:.4f})"
+        )
+    print(f"RESULT encode: tandem / sentence-transformers = {min(ratios):.2f}x (worst corpus)")
+
+
+if __name__ == "__main__":
+    main()
