@@ -33,9 +33,9 @@ from retrieval.atomic import atomic_file
 from retrieval.beir import BeirDataset
 from retrieval.dense import dense_search
 from retrieval.errors import TandemError
-from retrieval.groups import read_groups, write_groups
+from retrieval.groups import read_groups
 from retrieval.index import DenseIndex, build_dense_index
-from retrieval.mining import MiningConfig, MiningStats, mine_groups
+from retrieval.mining import MiningConfig, mine_to_file
 from retrieval.models import resolve_model
 from retrieval.runs import Run, read_run, write_run
 from retrieval.train import RetrieverConfig, train_retriever
@@ -177,12 +177,8 @@ def _mine(ctx: RunContext, sources: dict[str, Run], scorers: dict, options: dict
         options.get("margin"),
         options["seed"],
     )
-    stats = MiningStats()
     queries = ctx.dataset.split_queries(split)
-    write_groups(
-        mine_groups(queries, ctx.dataset.qrels(split), ctx.dataset.corpus, sources, scorers, config, stats), path
-    )
-    return stats.to_dict()
+    return mine_to_file(path, queries, ctx.dataset.qrels(split), ctx.dataset.corpus, sources, scorers, config).to_dict()
 
 
 def stage_retriever(ctx: RunContext, work: Path) -> dict:

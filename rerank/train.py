@@ -17,9 +17,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from rerank.model import CrossEncoder
-from retrieval.groups import GroupBatch, TrainingGroup, epoch_batches
+from retrieval.errors import TandemError
+from retrieval.groups import GroupBatch, TrainingGroup
 from retrieval.losses import make_loss
-from retrieval.training import TrainingConfig, TrainLoop, seed_everything, setup_distributed
+from retrieval.training import TrainingConfig, seed_everything, setup_distributed, train_on_groups
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 class RerankerConfig(TrainingConfig):
     model: str | None = None
     loss: str = "nll"
-    group_size: int = 8
-    batch_queries: int = 4
     max_length: int = 256
     attention_dropout: float = 0.0
     device: str | None = None
@@ -39,7 +38,7 @@ def train_reranker(groups: list[TrainingGroup], config: RerankerConfig, out_dir:
     """Train and save a cross-encoder into `out_dir` (HF format); returns a summary."""
     groups = [g for g in groups if g.negatives]
     if not groups:
-        raise ValueError("no training group has a negative passage")
+        raise TandemError("no training group has a negative passage")
     context = setup_distributed(config.device)
     seed_everything(config.seed)
     model = CrossEncoder.from_pretrained(
@@ -57,20 +56,7 @@ def train_reranker(groups: list[TrainingGroup], config: RerankerConfig, out_dir:
         logits = trainable(model.tokenize(queries, passages)).view(len(batch), config.group_size)
         return loss_function(logits)
 
-    batches_per_epoch = len(groups) // (config.batch_queries * context.world_size)
-    if batches_per_epoch == 0:
-        raise ValueError(
-            f"{len(groups)} groups are fewer than one batch of {config.batch_queries} x {context.world_size}"
-        )
-    loop = TrainLoop(trainable, config, out_dir, batches_per_epoch, context, model.save_pretrained)
-    if resume:
-        loop.resume()
-    summary = loop.run(
-        lambda epoch: epoch_batches(
-            groups, config.group_size, config.batch_queries, config.seed, epoch, context.rank, context.world_size
-        ),
-        loss_fn,
-    )
+    summary = train_on_groups(trainable, groups, config, out_dir, context, model.save_pretrained, loss_fn, resume)
     if context.is_main:
         model.save_pretrained(out_dir)
         (out_dir / "training_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")

@@ -17,9 +17,10 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from retrieval.beir import Corpus, Qrels
-from retrieval.groups import Passage, TrainingGroup
+from retrieval.groups import Passage, TrainingGroup, write_groups
 
 Candidates = dict[str, list[tuple[str, float]]]
 """query id -> [(passage id, score)], best first, from one source."""
@@ -156,6 +157,22 @@ def mine_groups(
             stats.groups += 1
             stats.negatives_per_group[len(negatives)] += 1
             yield TrainingGroup(query_id, query, [Passage(positive_id, corpus.passage(positive_id))], negatives)
+
+
+def mine_to_file(
+    path: str | Path,
+    queries: dict[str, str],
+    qrels: Qrels,
+    corpus: Corpus,
+    sources: dict[str, Candidates],
+    positive_scorers: dict[str, PositiveScorer],
+    config: MiningConfig,
+    reranker_filter: Callable[[str, list[str], list[Candidate]], list[Candidate]] | None = None,
+) -> MiningStats:
+    """Mine and stream the groups into `path` (atomically); returns the statistics."""
+    stats = MiningStats()
+    write_groups(mine_groups(queries, qrels, corpus, sources, positive_scorers, config, stats, reranker_filter), path)
+    return stats
 
 
 def parse_rank_range(text: str | None) -> tuple[int, int] | None:

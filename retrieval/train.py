@@ -15,9 +15,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from retrieval.encoder import BiEncoder, BiEncoderConfig
-from retrieval.groups import GroupBatch, TrainingGroup, epoch_batches
+from retrieval.errors import TandemError
+from retrieval.groups import GroupBatch, TrainingGroup
 from retrieval.losses import ListwiseNLLLoss
-from retrieval.training import TrainingConfig, TrainLoop, gather_with_grad, seed_everything, setup_distributed
+from retrieval.training import TrainingConfig, gather_with_grad, seed_everything, setup_distributed, train_on_groups
 
 
 @dataclass
@@ -56,7 +57,7 @@ def train_retriever(groups: list[TrainingGroup], config: RetrieverConfig, out_di
     if config.group_size > 1:
         groups = [g for g in groups if g.negatives]
     if not groups:
-        raise ValueError("no training group has a negative passage")
+        raise TandemError("no training group has a negative passage")
     context = setup_distributed(config.device)
     seed_everything(config.seed)
     encoder_config = BiEncoderConfig(
@@ -74,20 +75,10 @@ def train_retriever(groups: list[TrainingGroup], config: RetrieverConfig, out_di
     encoder.to(context.device)
     # BERT's pooler is unused by mean/CLS pooling of the last hidden state
     model = DistributedDataParallel(encoder, find_unused_parameters=True) if context.enabled else encoder
-    batches_per_epoch = len(groups) // (config.batch_queries * context.world_size)
-    if batches_per_epoch == 0:
-        raise ValueError(
-            f"{len(groups)} groups are fewer than one batch of {config.batch_queries} x {context.world_size}"
-        )
-    loop = TrainLoop(model, config, out_dir, batches_per_epoch, context, encoder.save_pretrained)
-    if resume:
-        loop.resume()
-    summary = loop.run(
-        lambda epoch: epoch_batches(
-            groups, config.group_size, config.batch_queries, config.seed, epoch, context.rank, context.world_size
-        ),
-        lambda batch: in_batch_nll(model, encoder, batch, config.temperature, context.world_size),
-    )
+    summary = train_on_groups(
+        model, groups, config, out_dir, context, encoder.save_pretrained,
+        lambda batch: in_batch_nll(model, encoder, batch, config.temperature, context.world_size), resume,
+    )  # fmt: skip
     if context.is_main:
         encoder.save_pretrained(out_dir)
         (out_dir / "training_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")

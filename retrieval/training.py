@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import logging
 import math
 import os
@@ -29,6 +28,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from retrieval.errors import TandemError
+from retrieval.groups import GroupBatch, TrainingGroup, epoch_batches
+
 log = logging.getLogger(__name__)
 
 
@@ -38,6 +40,8 @@ class TrainingConfig:
     unsupported), fp32 on CPU, where bf16 autocast measured slower on this project's machines."""
 
     epochs: float = 1.0
+    group_size: int = 8
+    batch_queries: int = 4
     learning_rate: float = 2e-5
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
@@ -285,6 +289,32 @@ class TrainLoop:
         return {"steps": self.state.step, "seconds": time.perf_counter() - started}
 
 
+def train_on_groups(
+    model: torch.nn.Module,
+    groups: list[TrainingGroup],
+    config: TrainingConfig,
+    out_dir: Path,
+    context: DistributedContext,
+    save_model: Callable[[Path], None],
+    loss_fn: Callable[[GroupBatch], Tensor],
+    resume: bool = False,
+) -> dict[str, float]:
+    """Both trainers' outer loop: epochs of `config.batch_queries` groups per process, each group
+    resampled to `config.group_size` passages per epoch."""
+    batches_per_epoch = len(groups) // (config.batch_queries * context.world_size)
+    if batches_per_epoch == 0:
+        raise TandemError(
+            f"{len(groups)} groups are fewer than one batch of {config.batch_queries} x {context.world_size}"
+        )
+    loop = TrainLoop(model, config, out_dir, batches_per_epoch, context, save_model)
+    if resume:
+        loop.resume()
+    seed, size, per_batch = config.seed, config.group_size, config.batch_queries
+    return loop.run(
+        lambda epoch: epoch_batches(groups, size, per_batch, seed, epoch, context.rank, context.world_size), loss_fn
+    )
+
+
 def _no_decay(name: str) -> bool:
     return name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
 
@@ -297,8 +327,3 @@ def _skip(batches: Iterable[Any], count: int) -> Iterator[Any]:
     for index, batch in enumerate(batches):
         if index >= count:
             yield batch
-
-
-def write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")

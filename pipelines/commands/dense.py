@@ -13,9 +13,9 @@ from retrieval import bm25
 from retrieval.dense import dense_search
 from retrieval.encoder import POOLINGS, BiEncoder
 from retrieval.errors import TandemError
-from retrieval.groups import read_groups, write_groups
+from retrieval.groups import read_groups
 from retrieval.index import DenseIndex, build_index, encode_corpus_shard
-from retrieval.mining import MiningConfig, MiningStats, mine_groups
+from retrieval.mining import MiningConfig, mine_to_file
 from retrieval.models import resolve_model
 from retrieval.runs import write_run
 from retrieval.train import RetrieverConfig, train_retriever
@@ -105,11 +105,8 @@ def bm25_groups(dataset, split: str, out_dir: Path, depth: int, num_negatives: i
         bm25.build_index(dataset.corpus_path, index_dir)
     queries = dataset.split_queries(split)
     candidates = bm25.search(index_dir, queries, k=depth)
-    stats = MiningStats()
     config = MiningConfig(num_negatives=num_negatives, depth=depth, seed=seed)
-    write_groups(
-        mine_groups(queries, dataset.qrels(split), dataset.corpus, {"bm25": candidates}, {}, config, stats), groups_path
-    )
+    stats = mine_to_file(groups_path, queries, dataset.qrels(split), dataset.corpus, {"bm25": candidates}, {}, config)
     print(stats.summary())
     return groups_path
 
@@ -132,10 +129,7 @@ def run_train(args: argparse.Namespace) -> int:
         grad_accumulation=args.grad_accumulation, save_every=args.save_every, seed=args.seed,
     )  # fmt: skip
     write_config(args.out / "command.json", args, groups=str(groups_path))
-    try:
-        summary = train_retriever(read_groups(groups_path), config, args.out, resume=args.resume)
-    except ValueError as err:
-        raise TandemError(str(err)) from None
+    summary = train_retriever(read_groups(groups_path), config, args.out, resume=args.resume)
     print(
         f"trained {summary['steps']} steps on {summary['groups']} groups in {summary['seconds']:.0f} s; saved {args.out}"
     )

@@ -11,8 +11,7 @@ from pipelines.commands.common import add_dataset_args, dataset_from, write_conf
 from retrieval import bm25
 from retrieval.atomic import atomic_file
 from retrieval.errors import TandemError
-from retrieval.groups import write_groups
-from retrieval.mining import MiningConfig, MiningStats, mine_groups, parse_rank_range
+from retrieval.mining import MiningConfig, mine_to_file, parse_rank_range
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -78,9 +77,7 @@ def run_mine(args: argparse.Namespace) -> int:
         from rerank.filter import cross_encoder_filter
 
         reranker_filter = cross_encoder_filter(args.reranker, dataset.corpus, args.batch_size)
-    stats = MiningStats()
-    groups = mine_groups(queries, qrels, dataset.corpus, sources, scorers, config, stats, reranker_filter)
-    write_groups(groups, args.out)
+    stats = mine_to_file(args.out, queries, qrels, dataset.corpus, sources, scorers, config, reranker_filter)
     with atomic_file(args.out.with_name(args.out.name + ".stats.json")) as out:
         out.write(json.dumps({"config": asdict(config), **stats.to_dict()}, indent=2) + "\n")
     write_config(args.out.with_name(args.out.name + ".config.json"), args)

@@ -82,10 +82,7 @@ def run_train(args: argparse.Namespace) -> int:
     )  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     write_config(args.out / "command.json", args)
-    try:
-        summary = train_reranker(groups, config, args.out, resume=args.resume)
-    except ValueError as err:
-        raise TandemError(str(err)) from None
+    summary = train_reranker(groups, config, args.out, resume=args.resume)
     print(
         f"trained {summary['steps']} steps on {summary['groups']} groups in {summary['seconds']:.0f} s; saved {args.out}"
     )
