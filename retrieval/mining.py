@@ -134,8 +134,11 @@ def mine_groups(
     config: MiningConfig,
     stats: MiningStats,
     reranker_filter: Callable[[str, list[str], list[Candidate]], list[Candidate]] | None = None,
+    passage_text: Callable[[str], str] | None = None,
 ) -> Iterator[TrainingGroup]:
-    """Yield one group per (query, judged positive), in query order; `stats` is filled as they go."""
+    """Yield one group per (query, judged positive), in query order; `stats` is filled as they go.
+    `passage_text` renders a passage id as training text (default: title and text)."""
+    passage_text = passage_text or corpus.passage
     for query_id, query in queries.items():
         positives = {doc_id: rel for doc_id, rel in qrels.get(query_id, {}).items() if rel > 0 and doc_id in corpus}
         if not positives:
@@ -151,12 +154,12 @@ def mine_groups(
         chosen.sort(key=lambda c: (c.rank, c.doc_id))
         if len(chosen) < config.num_negatives:
             stats.queries_short_of_negatives += 1
-        negatives = [Passage(c.doc_id, corpus.passage(c.doc_id), round(c.score, 6), c.rank, c.source) for c in chosen]
+        negatives = [Passage(c.doc_id, passage_text(c.doc_id), round(c.score, 6), c.rank, c.source) for c in chosen]
         stats.kept_rank_histogram.update((c.rank - 1) // 10 for c in chosen)
         for positive_id in positives:
             stats.groups += 1
             stats.negatives_per_group[len(negatives)] += 1
-            yield TrainingGroup(query_id, query, [Passage(positive_id, corpus.passage(positive_id))], negatives)
+            yield TrainingGroup(query_id, query, [Passage(positive_id, passage_text(positive_id))], negatives)
 
 
 def mine_to_file(
@@ -168,10 +171,14 @@ def mine_to_file(
     positive_scorers: dict[str, PositiveScorer],
     config: MiningConfig,
     reranker_filter: Callable[[str, list[str], list[Candidate]], list[Candidate]] | None = None,
+    passage_text: Callable[[str], str] | None = None,
 ) -> MiningStats:
     """Mine and stream the groups into `path` (atomically); returns the statistics."""
     stats = MiningStats()
-    write_groups(mine_groups(queries, qrels, corpus, sources, positive_scorers, config, stats, reranker_filter), path)
+    groups = mine_groups(
+        queries, qrels, corpus, sources, positive_scorers, config, stats, reranker_filter, passage_text
+    )
+    write_groups(groups, path)
     return stats
 
 

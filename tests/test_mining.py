@@ -94,3 +94,31 @@ def test_scifact_bm25_mining_cli(tmp_path: Path) -> None:
         assert all(3 <= n.rank <= 50 and n.source == "bm25" for n in group.negatives)
     stats = json.loads((tmp_path / "a.jsonl.stats.json").read_text())
     assert stats["groups"] == len(groups) and stats["removed"]["judged positive"] > 0
+
+
+def test_title_queries_leave_titles_out(tiny_dir: Path) -> None:
+    from retrieval.pseudo import text_only, title_queries
+
+    dataset = BeirDataset(tiny_dir)
+    queries, qrels = title_queries(dataset.corpus, count=3, seed=1)
+    assert len(queries) == 3 and all(qid.startswith("title:") for qid in queries)
+    for qid, title in queries.items():
+        (doc_id,) = qrels[qid]
+        assert title == dataset.corpus.titles[dataset.corpus.position[doc_id]]
+    stats = MiningStats()
+    groups = list(
+        mine_groups(
+            queries,
+            qrels,
+            dataset.corpus,
+            {"fake": fake_source(dataset)},
+            {},
+            MiningConfig(num_negatives=4),
+            stats,
+            passage_text=text_only(dataset.corpus),
+        )
+    )
+    assert len(groups) == 3
+    for group in groups:
+        assert group.query not in group.positives[0].text  # the title is not copied into its positive
+        assert all(n.text in dataset.corpus.texts for n in group.negatives)

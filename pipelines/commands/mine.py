@@ -12,6 +12,7 @@ from retrieval import bm25
 from retrieval.atomic import atomic_file
 from retrieval.errors import TandemError
 from retrieval.mining import MiningConfig, mine_to_file, parse_rank_range
+from retrieval.pseudo import text_only, title_queries
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -38,6 +39,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--reranker", type=Path, help="cross-encoder folder: drop candidates it scores above the positive"
     )
     parser.add_argument("--seed", type=int, default=42, help="sampling seed (default: 42)")
+    parser.add_argument("--title-queries", type=int, metavar="N",
+                        help="instead of the split's queries, use the titles of N sampled documents as queries (their "
+                        "abstract is the positive; passages are written without titles)")  # fmt: skip
     parser.add_argument("--shard-id", type=int, default=0, help="this shard of the queries (default: 0)")
     parser.add_argument(
         "--num-shards", type=int, default=1, help="split the queries into this many shards (default: 1)"
@@ -56,8 +60,13 @@ def run_mine(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise TandemError(str(err)) from None
     dataset = dataset_from(args)
-    qrels = dataset.qrels(args.split)
-    queries = dataset.split_queries(args.split)
+    passage_text = None
+    if args.title_queries:
+        queries, qrels = title_queries(dataset.corpus, args.title_queries, args.seed)
+        passage_text = text_only(dataset.corpus)
+    else:
+        qrels = dataset.qrels(args.split)
+        queries = dataset.split_queries(args.split)
     queries = {qid: text for i, (qid, text) in enumerate(queries.items()) if i % args.num_shards == args.shard_id}
     sources, scorers = {}, {}
     if args.bm25_index:
@@ -77,7 +86,9 @@ def run_mine(args: argparse.Namespace) -> int:
         from rerank.filter import cross_encoder_filter
 
         reranker_filter = cross_encoder_filter(args.reranker, dataset.corpus, args.batch_size)
-    stats = mine_to_file(args.out, queries, qrels, dataset.corpus, sources, scorers, config, reranker_filter)
+    stats = mine_to_file(
+        args.out, queries, qrels, dataset.corpus, sources, scorers, config, reranker_filter, passage_text
+    )
     with atomic_file(args.out.with_name(args.out.name + ".stats.json")) as out:
         out.write(json.dumps({"config": asdict(config), **stats.to_dict()}, indent=2) + "\n")
     write_config(args.out.with_name(args.out.name + ".config.json"), args)

@@ -26,7 +26,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "cross-entropy over each group (localized contrastive estimation); --loss bce: pointwise baseline on the "
         "same pairs. Saves a Hugging Face folder that also loads as a sentence-transformers CrossEncoder.",
     )
-    train.add_argument("--groups", required=True, type=Path, help="training groups JSONL")
+    train.add_argument(
+        "--groups", required=True, type=Path, nargs="+", help="training groups JSONL file(s), concatenated"
+    )
     train.add_argument("--out", required=True, type=Path, help="output model folder (checkpoints inside)")
     train.add_argument("--model", help="start model: HF name or folder (default: all-MiniLM-L6-v2, offline copy)")
     train.add_argument("--loss", choices=["nll", "bce"], default="nll", help="training loss (default: nll)")
@@ -72,7 +74,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     if args.group_size < 2:
         raise TandemError("--group-size must be at least 2 (1 positive + at least 1 negative)")
-    groups = read_groups(args.groups)
+    groups = [group for path in args.groups for group in read_groups(path)]
     config = RerankerConfig(
         model=args.model, loss=args.loss, group_size=args.group_size, batch_queries=args.batch_queries,
         max_length=args.max_length, attention_dropout=args.attention_dropout, device=args.device,

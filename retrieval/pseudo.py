@@ -1,0 +1,30 @@
+"""Self-supervised training queries from the corpus itself: a document's title as the query, its
+abstract as the positive. With few judged queries (SciFact has 809) they add in-domain pairs.
+
+The passages of such groups are shown without their titles: otherwise the query would appear
+verbatim in its positive and the model would learn string matching."""
+
+from __future__ import annotations
+
+import random
+
+from retrieval.beir import Corpus, Qrels
+
+PREFIX = "title:"
+
+
+def title_queries(corpus: Corpus, count: int, seed: int = 42, min_words: int = 4) -> tuple[dict[str, str], Qrels]:
+    """`count` documents (sampled with `seed`) whose title has at least `min_words` words, as
+    queries `title:<doc id>` with that document as the only positive."""
+    eligible = [
+        i for i, title in enumerate(corpus.titles) if len(title.split()) >= min_words and corpus.texts[i].strip()
+    ]
+    chosen = sorted(random.Random(seed).sample(eligible, min(count, len(eligible))))
+    queries = {f"{PREFIX}{corpus.ids[i]}": corpus.titles[i] for i in chosen}
+    qrels = {f"{PREFIX}{corpus.ids[i]}": {corpus.ids[i]: 1} for i in chosen}
+    return queries, qrels
+
+
+def text_only(corpus: Corpus):
+    """A passage-text function for mining that leaves titles out."""
+    return lambda doc_id: corpus.texts[corpus.position[doc_id]]
