@@ -1,0 +1,100 @@
+"""Cross-encoder training throughput: tandem's N+1 NLL step vs the equivalent sentence-transformers step
+(its CrossEncoder with MultipleNegativesRankingLoss, hard negatives as columns, no in-batch negatives,
+identity activation, scale 1: the same softmax cross-entropy over 1 positive + N negatives).
+Same start model, batch layout (B groups x N+1), max length, optimiser, threads and batches.
+
+    .venv/bin/python bench/train.py --groups runs/scifact/groups-bm25.jsonl --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from common import set_threads
+from sentence_transformers.cross_encoder import CrossEncoder as StCrossEncoder
+from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
+
+from rerank.model import CrossEncoder
+from retrieval.groups import epoch_batches, read_groups
+from retrieval.losses import ListwiseNLLLoss
+from retrieval.models import resolve_model
+
+
+def time_steps(step, batches, warmup: int) -> float:
+    for batch in batches[:warmup]:
+        step(batch)
+    started = time.perf_counter()
+    for batch in batches[warmup:]:
+        step(batch)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--groups", required=True)
+    parser.add_argument("--model")
+    parser.add_argument("--group-size", type=int, default=8)
+    parser.add_argument("--batch-queries", type=int, default=4)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    set_threads(args.threads)
+    path = resolve_model(args.model)
+    groups = read_groups(args.groups)
+    batches = list(epoch_batches(groups, args.group_size, args.batch_queries, 0, 0))[: args.warmup + args.steps]
+    pairs = args.steps * args.batch_queries * args.group_size
+    nll = ListwiseNLLLoss()
+
+    def tandem_step(model: CrossEncoder, optimizer: torch.optim.Optimizer):
+        def step(batch):
+            queries = [q for q, texts in batch for _ in texts]
+            passages = [t for _, texts in batch for t in texts]
+            loss = nll(model(model.tokenize(queries, passages)).view(len(batch), -1))
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        return step
+
+    results = {}
+    for label, dropout in (
+        ("tandem (attention dropout 0, its default)", 0.0),
+        ("tandem (attention dropout 0.1, as the model ships)", None),
+    ):
+        torch.manual_seed(0)
+        model = CrossEncoder.from_pretrained(path, max_length=args.max_length, attention_dropout=dropout).train()
+        seconds = time_steps(tandem_step(model, torch.optim.AdamW(model.parameters(), lr=2e-5)), batches, args.warmup)
+        results[label] = pairs / seconds
+
+    torch.manual_seed(0)
+    st = StCrossEncoder(path, num_labels=1, max_length=args.max_length, device="cpu")
+    st.model.train()
+    loss = MultipleNegativesRankingLoss(st, num_negatives=0, scale=1.0, activation_fn=torch.nn.Identity())
+    optimizer = torch.optim.AdamW(st.model.parameters(), lr=2e-5)
+
+    def st_step(batch):
+        columns = [[q for q, _ in batch]] + [[texts[j] for _, texts in batch] for j in range(args.group_size)]
+        value = loss(columns, torch.zeros(len(batch)))
+        value.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    results["sentence-transformers"] = pairs / time_steps(st_step, batches, args.warmup)
+    print(
+        f"model={path} threads={args.threads} max_length={args.max_length} batch={args.batch_queries}x{args.group_size} steps={args.steps}"
+    )
+    for label, rate in results.items():
+        print(f"{label}: {rate:.1f} pairs/s")
+    base = results["sentence-transformers"]
+    first = next(iter(results.values()))
+    print(
+        f"RESULT train: tandem / sentence-transformers = {first / base:.2f}x (same dropout: {list(results.values())[1] / base:.2f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
