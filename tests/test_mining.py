@@ -122,3 +122,40 @@ def test_title_queries_leave_titles_out(tiny_dir: Path) -> None:
     for group in groups:
         assert group.query not in group.positives[0].text  # the title is not copied into its positive
         assert all(n.text in dataset.corpus.texts for n in group.negatives)
+
+
+@pytest.mark.integration
+def test_scifact_dense_mining_cli(tmp_path: Path) -> None:
+    """Mining from a dense index on SciFact train: a tiny random BERT with MiniLM's vocabulary keeps it
+    fast; what is tested (no judged positive among the negatives, sources recorded) does not depend on
+    the model's quality."""
+    from retrieval.models import offline_minilm_path
+    from tests.tiny_models import build_tiny_bert
+
+    scifact = str(real_dataset("scifact"))
+    encoder = build_tiny_bert(tmp_path / "tiny", [], vocab_file=offline_minilm_path() / "vocab.txt")
+    assert (
+        main(["index", "build", "--dataset", scifact, "--encoder", str(encoder), "--out", str(tmp_path / "idx")]) == 0
+    )
+    assert main(["bm25", "index", "--dataset", scifact, "--out", str(tmp_path / "bm25")]) == 0
+    out = tmp_path / "groups.jsonl"
+    args = [
+        "mine",
+        "--dataset",
+        scifact,
+        "--split",
+        "train",
+        "--index",
+        str(tmp_path / "idx"),
+        "--bm25-index",
+        str(tmp_path / "bm25"),
+    ]
+    assert main([*args, "--out", str(out), "--num-negatives", "10", "--depth", "30"]) == 0
+    qrels = BeirDataset(scifact).qrels("train")
+    groups = read_groups(out)
+    assert len(groups) == sum(1 for judged in qrels.values() for rel in judged.values() if rel > 0)
+    sources = set()
+    for group in groups:
+        assert not {n.id for n in group.negatives} & {d for d, rel in qrels[group.query_id].items() if rel > 0}
+        sources |= {n.source for n in group.negatives}
+    assert any("dense" in s for s in sources) and any("bm25" in s for s in sources)

@@ -13,14 +13,18 @@ from transformers import BertConfig, BertModel, BertTokenizer
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def build_tiny_bert(out_dir: Path, texts: list[str], seed: int = 0) -> Path:
-    words = sorted({w for text in texts for w in re.findall(r"\w+|[^\w\s]", text.lower())})
+def build_tiny_bert(out_dir: Path, texts: list[str], seed: int = 0, vocab_file: Path | None = None) -> Path:
+    """With `vocab_file` (e.g. MiniLM's WordPiece vocabulary) the tokenizer is real and `texts` unused."""
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab = out_dir / "vocab.txt"
-    vocab.write_text("\n".join(SPECIAL + words) + "\n")
+    if vocab_file is not None:
+        vocab.write_text(vocab_file.read_text())
+    else:
+        words = sorted({w for text in texts for w in re.findall(r"\w+|[^\w\s]", text.lower())})
+        vocab.write_text("\n".join(SPECIAL + words) + "\n")
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=len(SPECIAL) + len(words),
+        vocab_size=len(vocab.read_text().splitlines()),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
