@@ -32,6 +32,7 @@ from retrieval import bm25
 from retrieval.atomic import atomic_file
 from retrieval.beir import BeirDataset
 from retrieval.dense import dense_search
+from retrieval.encoder import BiEncoderConfig
 from retrieval.errors import TandemError
 from retrieval.groups import read_groups
 from retrieval.index import DenseIndex, build_dense_index
@@ -187,11 +188,14 @@ def stage_retriever(ctx: RunContext, work: Path) -> dict:
     candidates = bm25.search(ctx.stage_dir("bm25") / "index", queries, k=options["negatives_depth"])
     mining = {"num_negatives": 30, "depth": options["negatives_depth"], "seed": options["seed"]}
     stats = _mine(ctx, {"bm25": candidates}, {}, mining, work / "bm25-negatives.jsonl")
-    config = RetrieverConfig(
-        model=ctx.config["dense"]["model"], group_size=options["group_size"], batch_queries=options["batch_queries"],
+    encoder = BiEncoderConfig(
         temperature=options["temperature"], passage_max_length=options["passage_max_length"],
-        query_max_length=options["query_max_length"], attention_dropout=options["attention_dropout"],
-        epochs=options["epochs"], learning_rate=options["learning_rate"], seed=options["seed"],
+        query_max_length=options["query_max_length"],
+    )  # fmt: skip
+    config = RetrieverConfig(
+        model=ctx.config["dense"]["model"], encoder=encoder, group_size=options["group_size"],
+        batch_queries=options["batch_queries"], attention_dropout=options["attention_dropout"], epochs=options["epochs"],
+        learning_rate=options["learning_rate"], seed=options["seed"],
     )  # fmt: skip
     groups = read_groups(work / "bm25-negatives.jsonl")
     config.batch_queries = min(config.batch_queries, len(groups))

@@ -8,7 +8,7 @@ listwise NLL with each query's own positive as target.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,14 +24,9 @@ from retrieval.training import TrainingConfig, gather_with_grad, seed_everything
 @dataclass
 class RetrieverConfig(TrainingConfig):
     model: str | None = None
+    encoder: BiEncoderConfig = field(default_factory=BiEncoderConfig)
     group_size: int = 2
     batch_queries: int = 32
-    pooling: str = "mean"
-    normalize: bool = True
-    temperature: float = 0.05
-    shared: bool = True
-    query_max_length: int = 64
-    passage_max_length: int = 256
     attention_dropout: float | None = None
     device: str | None = None
 
@@ -60,15 +55,7 @@ def train_retriever(groups: list[TrainingGroup], config: RetrieverConfig, out_di
         raise TandemError("no training group has a negative passage")
     context = setup_distributed(config.device)
     seed_everything(config.seed)
-    encoder_config = BiEncoderConfig(
-        config.pooling,
-        config.normalize,
-        config.temperature,
-        config.shared,
-        config.query_max_length,
-        config.passage_max_length,
-    )
-    encoder = BiEncoder.from_pretrained(config.model, encoder_config, attention_dropout=config.attention_dropout)
+    encoder = BiEncoder.from_pretrained(config.model, config.encoder, attention_dropout=config.attention_dropout)
     if config.gradient_checkpointing:
         encoder.passage_model.gradient_checkpointing_enable()
         encoder.query_model.gradient_checkpointing_enable()
@@ -77,7 +64,7 @@ def train_retriever(groups: list[TrainingGroup], config: RetrieverConfig, out_di
     model = DistributedDataParallel(encoder, find_unused_parameters=True) if context.enabled else encoder
     summary = train_on_groups(
         model, groups, config, out_dir, context, encoder.save_pretrained,
-        lambda batch: in_batch_nll(model, encoder, batch, config.temperature, context.world_size), resume,
+        lambda batch: in_batch_nll(model, encoder, batch, config.encoder.temperature, context.world_size), resume,
     )  # fmt: skip
     if context.is_main:
         encoder.save_pretrained(out_dir)

@@ -8,10 +8,10 @@ import shutil
 import time
 from pathlib import Path
 
-from pipelines.commands.common import add_dataset_args, dataset_from, write_config
+from pipelines.commands.common import add_dataset_args, add_training_args, dataset_from, training_options, write_config
 from retrieval import bm25
 from retrieval.dense import dense_search
-from retrieval.encoder import POOLINGS, BiEncoder
+from retrieval.encoder import POOLINGS, BiEncoder, BiEncoderConfig
 from retrieval.errors import TandemError
 from retrieval.groups import read_groups
 from retrieval.index import DenseIndex, build_index, encode_corpus_shard
@@ -40,9 +40,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--group-size", type=int, default=2, help="passages per query, 1 positive + N hard (default: 2)")
     train.add_argument("--batch-queries", type=int, default=32, help="queries per step, B (default: 32)")
-    train.add_argument("--epochs", type=float, default=1.0, help="epochs (default: 1)")
-    train.add_argument("--lr", type=float, default=2e-5, help="peak learning rate (default: 2e-5)")
-    train.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction (default: 0.1)")
     train.add_argument("--temperature", type=float, default=0.05, help="softmax temperature tau (default: 0.05)")
     train.add_argument("--pooling", choices=POOLINGS, default="mean", help="default: mean")
     train.add_argument("--no-normalize", action="store_true", help="do not L2-normalise embeddings")
@@ -50,13 +47,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--query-max-length", type=int, default=64, help="default: 64")
     train.add_argument("--passage-max-length", type=int, default=256, help="default: 256")
     train.add_argument("--attention-dropout", type=float, help="override attention dropout (0.0 = fast SDPA kernel)")
-    train.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help="default: auto")
-    train.add_argument("--gradient-checkpointing", action="store_true")
-    train.add_argument("--grad-accumulation", type=int, default=1)
-    train.add_argument("--save-every", type=int, default=0, help="checkpoint every K steps (default: only at the end)")
-    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    train.add_argument("--seed", type=int, default=42)
-    train.add_argument("--device", help="cpu, cuda (default: cuda if available)")
+    add_training_args(train, lr=2e-5, epochs=1.0)
     train.set_defaults(handler=run_train)
 
     index = commands.add_parser("index", help="encode a corpus and build a FAISS index")
@@ -120,13 +111,13 @@ def run_train(args: argparse.Namespace) -> int:
     dataset = dataset_from(args)
     args.out.mkdir(parents=True, exist_ok=True)
     groups_path = args.negatives or bm25_groups(dataset, args.split, args.out, args.bm25_depth, 30, args.seed)
-    config = RetrieverConfig(
-        model=args.model, group_size=args.group_size, batch_queries=args.batch_queries, pooling=args.pooling,
-        normalize=not args.no_normalize, temperature=args.temperature, shared=not args.separate_towers,
+    encoder = BiEncoderConfig(
+        pooling=args.pooling, normalize=not args.no_normalize, temperature=args.temperature, shared=not args.separate_towers,
         query_max_length=args.query_max_length, passage_max_length=args.passage_max_length,
-        attention_dropout=args.attention_dropout, device=args.device, epochs=args.epochs, learning_rate=args.lr,
-        warmup_ratio=args.warmup, precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
-        grad_accumulation=args.grad_accumulation, save_every=args.save_every, seed=args.seed,
+    )  # fmt: skip
+    config = RetrieverConfig(
+        model=args.model, encoder=encoder, group_size=args.group_size, batch_queries=args.batch_queries,
+        attention_dropout=args.attention_dropout, **training_options(args),
     )  # fmt: skip
     write_config(args.out / "command.json", args, groups=str(groups_path))
     summary = train_retriever(read_groups(groups_path), config, args.out, resume=args.resume)

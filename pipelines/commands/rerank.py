@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from pipelines.commands.common import add_dataset_args, dataset_from, write_config
+from pipelines.commands.common import add_dataset_args, add_training_args, dataset_from, training_options, write_config
 from rerank.model import CrossEncoder
 from rerank.rerank import rerank_run
 from rerank.train import RerankerConfig, train_reranker
@@ -34,22 +34,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--loss", choices=["nll", "bce"], default="nll", help="training loss (default: nll)")
     train.add_argument("--group-size", type=int, default=8, help="passages per group, N+1 (default: 8)")
     train.add_argument("--batch-queries", type=int, default=4, help="groups per step, B (default: 4)")
-    train.add_argument("--epochs", type=float, default=1.0, help="epochs over the groups (default: 1)")
-    train.add_argument("--lr", type=float, default=2e-5, help="peak learning rate (default: 2e-5)")
-    train.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of steps (default: 0.1)")
     train.add_argument("--max-length", type=int, default=256, help="max tokens per pair (default: 256)")
-    train.add_argument("--grad-accumulation", type=int, default=1, help="steps accumulated per update (default: 1)")
     train.add_argument("--attention-dropout", type=float, default=0.0,
                        help="attention-probability dropout; 0 enables the fast SDPA kernel (default: 0.0)")  # fmt: skip
-    train.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                       help="autocast: auto = bf16 on CUDA, fp32 on CPU (default: auto)")  # fmt: skip
-    train.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for activation memory")
-    train.add_argument(
-        "--save-every", type=int, default=0, help="checkpoint every K steps (default: 0 = only at the end)"
-    )
-    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    train.add_argument("--seed", type=int, default=42, help="seed for sampling and initialisation (default: 42)")
-    train.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    add_training_args(train, lr=2e-5, epochs=1.0)
     train.set_defaults(handler=run_train)
 
     rerank = commands.add_parser(
@@ -77,10 +65,7 @@ def run_train(args: argparse.Namespace) -> int:
     groups = [group for path in args.groups for group in read_groups(path)]
     config = RerankerConfig(
         model=args.model, loss=args.loss, group_size=args.group_size, batch_queries=args.batch_queries,
-        max_length=args.max_length, attention_dropout=args.attention_dropout, device=args.device,
-        epochs=args.epochs, learning_rate=args.lr, warmup_ratio=args.warmup, grad_accumulation=args.grad_accumulation,
-        precision=args.precision, gradient_checkpointing=args.gradient_checkpointing, save_every=args.save_every,
-        seed=args.seed,
+        max_length=args.max_length, attention_dropout=args.attention_dropout, **training_options(args),
     )  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     write_config(args.out / "command.json", args)
