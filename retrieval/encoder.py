@@ -62,6 +62,7 @@ class BiEncoder(torch.nn.Module):
         self.query_model = passage_model if config.shared else query_model
         self.tokenizer = tokenizer
         self.config = config
+        self.source = ""  # where it was loaded from (recorded in indexes)
 
     # -- loading and saving -------------------------------------------------------------------
 
@@ -85,7 +86,9 @@ class BiEncoder(torch.nn.Module):
             query_model = passage_model
         else:
             query_model = AutoModel.from_pretrained(query_path if query_path.is_dir() else path, **kwargs)
-        return cls(query_model, passage_model, AutoTokenizer.from_pretrained(path), config)
+        encoder = cls(query_model, passage_model, AutoTokenizer.from_pretrained(path), config)
+        encoder.source = str(path)
+        return encoder
 
     def save_pretrained(self, out_dir: str | Path) -> None:
         out_dir = Path(out_dir)

@@ -84,11 +84,21 @@ def encode_corpus_shard(
     A finished shard is kept as it is (so a re-run resumes at the unfinished shards)."""
     corpus_path = Path(corpus_path)
     shard_dir = Path(out_dir) / f"shard-{shard_id}"
+    start, stop = shard_range(count_lines(corpus_path), shard_id, num_shards)
+    made_with = {
+        "encoder": encoder.source,
+        "config": asdict(encoder.config),
+        "corpus": str(corpus_path.resolve()),
+        "range": [start, stop],
+    }
     if (shard_dir / "docids.txt").is_file():
+        previous = json.loads((shard_dir / "shard.json").read_text()) if (shard_dir / "shard.json").is_file() else None
+        if previous != made_with:
+            raise TandemError(f"{shard_dir} was encoded differently ({previous}); delete it or use another --out")
         log.info("%s already encoded", shard_dir)
         return shard_dir
-    start, stop = shard_range(count_lines(corpus_path), shard_id, num_shards)
     with atomic_dir(shard_dir) as staging:
+        (staging / "shard.json").write_text(json.dumps(made_with, indent=2) + "\n")
         embeddings = np.lib.format.open_memmap(
             staging / "embeddings.npy", mode="w+", dtype=np.float32, shape=(stop - start, encoder.dim)
         )
