@@ -1,8 +1,8 @@
 """Passage encoding: tandem's BiEncoder.encode vs sentence-transformers' SentenceTransformer.encode,
 same model, max length, batch size, threads and passages, in one process. Prints passages/s and the ratio.
 
-    .venv/bin/python bench/encode.py                       # SciFact (2,000 passages) and synthetic (2,000)
-    .venv/bin/python bench/encode.py --device cuda --dtype bf16 --count 20000
+    .venv/bin/python -m bench.encode                       # SciFact (2,000 passages) and synthetic (2,000)
+    .venv/bin/python -m bench.encode --device cuda --dtype bf16 --count 20000
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import argparse
 
 import numpy as np
 import torch
-from common import best_of, dtype_of, scifact_passages, set_threads, synthetic_passages
 from sentence_transformers import SentenceTransformer
 
+from bench.common import best_of, dtype_of, scifact_passages, set_threads, synthetic_passages
 from retrieval.encoder import BiEncoder
 from retrieval.models import resolve_model
 

@@ -5,8 +5,8 @@ scientific abstracts), encodes it with the streaming, length-sorted, memory-mapp
 passages/s and peak resident memory. Peak RSS is sampled from /proc while encoding; the embedding
 memmap is on disk and counts only as page cache.
 
-    .venv/bin/python bench/encode_corpus.py --num-passages 100000            # the issue's figure
-    .venv/bin/python bench/encode_corpus.py --num-passages 2000 --device cuda --precision bf16
+    .venv/bin/python -m bench.encode_corpus --num-passages 100000            # the issue's figure
+    .venv/bin/python -m bench.encode_corpus --num-passages 2000 --device cuda --precision bf16
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Pair scoring: tandem's CrossEncoder.score vs sentence-transformers' CrossEncoder.predict on the
 same model and pairs (SciFact test queries x their BM25 top hits), same batch size and threads.
 
-    .venv/bin/python bench/rerank.py --run runs/scifact/bm25.test.trec --pairs 2000
-    .venv/bin/python bench/rerank.py --run RUN --device cuda --dtype bf16
+    .venv/bin/python -m bench.rerank --run runs/scifact/bm25.test.trec --pairs 2000
+    .venv/bin/python -m bench.rerank --run RUN --device cuda --dtype bf16
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import json
 
 import numpy as np
 import torch
-from common import best_of, data_root, dtype_of, set_threads
 from sentence_transformers import CrossEncoder as StCrossEncoder
 
+from bench.common import best_of, data_root, dtype_of, set_threads
 from rerank.model import CrossEncoder
 from retrieval.models import resolve_model
 from retrieval.runs import read_run

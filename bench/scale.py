@@ -7,7 +7,7 @@
 2. Builds Flat, HNSW and IVF-PQ indexes over the encoded embeddings; reports build seconds, search
    latency (ms/query, one query at a time and batched) and recall@100 against Flat.
 
-    .venv/bin/python bench/scale.py --passages 1000000 --encode 30000
+    .venv/bin/python -m bench.scale --passages 1000000 --encode 30000
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from common import set_threads, synthetic_passages
 
+from bench.common import set_threads, synthetic_passages
 from retrieval.encoder import BiEncoder
 from retrieval.index import encode_corpus_shard
 from retrieval.models import resolve_model

@@ -3,7 +3,7 @@
 identity activation, scale 1: the same softmax cross-entropy over 1 positive + N negatives).
 Same start model, batch layout (B groups x N+1), max length, optimiser, threads and batches.
 
-    .venv/bin/python bench/train.py --groups runs/scifact/groups-bm25.jsonl --steps 10
+    .venv/bin/python -m bench.train --groups runs/scifact/groups-bm25.jsonl --steps 10
 """
 
 from __future__ import annotations
@@ -12,14 +12,22 @@ import argparse
 import time
 
 import torch
-from common import set_threads
 from sentence_transformers.cross_encoder import CrossEncoder as StCrossEncoder
 from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
 
+from bench.common import set_threads
 from rerank.model import CrossEncoder
 from retrieval.groups import epoch_batches, read_groups
 from retrieval.losses import ListwiseNLLLoss
 from retrieval.models import resolve_model
+
+
+class HardNegativesOnly(MultipleNegativesRankingLoss):
+    """No in-batch negatives (sentence-transformers refuses num_negatives=0): the loss is then the
+    softmax cross-entropy over each query's positive and hard-negative columns."""
+
+    def get_in_batch_negatives(self, anchors, candidates):
+        return iter(())
 
 
 def time_steps(step, batches, warmup: int) -> float:
@@ -73,7 +81,7 @@ def main() -> None:
     torch.manual_seed(0)
     st = StCrossEncoder(path, num_labels=1, max_length=args.max_length, device="cpu")
     st.model.train()
-    loss = MultipleNegativesRankingLoss(st, num_negatives=0, scale=1.0, activation_fn=torch.nn.Identity())
+    loss = HardNegativesOnly(st, num_negatives=None, scale=1.0, activation_fn=torch.nn.Identity())
     optimizer = torch.optim.AdamW(st.model.parameters(), lr=2e-5)
 
     def st_step(batch):
