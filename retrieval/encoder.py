@@ -45,6 +45,12 @@ class BiEncoderConfig:
             raise ValueError("temperature must be positive")
 
 
+def saved_config(path: str | Path) -> BiEncoderConfig | None:
+    """The configuration a tandem bi-encoder folder was saved with, or None for any other model."""
+    saved = Path(path) / CONFIG_FILE
+    return BiEncoderConfig(**json.loads(saved.read_text())) if saved.is_file() else None
+
+
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
     """Mean over real (unpadded) tokens, or the [CLS] vector."""
     if pooling == "cls":
@@ -76,9 +82,8 @@ class BiEncoder(torch.nn.Module):
         """Load a saved bi-encoder (its own config wins unless `config` is given), or start one from
         any encoder. `attention_dropout=0.0` lets PyTorch use its fast SDPA kernel when training."""
         path = resolve_model(name_or_path)
-        saved = Path(path) / CONFIG_FILE
         if config is None:
-            config = BiEncoderConfig(**json.loads(saved.read_text())) if saved.is_file() else BiEncoderConfig()
+            config = saved_config(path) or BiEncoderConfig()
         kwargs = {} if attention_dropout is None else {"attention_probs_dropout_prob": attention_dropout}
         passage_model = AutoModel.from_pretrained(path, **kwargs)
         query_path = Path(path) / "query"

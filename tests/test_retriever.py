@@ -174,3 +174,27 @@ def test_torchrun_requires_mined_negatives(
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["retriever", "train", "--dataset", str(tiny_dir), "--out", str(tmp_path / "bi")]) == 2
     assert "pass --negatives" in capsys.readouterr().err
+
+
+def test_continued_training_keeps_the_saved_config(tiny_bert: Path, tiny_dir: Path, tmp_path: Path) -> None:
+    start = tmp_path / "cls"
+    BiEncoder.from_pretrained(
+        tiny_bert, BiEncoderConfig(pooling="cls", temperature=0.1, passage_max_length=96)
+    ).save_pretrained(start)
+    common = [
+        "retriever",
+        "train",
+        "--dataset",
+        str(tiny_dir),
+        "--split",
+        "test",
+        "--batch-queries",
+        "2",
+        "--epochs",
+        "1",
+    ]
+    assert main([*common, "--model", str(start), "--out", str(tmp_path / "next")]) == 0
+    config = BiEncoder.from_pretrained(tmp_path / "next").config
+    assert (config.pooling, config.temperature, config.passage_max_length) == ("cls", 0.1, 96)
+    assert main([*common, "--model", str(start), "--out", str(tmp_path / "mean"), "--pooling", "mean"]) == 0
+    assert BiEncoder.from_pretrained(tmp_path / "mean").config.pooling == "mean"

@@ -6,12 +6,13 @@ import argparse
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from pipelines.commands.common import add_dataset_args, add_training_args, dataset_from, training_options, write_config
 from retrieval import bm25
 from retrieval.dense import dense_search
-from retrieval.encoder import POOLINGS, BiEncoder, BiEncoderConfig
+from retrieval.encoder import POOLINGS, BiEncoder, BiEncoderConfig, saved_config
 from retrieval.errors import TandemError
 from retrieval.groups import read_groups
 from retrieval.index import DenseIndex, build_index, encode_corpus_shard
@@ -40,12 +41,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--group-size", type=int, default=2, help="passages per query, 1 positive + N hard (default: 2)")
     train.add_argument("--batch-queries", type=int, default=32, help="queries per step, B (default: 32)")
-    train.add_argument("--temperature", type=float, default=0.05, help="softmax temperature tau (default: 0.05)")
-    train.add_argument("--pooling", choices=POOLINGS, default="mean", help="default: mean")
-    train.add_argument("--no-normalize", action="store_true", help="do not L2-normalise embeddings")
-    train.add_argument("--separate-towers", action="store_true", help="untie query and passage encoders")
-    train.add_argument("--query-max-length", type=int, default=64, help="default: 64")
-    train.add_argument("--passage-max-length", type=int, default=256, help="default: 256")
+    tip = " (default: the start model's tandem config, else %s)"
+    train.add_argument("--temperature", type=float, help="softmax temperature tau" + tip % "0.05")
+    train.add_argument("--pooling", choices=POOLINGS, help="embedding pooling" + tip % "mean")
+    train.add_argument(
+        "--normalize", action=argparse.BooleanOptionalAction, help="L2-normalise embeddings" + tip % "yes"
+    )
+    train.add_argument(
+        "--separate-towers", action=argparse.BooleanOptionalAction, help="untie query and passage encoders" + tip % "no"
+    )
+    train.add_argument("--query-max-length", type=int, help="query tokens" + tip % "64")
+    train.add_argument("--passage-max-length", type=int, help="passage tokens" + tip % "256")
     train.add_argument("--attention-dropout", type=float, help="override attention dropout (0.0 = fast SDPA kernel)")
     add_training_args(train, lr=2e-5, epochs=1.0)
     train.set_defaults(handler=run_train)
@@ -111,10 +117,13 @@ def run_train(args: argparse.Namespace) -> int:
     dataset = dataset_from(args)
     args.out.mkdir(parents=True, exist_ok=True)
     groups_path = args.negatives or bm25_groups(dataset, args.split, args.out, args.bm25_depth, 30, args.seed)
-    encoder = BiEncoderConfig(
-        pooling=args.pooling, normalize=not args.no_normalize, temperature=args.temperature, shared=not args.separate_towers,
-        query_max_length=args.query_max_length, passage_max_length=args.passage_max_length,
-    )  # fmt: skip
+    given = {
+        "pooling": args.pooling, "normalize": args.normalize, "temperature": args.temperature,
+        "shared": None if args.separate_towers is None else not args.separate_towers,
+        "query_max_length": args.query_max_length, "passage_max_length": args.passage_max_length,
+    }  # fmt: skip
+    start = saved_config(resolve_model(args.model)) or BiEncoderConfig()
+    encoder = replace(start, **{name: value for name, value in given.items() if value is not None})
     config = RetrieverConfig(
         model=args.model, encoder=encoder, group_size=args.group_size, batch_queries=args.batch_queries,
         attention_dropout=args.attention_dropout, **training_options(args),
