@@ -159,3 +159,43 @@ def test_scifact_dense_mining_cli(tmp_path: Path) -> None:
         assert not {n.id for n in group.negatives} & {d for d, rel in qrels[group.query_id].items() if rel > 0}
         sources |= {n.source for n in group.negatives}
     assert any("dense" in s for s in sources) and any("bm25" in s for s in sources)
+
+
+def test_cross_encoder_filter_drops_candidates_scored_above_the_positive(
+    tiny_dir: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    from rerank.filter import cross_encoder_filter
+    from rerank.model import CrossEncoder
+
+    dataset = BeirDataset(tiny_dir)
+    CrossEncoder.from_pretrained(tiny_bert).save_pretrained(tmp_path / "ce")
+    keep = cross_encoder_filter(tmp_path / "ce", dataset.corpus)
+    stats = MiningStats()
+    config = MiningConfig(num_negatives=20, depth=12)
+    groups = list(
+        mine_groups(
+            dataset.queries,
+            dataset.qrels("test"),
+            dataset.corpus,
+            {"fake": fake_source(dataset)},
+            {},
+            config,
+            stats,
+            keep,
+        )
+    )
+    model = CrossEncoder.from_pretrained(tmp_path / "ce")
+    for group in groups:
+        scores = model.score(
+            [group.query] * (1 + len(group.negatives)),
+            [group.positives[0].text] + [n.text for n in group.negatives],
+            show_progress=False,
+        )
+        positives = dataset.qrels("test")[group.query_id]
+        floor = min(
+            model.score(
+                [group.query] * len(positives), [dataset.corpus.passage(p) for p in positives], show_progress=False
+            )
+        )
+        assert all(s <= floor + 1e-5 for s in scores[1:])
+    assert stats.removed["cross-encoder scores above positive"] > 0
