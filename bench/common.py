@@ -1,9 +1,10 @@
-"""Shared helpers for the benchmarks: timing, thread pinning, inputs."""
+"""Shared helpers for the benchmarks: timing, thread pinning, inputs, memory sampling."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,3 +70,40 @@ def scifact_passages(limit: int) -> list[str]:
 
 def dtype_of(name: str) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def write_synthetic_corpus(path: Path, count: int, block: int = 50_000) -> None:
+    """A BEIR corpus.jsonl of `count` synthetic passages, written in blocks (bounded memory)."""
+    with open(path, "w") as out:
+        for start in range(0, count, block):
+            for i, text in enumerate(synthetic_passages(min(block, count - start), seed=start)):
+                out.write(json.dumps({"_id": f"d{start + i}", "title": "", "text": text}) + "\n")
+
+
+class PeakMemory:
+    """Samples this process's VmRSS and RssAnon (heap and anonymous mappings, i.e. without the page
+    cache of memory-mapped files) every 50 ms while the block runs."""
+
+    def __init__(self) -> None:
+        self.peak_rss = 0
+        self.peak_anon = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        self.peak_rss = max(self.peak_rss, int(line.split()[1]) * 1024)
+                    elif line.startswith("RssAnon:"):
+                        self.peak_anon = max(self.peak_anon, int(line.split()[1]) * 1024)
+            time.sleep(0.05)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -12,74 +12,18 @@ memmap is on disk and counts only as page cache.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from bench.common import PeakMemory, write_synthetic_corpus
 from retrieval.encoder import BiEncoder
 from retrieval.index import encode_corpus_shard
 from retrieval.models import resolve_model
-
-
-def synthetic_corpus(path: Path, count: int, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    vocabulary = [
-        f"{a}{b}"
-        for a in ("pro", "an", "cell", "gen", "vir", "neur", "cardi", "onc")
-        for b in ("tein", "ase", "ic", "al", "ome", "ity", "osis", "ide")
-    ]
-    vocabulary += [
-        "the",
-        "of",
-        "and",
-        "in",
-        "to",
-        "with",
-        "is",
-        "was",
-        "for",
-        "patients",
-        "study",
-        "results",
-        "increased",
-    ]
-    lengths = np.clip(rng.lognormal(mean=np.log(120), sigma=0.6, size=count), 8, 600).astype(int)
-    with open(path, "w") as out:
-        for i, length in enumerate(lengths):
-            words = rng.choice(vocabulary, size=length)
-            out.write(json.dumps({"_id": f"d{i}", "title": "", "text": " ".join(words)}) + "\n")
-
-
-class PeakRss:
-    """Samples this process's resident set (VmRSS) every 50 ms."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with open("/proc/self/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        self.peak = max(self.peak, int(line.split()[1]) * 1024)
-            time.sleep(0.05)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def main() -> None:
@@ -96,11 +40,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
         corpus = Path(tmp) / "corpus.jsonl"
-        synthetic_corpus(corpus, args.num_passages)
+        write_synthetic_corpus(corpus, args.num_passages)
         encoder = BiEncoder.from_pretrained(resolve_model(args.model)).to_device(args.device)
         encoder.config.passage_max_length = args.max_length
         baseline = int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) * 1024
-        with PeakRss() as rss:
+        with PeakMemory() as rss:
             started = time.perf_counter()
             encode_corpus_shard(
                 encoder,
@@ -118,9 +62,9 @@ def main() -> None:
     )
     print(f"passages={args.num_passages} seconds={seconds:.1f} embeddings_file={memmap_bytes / 2**20:.0f} MiB")
     print(
-        f"rss_before={baseline / 2**30:.2f} GiB peak_rss={rss.peak / 2**30:.2f} GiB maxrss={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+        f"rss_before={baseline / 2**30:.2f} GiB peak_rss={rss.peak_rss / 2**30:.2f} GiB peak_anon={rss.peak_anon / 2**30:.2f} GiB maxrss={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
     )
-    print(f"RESULT encode: {rate:.1f} passages/s, peak RSS {rss.peak / 2**30:.2f} GiB")
+    print(f"RESULT encode: {rate:.1f} passages/s, peak RSS {rss.peak_rss / 2**30:.2f} GiB")
 
 
 if __name__ == "__main__":

@@ -13,51 +13,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from bench.common import set_threads, synthetic_passages
+from bench.common import PeakMemory, set_threads, synthetic_passages, write_synthetic_corpus
 from retrieval.encoder import BiEncoder
 from retrieval.index import encode_corpus_shard
 from retrieval.models import resolve_model
-
-
-class PeakMemory:
-    """Samples RssAnon (heap and anonymous mappings: not the page cache of memory-mapped files)."""
-
-    def __init__(self) -> None:
-        self.peak_anon = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for line in open("/proc/self/status"):
-                if line.startswith("RssAnon:"):
-                    self.peak_anon = max(self.peak_anon, int(line.split()[1]) * 1024)
-            time.sleep(0.05)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def write_corpus(path: Path, count: int, block: int = 50_000) -> None:
-    with open(path, "w") as out:
-        for start in range(0, count, block):
-            for i, text in enumerate(synthetic_passages(min(block, count - start), seed=start)):
-                out.write(json.dumps({"_id": f"d{start + i}", "title": "", "text": text}) + "\n")
 
 
 def recall_at(reference: np.ndarray, found: np.ndarray, k: int) -> float:
@@ -82,7 +49,7 @@ def main() -> None:
     encoder.config.passage_max_length = args.max_length
     with tempfile.TemporaryDirectory(prefix="tandem-scale-") as tmp:
         corpus = Path(tmp) / "corpus.jsonl"
-        write_corpus(corpus, args.encode)
+        write_synthetic_corpus(corpus, args.encode)
         with PeakMemory() as memory:
             started = time.perf_counter()
             shard = encode_corpus_shard(
