@@ -13,6 +13,16 @@ import numpy as np
 import torch
 
 
+def add_inference_args(parser, batch_size: int = 64) -> None:
+    """The options the encode and rerank benchmarks share (same settings for tandem and its peer)."""
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+
+
 def data_root() -> Path:
     return Path(os.environ.get("TANDEM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from bench.common import best_of, dtype_of, scifact_passages, set_threads, synthetic_passages
+from bench.common import add_inference_args, best_of, dtype_of, scifact_passages, set_threads, synthetic_passages
 from retrieval.encoder import BiEncoder
 from retrieval.models import resolve_model
 
@@ -22,16 +22,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="default: all-MiniLM-L6-v2 (offline copy)")
     parser.add_argument("--count", type=int, default=2000, help="passages per corpus (default: 2000)")
-    parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    add_inference_args(parser)
     args = parser.parse_args()
     set_threads(args.threads)
     path = resolve_model(args.model)
-    precision = "fp32" if args.dtype == "fp32" else args.dtype
+    precision = args.dtype  # tandem names the same settings as the benchmark
 
     ours = BiEncoder.from_pretrained(path).to_device(args.device)
     ours.config.passage_max_length = args.max_length

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from sentence_transformers import CrossEncoder as StCrossEncoder
 
-from bench.common import best_of, data_root, dtype_of, set_threads
+from bench.common import add_inference_args, best_of, data_root, dtype_of, set_threads
 from rerank.model import CrossEncoder
 from retrieval.models import resolve_model
 from retrieval.runs import read_run
@@ -37,12 +37,7 @@ def main() -> None:
     parser.add_argument("--run", required=True, help="a SciFact test run (e.g. from `tandem bm25 search`)")
     parser.add_argument("--model", help="cross-encoder (default: all-MiniLM-L6-v2 with a new head: speed is the same)")
     parser.add_argument("--pairs", type=int, default=2000)
-    parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    add_inference_args(parser)
     args = parser.parse_args()
     set_threads(args.threads)
     path = resolve_model(args.model)
@@ -56,9 +51,7 @@ def main() -> None:
     if dtype_of(args.dtype) is not None:
         theirs.model.to(dtype_of(args.dtype))
     pairs = list(zip(queries, passages, strict=True))
-    a = ours.score(
-        queries, passages, args.batch_size, args.dtype if args.dtype != "fp32" else "fp32", show_progress=False
-    )
+    a = ours.score(queries, passages, args.batch_size, args.dtype, show_progress=False)
     b = theirs.predict(pairs, batch_size=args.batch_size)
     agreement = float(np.corrcoef(a, b)[0, 1])
     t_ours = best_of(
