@@ -21,12 +21,33 @@ from retrieval.training import autocast
 CONFIG_FILE = "tandem_cross_encoder.json"
 
 
+def _run_head_in_float32(model: torch.nn.Module) -> None:
+    """Under bf16 autocast a logit rounded to bf16 keeps ~3 significant digits, so close candidates
+    tie and the ranking degrades. The (tiny) classification head therefore runs in float32; the
+    encoder below it keeps the bf16 speed. Weights and state-dict names are untouched."""
+    head = getattr(model, "classifier", None)
+    if head is None:
+        return
+    forward = head.forward
+
+    def forward_in_float32(hidden: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            return forward(hidden.float(), *args, **kwargs)
+
+    head.forward = forward_in_float32
+
+
 class CrossEncoder(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module, tokenizer, max_length: int = 256) -> None:
+    def __init__(
+        self, model: torch.nn.Module, tokenizer, max_length: int = 256, new_parameter_names: Sequence[str] = ()
+    ) -> None:
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = max_length
+        # parameters the start checkpoint lacked (the one-logit head of an encoder-only start)
+        self.new_parameter_names = tuple(new_parameter_names)
+        _run_head_in_float32(model)
 
     @classmethod
     def from_pretrained(
@@ -45,12 +66,13 @@ class CrossEncoder(torch.nn.Module):
             kwargs["attention_probs_dropout_prob"] = attention_dropout
         if dtype is not None:
             kwargs["dtype"] = dtype
-        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        model, loading = AutoModelForSequenceClassification.from_pretrained(path, output_loading_info=True, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(path)
         saved = Path(path) / CONFIG_FILE
         if max_length is None:
             max_length = json.loads(saved.read_text())["max_length"] if saved.is_file() else 256
-        return cls(model, tokenizer, max_length)
+        new_names = [f"model.{name}" for name in loading["missing_keys"]]
+        return cls(model, tokenizer, max_length, new_names)
 
     def save_pretrained(self, out_dir: str | Path) -> None:
         out_dir = Path(out_dir)

@@ -52,7 +52,9 @@ def saved_config(path: str | Path) -> BiEncoderConfig | None:
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Mean over real (unpadded) tokens, or the [CLS] vector."""
+    """Mean over real (unpadded) tokens, or the [CLS] vector; in float32 even under bf16 autocast,
+    so that summing hundreds of token vectors does not round away the differences between passages."""
+    hidden = hidden.float()
     if pooling == "cls":
         return hidden[:, 0]
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)

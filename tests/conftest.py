@@ -22,6 +22,15 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("TANDEM_CACHE", str(tmp_path_factory.getbasetemp() / "tandem-cache"))
 
 
+@pytest.fixture(autouse=True)
+def _fp32_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`precision=auto` picks bf16 on CPUs with AMX; tests that compare numbers exactly must not depend
+    on the CI machine's CPU, so in-process tests see a CPU without it (bf16 is tested explicitly)."""
+    from retrieval import training
+
+    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: False)
+
+
 @pytest.fixture
 def tiny_dir() -> Path:
     return TINY

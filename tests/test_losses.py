@@ -45,3 +45,17 @@ def test_losses_differ_where_they_should() -> None:
     assert bce(scores + 5).item() != pytest.approx(bce(scores).item(), rel=1e-3)
     with pytest.raises(ValueError, match="unknown loss"):
         make_loss("hinge")
+
+
+def test_auto_precision_uses_bf16_only_where_it_is_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    from retrieval import training
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: True)
+    assert training.autocast_dtype("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: False)
+    assert training.autocast_dtype("auto", cpu) is None
+    assert training.autocast_dtype("bf16", cpu) == torch.bfloat16
+    assert training.autocast_dtype("fp32", cpu) is None
+    with pytest.raises(ValueError, match="unknown precision"):
+        training.autocast_dtype("int4", cpu)

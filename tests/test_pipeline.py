@@ -56,10 +56,9 @@ def test_run_resumes_after_interruption(
         if self.state.step == 2 and "bce" in str(self.out_dir):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(TrainLoop, "save_checkpoint", crash_in_bce)
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(TrainLoop, "save_checkpoint", crash_in_bce)
         run_all(dataset, out, config)
-    monkeypatch.undo()
     finished = [s for s in STAGES if (out / s / "done.json").is_file()]
     assert finished == ["bm25", "dense-zeroshot", "retriever", "index", "mining"]
     nll_model = (out / "reranker" / "nll" / "model.safetensors").stat().st_mtime_ns

@@ -113,10 +113,9 @@ def test_resume_continues_exactly(
         if self.state.step == 4:  # mid second epoch (3 steps per epoch)
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(TrainLoop, "save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(TrainLoop, "save_checkpoint", save_then_crash)
         train_reranker(groups, checkpointed, tmp_path / "resumed")
-    monkeypatch.undo()
     assert [p.name for p in (tmp_path / "resumed").glob("checkpoint-*")] == ["checkpoint-4"]
     train_reranker(groups, checkpointed, tmp_path / "resumed", resume=True)
 
@@ -131,7 +130,7 @@ def test_saved_model_loads_in_transformers_and_sentence_transformers(tiny_bert: 
 
     model = CrossEncoder.from_pretrained(tiny_bert, max_length=64)
     model.save_pretrained(tmp_path / "ce")
-    ours = model.score(["aspirin heart"], ["aspirin reduces heart attack risk"], show_progress=False)
+    ours = model.score(["aspirin heart"], ["aspirin reduces heart attack risk"], precision="fp32", show_progress=False)
     hf = AutoModelForSequenceClassification.from_pretrained(tmp_path / "ce")
     assert hf.config.num_labels == 1
     assert CrossEncoder.from_pretrained(tmp_path / "ce").max_length == 64
@@ -155,3 +154,35 @@ def test_rerank_keeps_order_below_depth(dataset: BeirDataset, tiny_bert: Path) -
         "q2"
     ]
     assert all(0.0 <= s <= 1.0 for _, s in mixed[:5])
+
+
+def test_head_learning_rate_applies_only_to_the_new_head(tiny_bert: Path, tmp_path: Path) -> None:
+    from retrieval.training import TrainingConfig, parameter_groups
+
+    model = CrossEncoder.from_pretrained(tiny_bert)
+    assert set(model.new_parameter_names) == {"model.classifier.weight", "model.classifier.bias"}
+    groups = parameter_groups(model, TrainingConfig(learning_rate=2e-5, head_learning_rate=1e-3))
+    head = {id(p) for name, p in model.named_parameters() if name.startswith("model.classifier.")}
+    for group in groups:
+        ids = {id(p) for p in group["params"]}
+        assert ids <= head if group["lr"] == 1e-3 else not ids & head
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert sum(len(g["params"]) for g in groups if g["lr"] == 1e-3) == 2
+
+    model.save_pretrained(tmp_path / "ce")  # a trained cross-encoder has no new parameters
+    assert CrossEncoder.from_pretrained(tmp_path / "ce").new_parameter_names == ()
+    plain = parameter_groups(model, TrainingConfig(learning_rate=2e-5))
+    assert {g["lr"] for g in plain} == {2e-5}
+
+
+def test_logits_stay_float32_under_bf16_autocast(tiny_bert: Path) -> None:
+    """A bf16 logit keeps ~3 digits and would tie close candidates; the head runs in float32."""
+    model = CrossEncoder.from_pretrained(tiny_bert)
+    pairs = (["aspirin heart"] * 4, [f"aspirin reduces heart attack risk {'again ' * i}" for i in range(4)])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(model.tokenize(*pairs))
+    assert logits.dtype == torch.float32
+    assert not torch.equal(logits, logits.to(torch.bfloat16).float())
+    fp32 = model.score(*pairs, precision="fp32", show_progress=False)
+    bf16 = model.score(*pairs, precision="bf16", show_progress=False)
+    np.testing.assert_allclose(bf16, fp32, atol=0.05)

@@ -42,14 +42,25 @@ def write_config(path: str | Path, args: argparse.Namespace, **extra: object) ->
         out.write("\n")
 
 
+PRECISION_HELP = (
+    "autocast dtype: auto = bf16 on CUDA and on CPUs with AMX (several times faster there), fp32 on other CPUs "
+    "(default: auto)"
+)
+
+
 def add_training_args(parser: argparse.ArgumentParser, lr: float, epochs: float) -> None:
     """The optimiser, precision and checkpoint options both `train` commands share."""
     parser.add_argument("--epochs", type=float, default=epochs, help=f"epochs over the groups (default: {epochs:g})")
     parser.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default: {lr:g})")
+    parser.add_argument(
+        "--head-lr", type=float, default=None,
+        help="peak learning rate for parameters the start model lacks, e.g. a new cross-encoder head "
+        "(default: --lr)",
+    )  # fmt: skip
     parser.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the steps (default: 0.1)")
     parser.add_argument("--grad-accumulation", type=int, default=1, help="batches accumulated per update (default: 1)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                        help="autocast: auto = bf16 on CUDA, fp32 on CPU (default: auto)")  # fmt: skip
+                        help=PRECISION_HELP)  # fmt: skip
     parser.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for activation memory")
     parser.add_argument(
         "--save-every", type=int, default=0, help="checkpoint every K steps (default: 0 = only at the end)"
@@ -62,7 +73,7 @@ def add_training_args(parser: argparse.ArgumentParser, lr: float, epochs: float)
 def training_options(args: argparse.Namespace) -> dict:
     """The TrainingConfig fields set by `add_training_args`."""
     return dict(
-        epochs=args.epochs, learning_rate=args.lr, warmup_ratio=args.warmup, grad_accumulation=args.grad_accumulation,
+        epochs=args.epochs, learning_rate=args.lr, head_learning_rate=args.head_lr, warmup_ratio=args.warmup, grad_accumulation=args.grad_accumulation,
         precision=args.precision, gradient_checkpointing=args.gradient_checkpointing, save_every=args.save_every,
         seed=args.seed, device=args.device,
     )  # fmt: skip

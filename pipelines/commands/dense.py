@@ -9,7 +9,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from pipelines.commands.common import add_dataset_args, add_training_args, dataset_from, training_options, write_config
+from pipelines.commands.common import (
+    PRECISION_HELP,
+    add_dataset_args,
+    add_training_args,
+    dataset_from,
+    training_options,
+    write_config,
+)
 from retrieval import bm25
 from retrieval.dense import dense_search
 from retrieval.encoder import POOLINGS, BiEncoder, BiEncoderConfig, saved_config
@@ -75,7 +82,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--shard-id", type=int, help="encode only this shard")
     build.add_argument("--num-shards", type=int, default=1, help="number of contiguous shards (default: 1)")
     build.add_argument("--encode-only", action="store_true", help="encode the shard(s) without building the index")
-    build.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
+    build.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help=PRECISION_HELP)
     build.add_argument("--device", help="cpu, cuda (default: cuda if available)")
     build.set_defaults(handler=run_build)
 
