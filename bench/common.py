@@ -20,7 +20,14 @@ def add_inference_args(parser, batch_size: int = 64) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument(
+        "--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+        help="tandem's precision (default: auto, its own default: bf16 on CUDA and on CPUs with AMX, else fp32)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--peer-dtype", default="fp32", choices=["same", "fp32", "bf16", "fp16"],
+        help="sentence-transformers' weight dtype (default: fp32, its own default; same: tandem's resolved dtype)",
+    )  # fmt: skip
 
 
 def data_root() -> Path:
@@ -76,6 +83,16 @@ def scifact_passages(limit: int) -> list[str]:
             if len(passages) == limit:
                 break
     return passages
+
+
+def resolved_dtypes(args) -> tuple[str, str]:
+    """(tandem's dtype after resolving `auto` on this device, the peer's dtype), as names."""
+    from retrieval.training import autocast_dtype
+
+    names = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+    ours = names[autocast_dtype(args.dtype, torch.device(args.device))]
+    peer = getattr(args, "peer_dtype", "same")
+    return ours, ours if peer == "same" else peer
 
 
 def dtype_of(name: str) -> torch.dtype | None:

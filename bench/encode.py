@@ -2,6 +2,7 @@
 same model, max length, batch size, threads and passages, in one process. Prints passages/s and the ratio.
 
     .venv/bin/python -m bench.encode                       # SciFact (2,000 passages) and synthetic (2,000)
+    .venv/bin/python -m bench.encode --peer-dtype same            # both in the same dtype
     .venv/bin/python -m bench.encode --device cuda --dtype bf16 --count 20000
 """
 
@@ -13,7 +14,15 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from bench.common import add_inference_args, best_of, dtype_of, scifact_passages, set_threads, synthetic_passages
+from bench.common import (
+    add_inference_args,
+    best_of,
+    dtype_of,
+    resolved_dtypes,
+    scifact_passages,
+    set_threads,
+    synthetic_passages,
+)
 from retrieval.encoder import BiEncoder
 from retrieval.models import resolve_model
 
@@ -27,16 +36,17 @@ def main() -> None:
     set_threads(args.threads)
     path = resolve_model(args.model)
     precision = args.dtype  # tandem names the same settings as the benchmark
+    our_dtype, peer_dtype = resolved_dtypes(args)
 
     ours = BiEncoder.from_pretrained(path).to_device(args.device)
     ours.config.passage_max_length = args.max_length
     theirs = SentenceTransformer(path, device=args.device)
     theirs.max_seq_length = args.max_length
-    if dtype_of(args.dtype) is not None:
-        theirs = theirs.to(dtype_of(args.dtype))
+    if dtype_of(peer_dtype) is not None:
+        theirs = theirs.to(dtype_of(peer_dtype))
 
     print(
-        f"model={path} device={args.device} dtype={args.dtype} threads={args.threads} max_length={args.max_length} batch={args.batch_size}"
+        f"model={path} device={args.device} tandem dtype={our_dtype} sentence-transformers dtype={peer_dtype} threads={args.threads} max_length={args.max_length} batch={args.batch_size}"
     )
     ratios = []
     for name, passages in (("scifact", scifact_passages(args.count)), ("synthetic", synthetic_passages(args.count))):
@@ -54,7 +64,9 @@ def main() -> None:
         print(
             f"{name}: tandem {len(passages) / t_ours:.1f} passages/s, sentence-transformers {len(passages) / t_theirs:.1f} passages/s, ratio {ratio:.2f}x (mean cosine between outputs {agreement:.4f})"
         )
-    print(f"RESULT encode: tandem / sentence-transformers = {min(ratios):.2f}x (worst corpus)")
+    print(
+        f"RESULT encode: tandem ({our_dtype}) / sentence-transformers ({peer_dtype}) = {min(ratios):.2f}x (worst corpus)"
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ passages/s and peak resident memory. Peak RSS is sampled from /proc while encodi
 memmap is on disk and counts only as page cache.
 
     .venv/bin/python -m bench.encode_corpus --num-passages 100000            # the issue's figure
-    .venv/bin/python -m bench.encode_corpus --num-passages 2000 --device cuda --precision bf16
+    .venv/bin/python -m bench.encode_corpus --num-passages 2000 --device cuda --dtype bf16
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import PeakMemory, write_synthetic_corpus
+from bench.common import PeakMemory, resolved_dtypes, write_synthetic_corpus
 from retrieval.encoder import BiEncoder
 from retrieval.index import encode_corpus_shard
 from retrieval.models import resolve_model
@@ -34,7 +34,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--chunk-size", type=int, default=50_000, help="passages held in memory at once")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "auto"])
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="default: auto (bf16 on CUDA and AMX CPUs)",
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -52,13 +57,13 @@ def main() -> None:
                 Path(tmp) / "shards",
                 batch_size=args.batch_size,
                 chunk_size=args.chunk_size,
-                precision=args.precision,
+                precision=args.dtype,
             )
             seconds = time.perf_counter() - started
         memmap_bytes = os.path.getsize(Path(tmp) / "shards" / "shard-0" / "embeddings.npy")
     rate = args.num_passages / seconds
     print(
-        f"device={args.device} precision={args.precision} threads={args.threads} max_length={args.max_length} batch={args.batch_size}"
+        f"device={args.device} dtype={resolved_dtypes(args)[0]} threads={args.threads} max_length={args.max_length} batch={args.batch_size}"
     )
     print(f"passages={args.num_passages} seconds={seconds:.1f} embeddings_file={memmap_bytes / 2**20:.0f} MiB")
     print(

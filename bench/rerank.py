@@ -2,6 +2,7 @@
 same model and pairs (SciFact test queries x their BM25 top hits), same batch size and threads.
 
     .venv/bin/python -m bench.rerank --run runs/scifact/bm25.test.trec --pairs 2000
+    .venv/bin/python -m bench.rerank --run RUN --peer-dtype same     # both in the same dtype
     .venv/bin/python -m bench.rerank --run RUN --device cuda --dtype bf16
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from sentence_transformers import CrossEncoder as StCrossEncoder
 
-from bench.common import add_inference_args, best_of, data_root, dtype_of, set_threads
+from bench.common import add_inference_args, best_of, data_root, dtype_of, resolved_dtypes, set_threads
 from rerank.model import CrossEncoder
 from retrieval.models import resolve_model
 from retrieval.runs import read_run
@@ -48,8 +49,9 @@ def main() -> None:
     theirs = StCrossEncoder(
         "/tmp/tandem-bench-ce", max_length=args.max_length, device=args.device, activation_fn=torch.nn.Identity()
     )
-    if dtype_of(args.dtype) is not None:
-        theirs.model.to(dtype_of(args.dtype))
+    our_dtype, peer_dtype = resolved_dtypes(args)
+    if dtype_of(peer_dtype) is not None:
+        theirs.model.to(dtype_of(peer_dtype))
     pairs = list(zip(queries, passages, strict=True))
     a = ours.score(queries, passages, args.batch_size, args.dtype, show_progress=False)
     b = theirs.predict(pairs, batch_size=args.batch_size)
@@ -59,12 +61,12 @@ def main() -> None:
     )
     t_theirs = best_of(args.repeats, lambda: theirs.predict(pairs, batch_size=args.batch_size))
     print(
-        f"model={path} device={args.device} dtype={args.dtype} threads={args.threads} max_length={args.max_length} batch={args.batch_size} pairs={len(pairs)}"
+        f"model={path} device={args.device} tandem dtype={our_dtype} sentence-transformers dtype={peer_dtype} threads={args.threads} max_length={args.max_length} batch={args.batch_size} pairs={len(pairs)}"
     )
     print(
         f"tandem {len(pairs) / t_ours:.1f} pairs/s, sentence-transformers {len(pairs) / t_theirs:.1f} pairs/s (score correlation {agreement:.4f})"
     )
-    print(f"RESULT rerank: tandem / sentence-transformers = {t_theirs / t_ours:.2f}x")
+    print(f"RESULT rerank: tandem ({our_dtype}) / sentence-transformers ({peer_dtype}) = {t_theirs / t_ours:.2f}x")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="encoding precision (default: auto, bf16 on CUDA and AMX CPUs)")  # fmt: skip
     args = parser.parse_args()
     set_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
@@ -53,15 +55,22 @@ def main() -> None:
         with PeakMemory() as memory:
             started = time.perf_counter()
             shard = encode_corpus_shard(
-                encoder, corpus, Path(tmp) / "shards", batch_size=args.batch_size, chunk_size=args.chunk_size
+                encoder,
+                corpus,
+                Path(tmp) / "shards",
+                batch_size=args.batch_size,
+                chunk_size=args.chunk_size,
+                precision=args.dtype,
             )
             seconds = time.perf_counter() - started
         embeddings = np.load(shard / "embeddings.npy", mmap_mode="r")
         vectors = np.ascontiguousarray(embeddings)
     rate = args.encode / seconds
-    print(f"encode: {args.encode} passages in {seconds:.0f} s = {rate:.1f} passages/s; peak RssAnon {memory.peak_anon / 2**30:.2f} GiB "
+    print(f"encode: {args.encode} passages in {seconds:.0f} s = {rate:.1f} passages/s ({args.dtype}); peak RssAnon {memory.peak_anon / 2**30:.2f} GiB "
           f"(chunk {args.chunk_size}); extrapolated {args.passages} passages: {args.passages / rate / 3600:.1f} h")  # fmt: skip
-    queries = encoder.encode(synthetic_passages(args.queries, seed=10**9)[: args.queries], "query", show_progress=False)
+    queries = encoder.encode(
+        synthetic_passages(args.queries, seed=10**9)[: args.queries], "query", precision=args.dtype, show_progress=False
+    )
     n = len(vectors)
     nlist = max(16, int(4 * math.sqrt(n)))
     results = {}

@@ -38,6 +38,7 @@ from retrieval.groups import read_groups
 from retrieval.index import DenseIndex, build_dense_index
 from retrieval.mining import MiningConfig, mine_to_file
 from retrieval.models import resolve_model
+from retrieval.pseudo import text_only, title_queries
 from retrieval.runs import Run, read_run, write_run
 from retrieval.train import RetrieverConfig, train_retriever
 
@@ -51,7 +52,10 @@ DEFAULTS: dict = {
         "epochs": 3, "batch_queries": 32, "group_size": 2, "learning_rate": 2e-5, "temperature": 0.05,
         "passage_max_length": 256, "query_max_length": 64, "attention_dropout": 0.0, "negatives_depth": 100, "seed": 42,
     },
-    "mining": {"sources": ["dense", "bm25"], "num_negatives": 30, "depth": 100, "rank_range": None, "margin": None, "seed": 42},
+    "mining": {
+        "sources": ["dense", "bm25"], "num_negatives": 30, "depth": 100, "rank_range": None, "margin": None,
+        "title_queries": 0, "seed": 42,
+    },
     "reranker": {
         "model": None, "losses": ["nll"], "epochs": 2, "learning_rate": 3e-5, "group_size": 8, "batch_queries": 4,
         "max_length": 256, "attention_dropout": 0.0, "save_every": 50, "seed": 42,
@@ -169,17 +173,34 @@ def stage_dense_zeroshot(ctx: RunContext, work: Path) -> dict:
     return _dense_stage(ctx, work, ctx.config["dense"]["model"])
 
 
-def _mine(ctx: RunContext, sources: dict[str, Run], scorers: dict, options: dict, path: Path) -> dict:
-    split = ctx.config["split"]["train"]
-    config = MiningConfig(
+def _mining_config(options: dict) -> MiningConfig:
+    return MiningConfig(
         options["num_negatives"],
         options["depth"],
         options.get("rank_range") and tuple(options["rank_range"]),
         options.get("margin"),
         options["seed"],
     )
+
+
+def _mine(ctx: RunContext, sources: dict[str, Run], scorers: dict, options: dict, path: Path) -> dict:
+    split = ctx.config["split"]["train"]
     queries = ctx.dataset.split_queries(split)
-    return mine_to_file(path, queries, ctx.dataset.qrels(split), ctx.dataset.corpus, sources, scorers, config).to_dict()
+    return mine_to_file(
+        path, queries, ctx.dataset.qrels(split), ctx.dataset.corpus, sources, scorers, _mining_config(options)
+    ).to_dict()
+
+
+def _mine_title_queries(ctx: RunContext, options: dict, path: Path) -> dict:
+    """Self-supervised groups for the cross-encoder: document titles as queries, their abstract
+    (shown without its title) as the positive, BM25 negatives."""
+    corpus = ctx.dataset.corpus
+    queries, qrels = title_queries(corpus, options["title_queries"], options["seed"])
+    candidates = bm25.search(ctx.stage_dir("bm25") / "index", queries, k=options["depth"])
+    config = _mining_config({**options, "margin": None})
+    return mine_to_file(
+        path, queries, qrels, corpus, {"bm25": candidates}, {}, config, passage_text=text_only(corpus)
+    ).to_dict()
 
 
 def stage_retriever(ctx: RunContext, work: Path) -> dict:
@@ -226,13 +247,19 @@ def stage_mining(ctx: RunContext, work: Path) -> dict:
         if options.get("margin") is not None:
             scorer = bm25.Bm25Scorer(index)
             scorers["bm25"] = lambda qid, pid: scorer.score(queries[qid], pid)
-    return {"stats": _mine(ctx, sources, scorers, options, work / "groups.jsonl")}
+    result = {"stats": _mine(ctx, sources, scorers, options, work / "groups.jsonl")}
+    if options["title_queries"]:
+        result["title_stats"] = _mine_title_queries(ctx, options, work / "title-groups.jsonl")
+    return result
 
 
 def stage_reranker(ctx: RunContext, work: Path) -> dict:
     """Trains one cross-encoder per configured loss, into reranker/<loss>/ (resuming from checkpoints)."""
     options = ctx.config["reranker"]
-    groups = read_groups(ctx.stage_dir("mining") / "groups.jsonl")
+    mined = ctx.stage_dir("mining")
+    groups = read_groups(mined / "groups.jsonl")
+    if (mined / "title-groups.jsonl").is_file():
+        groups += read_groups(mined / "title-groups.jsonl")
     summaries = {}
     for loss in options["losses"]:
         if (work / loss / "training_config.json").is_file():  # finished before an interruption

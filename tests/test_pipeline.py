@@ -28,6 +28,7 @@ def tiny_config(tmp_path: Path, tiny_bert: Path) -> Path:
             {
                 "split": {"train": "test", "test": "test"},  # the tiny train split is too sparse for BM25 negatives
                 "dense": {"model": str(tiny_bert)},
+                "mining": {"title_queries": 4},
                 "reranker": {
                     "model": str(tiny_bert),
                     "losses": ["nll", "bce"],
@@ -61,6 +62,8 @@ def test_run_resumes_after_interruption(
         run_all(dataset, out, config)
     finished = [s for s in STAGES if (out / s / "done.json").is_file()]
     assert finished == ["bm25", "dense-zeroshot", "retriever", "index", "mining"]
+    title_groups = (out / "mining" / "title-groups.jsonl").read_text().splitlines()
+    assert len(title_groups) == 4 and all(json.loads(g)["query_id"].startswith("title:") for g in title_groups)
     nll_model = (out / "reranker" / "nll" / "model.safetensors").stat().st_mtime_ns
     assert [p.name for p in (out / "reranker" / "bce").glob("checkpoint-*")] == ["checkpoint-2"]
 
