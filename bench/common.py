@@ -20,6 +20,11 @@ def add_inference_args(parser, batch_size: int = 64) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    add_dtype_args(parser)
+
+
+def add_dtype_args(parser) -> None:
+    """tandem's precision and the peer's dtype, set separately: each library's default is compared by default."""
     parser.add_argument(
         "--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
         help="tandem's precision (default: auto, its own default: bf16 on CUDA and on CPUs with AMX, else fp32)",

@@ -4,6 +4,7 @@ identity activation, scale 1: the same softmax cross-entropy over 1 positive + N
 Same start model, batch layout (B groups x N+1), max length, optimiser, threads and batches.
 
     .venv/bin/python -m bench.train --groups runs/scifact/groups-bm25.jsonl --steps 10
+    .venv/bin/python -m bench.train --groups GROUPS --peer-dtype same     # peer trains with the same autocast
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import torch
 from sentence_transformers.cross_encoder import CrossEncoder as StCrossEncoder
 from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
 
-from bench.common import set_threads
+from bench.common import add_dtype_args, dtype_of, resolved_dtypes, set_threads
 from rerank.model import CrossEncoder
 from retrieval.groups import epoch_batches, read_groups
 from retrieval.losses import ListwiseNLLLoss
 from retrieval.models import resolve_model
+from retrieval.training import autocast
 
 
 class HardNegativesOnly(MultipleNegativesRankingLoss):
@@ -49,7 +51,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    add_dtype_args(parser)
     args = parser.parse_args()
+    our_dtype, peer_dtype = resolved_dtypes(args)
+    device = torch.device(args.device)
     set_threads(args.threads)
     path = resolve_model(args.model)
     groups = read_groups(args.groups)
@@ -61,7 +67,8 @@ def main() -> None:
         def step(batch):
             queries = [q for q, texts in batch for _ in texts]
             passages = [t for _, texts in batch for t in texts]
-            loss = nll(model(model.tokenize(queries, passages)).view(len(batch), -1))
+            with autocast(our_dtype, device):
+                loss = nll(model(model.tokenize(queries, passages)).view(len(batch), -1))
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -74,33 +81,35 @@ def main() -> None:
         ("tandem (attention dropout 0.1, as the model ships)", None),
     ):
         torch.manual_seed(0)
-        model = CrossEncoder.from_pretrained(path, max_length=args.max_length, attention_dropout=dropout).train()
+        model = CrossEncoder.from_pretrained(path, max_length=args.max_length, attention_dropout=dropout)
+        model = model.to(device).train()
         seconds = time_steps(tandem_step(model, torch.optim.AdamW(model.parameters(), lr=2e-5)), batches, args.warmup)
         results[label] = pairs / seconds
 
     torch.manual_seed(0)
-    st = StCrossEncoder(path, num_labels=1, max_length=args.max_length, device="cpu")
+    st = StCrossEncoder(path, num_labels=1, max_length=args.max_length, device=args.device)
     st.model.train()
     loss = HardNegativesOnly(st, num_negatives=None, scale=1.0, activation_fn=torch.nn.Identity())
     optimizer = torch.optim.AdamW(st.model.parameters(), lr=2e-5)
 
     def st_step(batch):
         columns = [[q for q, _ in batch]] + [[texts[j] for _, texts in batch] for j in range(args.group_size)]
-        value = loss(columns, torch.zeros(len(batch)))
+        with torch.autocast(device.type, dtype=dtype_of(peer_dtype), enabled=dtype_of(peer_dtype) is not None):
+            value = loss(columns, torch.zeros(len(batch)))
         value.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     results["sentence-transformers"] = pairs / time_steps(st_step, batches, args.warmup)
     print(
-        f"model={path} threads={args.threads} max_length={args.max_length} batch={args.batch_queries}x{args.group_size} steps={args.steps}"
+        f"model={path} tandem dtype={our_dtype} sentence-transformers dtype={peer_dtype} threads={args.threads} max_length={args.max_length} batch={args.batch_queries}x{args.group_size} steps={args.steps}"
     )
     for label, rate in results.items():
         print(f"{label}: {rate:.1f} pairs/s")
     base = results["sentence-transformers"]
     first = next(iter(results.values()))
     print(
-        f"RESULT train: tandem / sentence-transformers = {first / base:.2f}x (same dropout: {list(results.values())[1] / base:.2f}x)"
+        f"RESULT train: tandem ({our_dtype}) / sentence-transformers ({peer_dtype}) = {first / base:.2f}x (same dropout: {list(results.values())[1] / base:.2f}x)"
     )
 
 
