@@ -54,10 +54,10 @@ DEFAULTS: dict = {
     },
     "mining": {
         "sources": ["dense", "bm25"], "num_negatives": 30, "depth": 100, "rank_range": None, "margin": None,
-        "title_queries": 0, "seed": 42,
+        "title_queries": 1500, "seed": 42,
     },
     "reranker": {
-        "model": None, "losses": ["nll"], "epochs": 2, "learning_rate": 3e-5, "group_size": 8, "batch_queries": 4,
+        "model": None, "losses": ["nll"], "epochs": 1, "learning_rate": 7e-5, "group_size": 8, "batch_queries": 4,
         "max_length": 256, "attention_dropout": 0.0, "save_every": 50, "seed": 42,
     },
     "rerank": {"depth": 100, "batch_size": 64},
@@ -67,7 +67,7 @@ DEFAULTS: dict = {
 QUICK: dict = {
     "dense": {"batch_size": 64},
     "retriever": {"epochs": 0.25, "passage_max_length": 128},
-    "mining": {"num_negatives": 7, "depth": 30},
+    "mining": {"num_negatives": 7, "depth": 30, "title_queries": 100},
     "reranker": {"epochs": 0.05, "max_length": 128, "save_every": 5},
     "rerank": {"depth": 10},
 }
