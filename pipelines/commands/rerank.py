@@ -44,7 +44,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--max-length", type=int, default=256, help="max tokens per pair (default: 256)")
     train.add_argument("--attention-dropout", type=float, default=0.0,
                        help="attention-probability dropout; 0 enables the fast SDPA kernel (default: 0.0)")  # fmt: skip
-    add_training_args(train, lr=2e-5, epochs=1.0)
+    add_training_args(train, lr=7e-5, epochs=1.0)
     train.set_defaults(handler=run_train)
 
     rerank = commands.add_parser(
