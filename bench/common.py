@@ -23,16 +23,18 @@ def add_inference_args(parser, batch_size: int = 64) -> None:
     add_dtype_args(parser)
 
 
-def add_dtype_args(parser) -> None:
-    """tandem's precision and the peer's dtype, set separately: each library's default is compared by default."""
+def add_dtype_args(parser, peer: bool = True) -> None:
+    """tandem's precision and (with `peer`) the peer's dtype, set separately: each library's default is
+    compared by default."""
     parser.add_argument(
         "--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
         help="tandem's precision (default: auto, its own default: bf16 on CUDA and on CPUs with AMX, else fp32)",
     )  # fmt: skip
-    parser.add_argument(
-        "--peer-dtype", default="fp32", choices=["same", "fp32", "bf16", "fp16"],
-        help="sentence-transformers' weight dtype (default: fp32, its own default; same: tandem's resolved dtype)",
-    )  # fmt: skip
+    if peer:
+        parser.add_argument(
+            "--peer-dtype", default="fp32", choices=["same", "fp32", "bf16", "fp16"],
+            help="sentence-transformers' weight dtype (default: fp32, its own default; same: tandem's resolved dtype)",
+        )  # fmt: skip
 
 
 def data_root() -> Path:
@@ -139,3 +141,17 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def encode_measured(encoder, corpus: Path, out_dir: Path, args) -> tuple[Path, float, PeakMemory]:
+    """Encode `corpus` with tandem's streaming shard encoder under a memory sampler: (shard folder,
+    seconds, peak memory). `args` carries batch_size, chunk_size and dtype."""
+    from retrieval.index import encode_corpus_shard
+
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        shard = encode_corpus_shard(
+            encoder, corpus, out_dir, batch_size=args.batch_size, chunk_size=args.chunk_size, precision=args.dtype
+        )
+        seconds = time.perf_counter() - started
+    return shard, seconds, memory

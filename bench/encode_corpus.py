@@ -15,14 +15,12 @@ import argparse
 import os
 import resource
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from bench.common import PeakMemory, resolved_dtypes, write_synthetic_corpus
+from bench.common import add_dtype_args, encode_measured, resolved_dtypes, write_synthetic_corpus
 from retrieval.encoder import BiEncoder
-from retrieval.index import encode_corpus_shard
 from retrieval.models import resolve_model
 
 
@@ -34,12 +32,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--chunk-size", type=int, default=50_000, help="passages held in memory at once")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--dtype",
-        default="auto",
-        choices=["auto", "fp32", "bf16", "fp16"],
-        help="default: auto (bf16 on CUDA and AMX CPUs)",
-    )
+    add_dtype_args(parser, peer=False)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -49,17 +42,7 @@ def main() -> None:
         encoder = BiEncoder.from_pretrained(resolve_model(args.model)).to_device(args.device)
         encoder.config.passage_max_length = args.max_length
         baseline = int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) * 1024
-        with PeakMemory() as rss:
-            started = time.perf_counter()
-            encode_corpus_shard(
-                encoder,
-                corpus,
-                Path(tmp) / "shards",
-                batch_size=args.batch_size,
-                chunk_size=args.chunk_size,
-                precision=args.dtype,
-            )
-            seconds = time.perf_counter() - started
+        _, seconds, rss = encode_measured(encoder, corpus, Path(tmp) / "shards", args)
         memmap_bytes = os.path.getsize(Path(tmp) / "shards" / "shard-0" / "embeddings.npy")
     rate = args.num_passages / seconds
     print(

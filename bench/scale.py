@@ -21,9 +21,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bench.common import PeakMemory, set_threads, synthetic_passages, write_synthetic_corpus
+from bench.common import add_dtype_args, encode_measured, set_threads, synthetic_passages, write_synthetic_corpus
 from retrieval.encoder import BiEncoder
-from retrieval.index import encode_corpus_shard
 from retrieval.models import resolve_model
 
 
@@ -42,8 +41,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="encoding precision (default: auto, bf16 on CUDA and AMX CPUs)")  # fmt: skip
+    add_dtype_args(parser, peer=False)
     args = parser.parse_args()
     set_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
@@ -52,17 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tandem-scale-") as tmp:
         corpus = Path(tmp) / "corpus.jsonl"
         write_synthetic_corpus(corpus, args.encode)
-        with PeakMemory() as memory:
-            started = time.perf_counter()
-            shard = encode_corpus_shard(
-                encoder,
-                corpus,
-                Path(tmp) / "shards",
-                batch_size=args.batch_size,
-                chunk_size=args.chunk_size,
-                precision=args.dtype,
-            )
-            seconds = time.perf_counter() - started
+        shard, seconds, memory = encode_measured(encoder, corpus, Path(tmp) / "shards", args)
         embeddings = np.load(shard / "embeddings.npy", mmap_mode="r")
         vectors = np.ascontiguousarray(embeddings)
     rate = args.encode / seconds

@@ -20,7 +20,7 @@ def fake_source(dataset: BeirDataset) -> dict[str, list[tuple[str, float]]]:
     return {qid: [(d, 100.0 - r) for r, d in enumerate(dataset.corpus.ids, start=1)] for qid in dataset.queries}
 
 
-def mine(dataset: BeirDataset, config: MiningConfig, scorers=None) -> tuple[list, MiningStats]:
+def mine(dataset: BeirDataset, config: MiningConfig, scorers=None, reranker_filter=None) -> tuple[list, MiningStats]:
     stats = MiningStats()
     groups = list(
         mine_groups(
@@ -31,6 +31,7 @@ def mine(dataset: BeirDataset, config: MiningConfig, scorers=None) -> tuple[list
             scorers or {},
             config,
             stats,
+            reranker_filter,
         )
     )
     return groups, stats
@@ -170,20 +171,7 @@ def test_cross_encoder_filter_drops_candidates_scored_above_the_positive(
     dataset = BeirDataset(tiny_dir)
     CrossEncoder.from_pretrained(tiny_bert).save_pretrained(tmp_path / "ce")
     keep = cross_encoder_filter(tmp_path / "ce", dataset.corpus)
-    stats = MiningStats()
-    config = MiningConfig(num_negatives=20, depth=12)
-    groups = list(
-        mine_groups(
-            dataset.queries,
-            dataset.qrels("test"),
-            dataset.corpus,
-            {"fake": fake_source(dataset)},
-            {},
-            config,
-            stats,
-            keep,
-        )
-    )
+    groups, stats = mine(dataset, MiningConfig(num_negatives=20, depth=12), reranker_filter=keep)
     model = CrossEncoder.from_pretrained(tmp_path / "ce")
     for group in groups:
         scores = model.score(

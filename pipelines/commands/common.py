@@ -42,10 +42,13 @@ def write_config(path: str | Path, args: argparse.Namespace, **extra: object) ->
         out.write("\n")
 
 
-PRECISION_HELP = (
-    "autocast dtype: auto = bf16 on CUDA and on CPUs with AMX (several times faster there), fp32 on other CPUs "
-    "(default: auto)"
-)
+def add_precision_arg(parser: argparse.ArgumentParser) -> None:
+    """`--precision`, the same for training, encoding and reranking."""
+    parser.add_argument(
+        "--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+        help="autocast dtype: auto = bf16 on CUDA and on CPUs with AMX (several times faster there), fp32 on "
+        "other CPUs (default: auto)",
+    )  # fmt: skip
 
 
 def add_training_args(parser: argparse.ArgumentParser, lr: float, epochs: float) -> None:
@@ -59,8 +62,7 @@ def add_training_args(parser: argparse.ArgumentParser, lr: float, epochs: float)
     )  # fmt: skip
     parser.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the steps (default: 0.1)")
     parser.add_argument("--grad-accumulation", type=int, default=1, help="batches accumulated per update (default: 1)")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                        help=PRECISION_HELP)  # fmt: skip
+    add_precision_arg(parser)
     parser.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for activation memory")
     parser.add_argument(
         "--save-every", type=int, default=0, help="checkpoint every K steps (default: 0 = only at the end)"

@@ -10,8 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipelines.commands.common import (
-    PRECISION_HELP,
     add_dataset_args,
+    add_precision_arg,
     add_training_args,
     dataset_from,
     training_options,
@@ -82,7 +82,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--shard-id", type=int, help="encode only this shard")
     build.add_argument("--num-shards", type=int, default=1, help="number of contiguous shards (default: 1)")
     build.add_argument("--encode-only", action="store_true", help="encode the shard(s) without building the index")
-    build.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help=PRECISION_HELP)
+    add_precision_arg(build)
     build.add_argument("--device", help="cpu, cuda (default: cuda if available)")
     build.set_defaults(handler=run_build)
 

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from pipelines.commands.common import (
-    PRECISION_HELP,
     add_dataset_args,
+    add_precision_arg,
     add_training_args,
     dataset_from,
     training_options,
@@ -61,7 +61,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     rerank.add_argument("--max-length", type=int, help="max tokens per pair (default: the model's)")
     rerank.add_argument("--interpolate", type=float, metavar="ALPHA",
                         help="report ALPHA*CE + (1-ALPHA)*first-stage (min-max normalised) instead of the CE score")  # fmt: skip
-    rerank.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help=PRECISION_HELP)
+    add_precision_arg(rerank)
     rerank.add_argument("--device", help="cpu, cuda (default: cuda if available)")
     rerank.set_defaults(handler=run_rerank)
 
