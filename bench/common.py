@@ -94,7 +94,7 @@ def scifact_passages(limit: int) -> list[str]:
 
 def resolved_dtypes(args) -> tuple[str, str]:
     """(tandem's dtype after resolving `auto` on this device, the peer's dtype), as names."""
-    from retrieval.training import autocast_dtype
+    from core.precision import autocast_dtype
 
     names = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
     ours = names[autocast_dtype(args.dtype, torch.device(args.device))]

@@ -23,8 +23,8 @@ from bench.common import (
     set_threads,
     synthetic_passages,
 )
+from core.models import resolve_model
 from retrieval.encoder import BiEncoder
-from retrieval.models import resolve_model
 
 
 def main() -> None:

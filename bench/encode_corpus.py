@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from bench.common import add_dtype_args, encode_measured, resolved_dtypes, write_synthetic_corpus
+from core.models import resolve_model
 from retrieval.encoder import BiEncoder
-from retrieval.models import resolve_model
 
 
 def main() -> None:

@@ -14,9 +14,9 @@ import time
 from torch.profiler import ProfilerActivity, profile
 
 from bench.common import add_inference_args, scifact_passages, set_threads
+from core.models import resolve_model
 from rerank.model import CrossEncoder
 from retrieval.encoder import BiEncoder
-from retrieval.models import resolve_model
 
 MATMUL_OPS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear")
 ATTENTION_OPS = ("aten::_scaled_dot_product", "aten::scaled_dot_product", "aten::_softmax", "aten::softmax")

@@ -16,9 +16,9 @@ import torch
 from sentence_transformers import CrossEncoder as StCrossEncoder
 
 from bench.common import add_inference_args, best_of, data_root, dtype_of, resolved_dtypes, set_threads
+from core.data.runs import read_run
+from core.models import resolve_model
 from rerank.model import CrossEncoder
-from retrieval.models import resolve_model
-from retrieval.runs import read_run
 
 
 def load_pairs(run_path: str, count: int) -> tuple[list[str], list[str]]:

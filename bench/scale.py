@@ -22,8 +22,8 @@ import faiss
 import numpy as np
 
 from bench.common import add_dtype_args, encode_measured, set_threads, synthetic_passages, write_synthetic_corpus
+from core.models import resolve_model
 from retrieval.encoder import BiEncoder
-from retrieval.models import resolve_model
 
 
 def recall_at(reference: np.ndarray, found: np.ndarray, k: int) -> float:

@@ -17,11 +17,11 @@ from sentence_transformers.cross_encoder import CrossEncoder as StCrossEncoder
 from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
 
 from bench.common import add_dtype_args, dtype_of, resolved_dtypes, set_threads
+from core.data.groups import epoch_batches, read_groups
+from core.models import resolve_model
+from core.precision import autocast
+from core.training.losses import ListwiseNLLLoss
 from rerank.model import CrossEncoder
-from retrieval.groups import epoch_batches, read_groups
-from retrieval.losses import ListwiseNLLLoss
-from retrieval.models import resolve_model
-from retrieval.training import autocast
 
 
 class HardNegativesOnly(MultipleNegativesRankingLoss):

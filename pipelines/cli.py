@@ -6,8 +6,8 @@ import argparse
 import logging
 import sys
 
+from core.errors import TandemError
 from pipelines.commands import bm25, compare, dense, evaluate, fuse, mine, rerank, run
-from retrieval.errors import TandemError
 
 COMMANDS = [run, bm25, dense, evaluate, mine, rerank, fuse, compare]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from core.data.beir import Corpus
 from rerank.model import CrossEncoder
-from retrieval.beir import Corpus
 from retrieval.mining import Candidate
 
 

@@ -14,9 +14,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BatchEncoding
 
-from retrieval.batching import length_sorted_batches
-from retrieval.models import pick_device, resolve_model
-from retrieval.training import autocast
+from core.batching import length_sorted_batches
+from core.models import resolve_model
+from core.precision import autocast, pick_device
 
 CONFIG_FILE = "tandem_cross_encoder.json"
 

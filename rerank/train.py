@@ -16,11 +16,13 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from core.data.groups import GroupBatch, TrainingGroup
+from core.errors import TandemError
+from core.training.config import TrainingConfig
+from core.training.distributed import setup_distributed
+from core.training.loop import seed_everything, train_on_groups
+from core.training.losses import make_loss
 from rerank.model import CrossEncoder
-from retrieval.errors import TandemError
-from retrieval.groups import GroupBatch, TrainingGroup
-from retrieval.losses import make_loss
-from retrieval.training import TrainingConfig, seed_everything, setup_distributed, train_on_groups
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,11 @@ class RerankerConfig(TrainingConfig):
     device: str | None = None
 
 
-def train_reranker(groups: list[TrainingGroup], config: RerankerConfig, out_dir: Path, resume: bool = False) -> dict:
+def train_reranker(
+    groups: list[TrainingGroup], config: RerankerConfig, out_dir: str | Path, resume: bool = False
+) -> dict:
     """Train and save a cross-encoder into `out_dir` (HF format); returns a summary."""
+    out_dir = Path(out_dir)
     groups = [g for g in groups if g.negatives]
     if not groups:
         raise TandemError("no training group has a negative passage")

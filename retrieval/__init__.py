@@ -1,1 +1,2 @@
-"""Stage one of tandem: the data every stage shares, BM25 and the dense bi-encoder retriever."""
+"""Stage one: BM25 (`bm25`, `jvm`), the bi-encoder (`encoder`) and its trainer (`train`), the FAISS index
+(`index/`), dense search, hard-negative mining and pseudo-queries. Imports only from `core`."""

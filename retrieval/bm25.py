@@ -16,11 +16,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from retrieval.atomic import atomic_dir
-from retrieval.beir import file_fingerprint
-from retrieval.errors import TandemError
+from core.atomic import atomic_dir
+from core.data.beir import file_fingerprint
+from core.data.runs import Run
+from core.errors import TandemError
 from retrieval.jvm import anserini_jar, ensure_jvm, java_environment, java_executable
-from retrieval.runs import Run
 
 log = logging.getLogger(__name__)
 

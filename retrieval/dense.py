@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.beir import BeirDataset
+from core.data.beir import BeirDataset
+from core.data.runs import Run
 from retrieval.encoder import BiEncoder
 from retrieval.index import DenseIndex
 from retrieval.mining import Candidates, PositiveScorer
-from retrieval.runs import Run
 
 
 def dense_search(

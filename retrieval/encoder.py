@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, BatchEncoding
 
-from retrieval.batching import length_sorted_batches
-from retrieval.models import pick_device, resolve_model
-from retrieval.training import autocast
+from core.batching import length_sorted_batches
+from core.models import resolve_model
+from core.precision import autocast, pick_device
 
 CONFIG_FILE = "tandem_bi_encoder.json"
 POOLINGS = ("mean", "cls")

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from retrieval.errors import TandemError
+from core.errors import TandemError
 
 
 def java_home() -> Path:
@@ -47,7 +47,7 @@ def java_environment() -> dict[str, str]:
 
 def ensure_jvm(heap: str | None = None) -> None:
     """Start the in-process JVM once (idempotent). `heap` defaults to $TANDEM_JVM_HEAP or 4g."""
-    from retrieval.sources import cache_dir
+    from core.data.sources import cache_dir
 
     home = java_home()
     os.environ["JAVA_HOME"] = str(home)

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrieval.beir import Corpus, Qrels
-from retrieval.groups import Passage, TrainingGroup, write_groups
+from core.data.beir import Corpus, Qrels
+from core.data.groups import Passage, TrainingGroup, write_groups
 
 Candidates = dict[str, list[tuple[str, float]]]
 """query id -> [(passage id, score)], best first, from one source."""

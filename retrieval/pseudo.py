@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from retrieval.beir import Corpus, Qrels
+from core.data.beir import Corpus, Qrels
 
 PREFIX = "title:"
 

@@ -14,11 +14,13 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from core.data.groups import GroupBatch, TrainingGroup
+from core.errors import TandemError
+from core.training.config import TrainingConfig
+from core.training.distributed import gather_with_grad, setup_distributed
+from core.training.loop import seed_everything, train_on_groups
+from core.training.losses import ListwiseNLLLoss
 from retrieval.encoder import BiEncoder, BiEncoderConfig
-from retrieval.errors import TandemError
-from retrieval.groups import GroupBatch, TrainingGroup
-from retrieval.losses import ListwiseNLLLoss
-from retrieval.training import TrainingConfig, gather_with_grad, seed_everything, setup_distributed, train_on_groups
 
 
 @dataclass
@@ -47,8 +49,11 @@ def in_batch_nll(
     return ListwiseNLLLoss()(scores, targets) * world_size
 
 
-def train_retriever(groups: list[TrainingGroup], config: RetrieverConfig, out_dir: Path, resume: bool = False) -> dict:
+def train_retriever(
+    groups: list[TrainingGroup], config: RetrieverConfig, out_dir: str | Path, resume: bool = False
+) -> dict:
     """Fine-tune a bi-encoder on training groups and save it into `out_dir` (HF format)."""
+    out_dir = Path(out_dir)
     if config.group_size > 1:
         groups = [g for g in groups if g.negatives]
     if not groups:

@@ -26,9 +26,9 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 def _fp32_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     """`precision=auto` picks bf16 on CPUs with AMX; tests that compare numbers exactly must not depend
     on the CI machine's CPU, so in-process tests see a CPU without it (bf16 is tested explicitly)."""
-    from retrieval import training
+    from core import precision
 
-    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.beir import BeirDataset, load_corpus, load_qrels, load_queries
-from retrieval.errors import DataFormatError
+from core.data.beir import BeirDataset, load_corpus, load_qrels, load_queries
+from core.errors import DataFormatError
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -121,7 +121,7 @@ def test_dataset_validates_qrels_against_corpus(tmp_path: Path, tiny_dir: Path) 
 
 
 def test_dataset_folder_errors(tmp_path: Path, tiny_dir: Path) -> None:
-    from retrieval.errors import TandemError
+    from core.errors import TandemError
 
     with pytest.raises(TandemError, match="not a BEIR dataset folder"):
         BeirDataset(tmp_path)

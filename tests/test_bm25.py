@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from core.data.beir import BeirDataset
+from core.data.runs import read_run
 from pipelines.cli import main
-from pipelines.evaluate import evaluate
+from pipelines.evaluation.metrics import evaluate
 from retrieval import bm25
-from retrieval.beir import BeirDataset
-from retrieval.runs import read_run
 from tests.conftest import real_dataset
 
 

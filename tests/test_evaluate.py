@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.evaluate import evaluate
+from pipelines.evaluation.metrics import evaluate
 
 
 def test_perfect_and_empty_runs() -> None:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from retrieval.losses import ListwiseNLLLoss, PointwiseBCELoss, make_loss
+from core.training.losses import ListwiseNLLLoss, PointwiseBCELoss, make_loss
 
 
 def test_nll_is_softmax_cross_entropy_with_positive_first() -> None:
@@ -48,7 +48,7 @@ def test_losses_differ_where_they_should() -> None:
 
 
 def test_auto_precision_uses_bf16_only_where_it_is_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    from retrieval import training
+    from core import precision as training
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: True)

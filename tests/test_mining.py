@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from core.data.beir import BeirDataset
+from core.data.groups import read_groups
 from pipelines.cli import main
-from retrieval.beir import BeirDataset
-from retrieval.groups import read_groups
 from retrieval.mining import MiningConfig, MiningStats, mine_groups, parse_rank_range
 from tests.conftest import real_dataset
 
@@ -130,7 +130,7 @@ def test_scifact_dense_mining_cli(tmp_path: Path) -> None:
     """Mining from a dense index on SciFact train: a tiny random BERT with MiniLM's vocabulary keeps it
     fast; what is tested (no judged positive among the negatives, sources recorded) does not depend on
     the model's quality."""
-    from retrieval.models import offline_minilm_path
+    from core.models import offline_minilm_path
     from tests.tiny_models import build_tiny_bert
 
     scifact = str(real_dataset("scifact"))

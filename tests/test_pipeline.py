@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.data.beir import BeirDataset
+from core.errors import TandemError
+from core.training.loop import TrainLoop
 from pipelines.cli import main
-from pipelines.fusion import interpolate, rrf
+from pipelines.evaluation.fusion import interpolate, rrf
 from pipelines.pipeline import Bm25Retriever, CrossEncoderReranker, Pipeline
-from pipelines.run import STAGES, load_config, run_all
+from pipelines.runner import STAGES, load_config, run_all
 from retrieval import bm25
-from retrieval.beir import BeirDataset
-from retrieval.errors import TandemError
-from retrieval.training import TrainLoop
 
 
 def tiny_config(tmp_path: Path, tiny_bert: Path) -> Path:
@@ -67,7 +67,7 @@ def test_run_resumes_after_interruption(
     nll_model = (out / "reranker" / "nll" / "model.safetensors").stat().st_mtime_ns
     assert [p.name for p in (out / "reranker" / "bce").glob("checkpoint-*")] == ["checkpoint-2"]
 
-    with caplog.at_level(logging.INFO, logger="retrieval.training"):
+    with caplog.at_level(logging.INFO, logger="core.training.loop"):
         assert run_all(dataset, out, config) == ["reranker", "rerank", "report"]
     assert (
         out / "reranker" / "nll" / "model.safetensors"
@@ -117,7 +117,7 @@ def test_pipeline_api_and_compare(
         assert {d for d, _ in a[qid][:3]} == {d for d, _ in b[qid][:3]} and a[qid][3:] == [
             (d, a[qid][3 + i][1]) for i, (d, _) in enumerate(a[qid][3:])
         ]
-    from retrieval.runs import write_run
+    from core.data.runs import write_run
 
     write_run(a, tmp_path / "a.trec")
     write_run(b, tmp_path / "b.trec")
@@ -138,7 +138,7 @@ def test_pipeline_api_and_compare(
 
 
 def test_fuse_cli(tmp_path: Path) -> None:
-    from retrieval.runs import read_run, write_run
+    from core.data.runs import read_run, write_run
 
     write_run({"q": [("x", 10.0), ("y", 5.0)]}, tmp_path / "a")
     write_run({"q": [("y", 0.9), ("w", 0.8)]}, tmp_path / "b")

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+from core.data.beir import BeirDataset
+from core.data.groups import Passage, TrainingGroup, epoch_batches, sample_group
+from core.training.loop import TrainLoop
+from core.training.losses import ListwiseNLLLoss
+from pipelines.evaluation.fusion import interpolate_reranked
 from rerank.model import CrossEncoder
 from rerank.rerank import rerank_run
 from rerank.train import RerankerConfig, train_reranker
-from retrieval.beir import BeirDataset
-from retrieval.groups import Passage, TrainingGroup, epoch_batches, sample_group
-from retrieval.losses import ListwiseNLLLoss
-from retrieval.training import TrainLoop
 
 
 def tiny_groups(dataset: BeirDataset) -> list[TrainingGroup]:
@@ -150,14 +151,15 @@ def test_rerank_keeps_order_below_depth(dataset: BeirDataset, tiny_bert: Path) -
         [dataset.queries["q2"]] * 5, [dataset.corpus.passage(d) for d in dataset.corpus.ids[:5]], show_progress=False
     )
     assert [d for d, _ in reranked[:5]] == [dataset.corpus.ids[i] for i in np.argsort(-expected, kind="stable")]
-    mixed = rerank_run(run, dataset.queries, dataset.corpus, model, depth=5, interpolation=0.5, show_progress=False)[
-        "q2"
-    ]
+    mixed = interpolate_reranked({"q2": reranked}, run, alpha=0.5, depth=5)["q2"]
     assert all(0.0 <= s <= 1.0 for _, s in mixed[:5])
+    assert [d for d, _ in mixed[5:]] == dataset.corpus.ids[5:]  # below the depth: first-stage order
+    assert {d for d, _ in mixed[:5]} == set(dataset.corpus.ids[:5])
 
 
 def test_head_learning_rate_applies_only_to_the_new_head(tiny_bert: Path, tmp_path: Path) -> None:
-    from retrieval.training import TrainingConfig, parameter_groups
+    from core.training.config import TrainingConfig
+    from core.training.loop import parameter_groups
 
     model = CrossEncoder.from_pretrained(tiny_bert)
     assert set(model.new_parameter_names) == {"model.classifier.weight", "model.classifier.bias"}

@@ -11,13 +11,13 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from core.data.beir import BeirDataset
+from core.data.runs import read_run
+from core.errors import TandemError
+from core.training.losses import ListwiseNLLLoss
 from pipelines.cli import main
-from retrieval.beir import BeirDataset
 from retrieval.encoder import BiEncoder, BiEncoderConfig
-from retrieval.errors import TandemError
 from retrieval.index import DenseIndex, build_index, encode_corpus_shard
-from retrieval.losses import ListwiseNLLLoss
-from retrieval.runs import read_run
 from retrieval.train import in_batch_nll
 from tests import ddp_worker
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.errors import DataFormatError
-from retrieval.runs import ranked, read_run, write_run
+from core.data.runs import ranked, read_run, write_run
+from core.errors import DataFormatError
 
 
 def test_round_trip_and_ranks(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.errors import TandemError
-from retrieval.sources import resolve_dataset
+from core.data.sources import resolve_dataset
+from core.errors import TandemError
 
 
 def test_path_and_data_dir(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

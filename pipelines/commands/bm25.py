@@ -6,10 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
+from core.data.runs import write_run
+from core.errors import TandemError
 from pipelines.commands.common import add_dataset_args, dataset_from, write_config
 from retrieval import bm25
-from retrieval.errors import TandemError
-from retrieval.runs import write_run
 
 
 def register(commands: argparse._SubParsersAction) -> None:

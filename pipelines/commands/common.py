@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from retrieval.atomic import atomic_file
-from retrieval.beir import BeirDataset
-from retrieval.sources import open_dataset
+from core.atomic import atomic_file
+from core.data.beir import BeirDataset
+from core.data.sources import open_dataset
 
 
 def add_dataset_args(parser: argparse.ArgumentParser, split: str | None = "test") -> None:

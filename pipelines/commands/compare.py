@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.data.runs import read_run
+from core.errors import TandemError
 from pipelines.commands.common import add_dataset_args, dataset_from
-from pipelines.evaluate import evaluate
-from pipelines.report import System, markdown_table, write_report
-from retrieval.errors import TandemError
-from retrieval.runs import read_run
+from pipelines.evaluation.metrics import evaluate
+from pipelines.evaluation.report import System, markdown_table, write_report
 
 
 def register(commands: argparse._SubParsersAction) -> None:

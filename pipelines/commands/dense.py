@@ -9,6 +9,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from core.data.groups import read_groups
+from core.data.runs import write_run
+from core.errors import TandemError
+from core.models import resolve_model
 from pipelines.commands.common import (
     add_dataset_args,
     add_precision_arg,
@@ -20,12 +24,9 @@ from pipelines.commands.common import (
 from retrieval import bm25
 from retrieval.dense import dense_search
 from retrieval.encoder import POOLINGS, BiEncoder, BiEncoderConfig, saved_config
-from retrieval.errors import TandemError
-from retrieval.groups import read_groups
 from retrieval.index import DenseIndex, build_index, encode_corpus_shard
-from retrieval.mining import MiningConfig, mine_to_file
-from retrieval.models import resolve_model
-from retrieval.runs import write_run
+from retrieval.mining import MiningConfig
+from retrieval.negatives import mine_negatives
 from retrieval.train import RetrieverConfig, train_retriever
 
 
@@ -46,6 +47,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--bm25-depth", type=int, default=100, help="BM25 candidates per query when mining (default: 100)"
     )
+    train.add_argument("--num-negatives", type=int, default=30,
+                       help="BM25 negatives kept per query when mining (default: 30)")  # fmt: skip
     train.add_argument("--group-size", type=int, default=2, help="passages per query, 1 positive + N hard (default: 2)")
     train.add_argument("--batch-queries", type=int, default=32, help="queries per step, B (default: 32)")
     tip = " (default: the start model's tandem config, else %s)"
@@ -100,17 +103,17 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def bm25_groups(dataset, split: str, out_dir: Path, depth: int, num_negatives: int, seed: int) -> Path:
-    """Mine BM25 negatives into out_dir/bm25-negatives.jsonl (kept if already there)."""
+    """Mine BM25 negatives into out_dir/bm25-negatives.jsonl (kept if already there), with a BM25 index
+    of its own in out_dir/bm25-index."""
     groups_path = out_dir / "bm25-negatives.jsonl"
     if groups_path.is_file():
         return groups_path
     index_dir = out_dir / "bm25-index"
     if not (index_dir / bm25.META_FILE).is_file():
         bm25.build_index(dataset.corpus_path, index_dir)
-    queries = dataset.split_queries(split)
-    candidates = bm25.search(index_dir, queries, k=depth)
     config = MiningConfig(num_negatives=num_negatives, depth=depth, seed=seed)
-    stats = mine_to_file(groups_path, queries, dataset.qrels(split), dataset.corpus, {"bm25": candidates}, {}, config)
+    queries = dataset.split_queries(split)
+    stats = mine_negatives(dataset, queries, dataset.qrels(split), groups_path, config, bm25_index=index_dir)
     print(stats.summary())
     return groups_path
 
@@ -123,7 +126,9 @@ def run_train(args: argparse.Namespace) -> int:
         )
     dataset = dataset_from(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    groups_path = args.negatives or bm25_groups(dataset, args.split, args.out, args.bm25_depth, 30, args.seed)
+    groups_path = args.negatives or bm25_groups(
+        dataset, args.split, args.out, args.bm25_depth, args.num_negatives, args.seed
+    )
     given = {
         "pooling": args.pooling, "normalize": args.normalize, "temperature": args.temperature,
         "shared": None if args.separate_towers is None else not args.separate_towers,

@@ -6,10 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from core.atomic import atomic_file
+from core.data.runs import read_run
 from pipelines.commands.common import add_dataset_args, dataset_from
-from pipelines.evaluate import MEASURES, evaluate, format_table
-from retrieval.atomic import atomic_file
-from retrieval.runs import read_run
+from pipelines.evaluation.metrics import MEASURES, evaluate, format_table
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipelines.fusion import interpolate, rrf
-from retrieval.errors import TandemError
-from retrieval.runs import read_run, truncate, write_run
+from core.data.runs import read_run, truncate, write_run
+from core.errors import TandemError
+from pipelines.evaluation.fusion import interpolate, rrf
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -7,11 +7,11 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from core.atomic import atomic_file
+from core.errors import TandemError
 from pipelines.commands.common import add_dataset_args, dataset_from, write_config
-from retrieval import bm25
-from retrieval.atomic import atomic_file
-from retrieval.errors import TandemError
-from retrieval.mining import MiningConfig, mine_to_file, parse_rank_range
+from retrieval.mining import MiningConfig, parse_rank_range
+from retrieval.negatives import mine_negatives
 from retrieval.pseudo import text_only, title_queries
 
 
@@ -68,27 +68,15 @@ def run_mine(args: argparse.Namespace) -> int:
         qrels = dataset.qrels(args.split)
         queries = dataset.split_queries(args.split)
     queries = {qid: text for i, (qid, text) in enumerate(queries.items()) if i % args.num_shards == args.shard_id}
-    sources, scorers = {}, {}
-    if args.bm25_index:
-        meta = bm25.read_index_meta(args.bm25_index)
-        if meta.corpus_fingerprint != dataset.corpus_fingerprint:
-            raise TandemError(f"{args.bm25_index} indexes another corpus ({meta.corpus_path})")
-        sources["bm25"] = bm25.search(args.bm25_index, queries, k=args.depth, remove_query=True)
-        if args.margin is not None:
-            scorer = bm25.Bm25Scorer(args.bm25_index)
-            scorers["bm25"] = lambda qid, pid: scorer.score(queries[qid], pid)
-    if args.index:
-        from retrieval.dense import dense_candidates
-
-        sources["dense"], scorers["dense"] = dense_candidates(args.index, dataset, queries, args.depth, args.batch_size)
     reranker_filter = None
     if args.reranker:
         from rerank.filter import cross_encoder_filter
 
         reranker_filter = cross_encoder_filter(args.reranker, dataset.corpus, args.batch_size)
-    stats = mine_to_file(
-        args.out, queries, qrels, dataset.corpus, sources, scorers, config, reranker_filter, passage_text
-    )
+    stats = mine_negatives(
+        dataset, queries, qrels, args.out, config, bm25_index=args.bm25_index, dense_index=args.index,
+        reranker_filter=reranker_filter, passage_text=passage_text, batch_size=args.batch_size,
+    )  # fmt: skip
     with atomic_file(args.out.with_name(args.out.name + ".stats.json")) as out:
         out.write(json.dumps({"config": asdict(config), **stats.to_dict()}, indent=2) + "\n")
     write_config(args.out.with_name(args.out.name + ".config.json"), args)

@@ -6,6 +6,9 @@ import argparse
 import time
 from pathlib import Path
 
+from core.data.groups import read_groups
+from core.data.runs import read_run, write_run
+from core.errors import TandemError
 from pipelines.commands.common import (
     add_dataset_args,
     add_precision_arg,
@@ -14,12 +17,10 @@ from pipelines.commands.common import (
     training_options,
     write_config,
 )
+from pipelines.evaluation.fusion import interpolate_reranked
 from rerank.model import CrossEncoder
 from rerank.rerank import rerank_run
 from rerank.train import RerankerConfig, train_reranker
-from retrieval.errors import TandemError
-from retrieval.groups import read_groups
-from retrieval.runs import read_run, write_run
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -89,8 +90,10 @@ def run_rerank(args: argparse.Namespace) -> int:
     queries = dataset.queries
     model = CrossEncoder.from_pretrained(args.model, max_length=args.max_length).to_device(args.device)
     started = time.perf_counter()
-    reranked = rerank_run(run, queries, dataset.corpus, model, args.depth, args.batch_size, args.interpolate)
+    reranked = rerank_run(run, queries, dataset.corpus, model, args.depth, args.batch_size, precision=args.precision)
     seconds = time.perf_counter() - started
+    if args.interpolate is not None:
+        reranked = interpolate_reranked(reranked, run, args.interpolate, args.depth)
     pairs = sum(min(len(h), args.depth) for h in run.values())
     write_run(reranked, args.out, tag="rerank" if args.interpolate is None else f"rerank-interp{args.interpolate}")
     write_config(args.out.with_name(args.out.name + ".config.json"), args, seconds=seconds, pairs=pairs)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.errors import TandemError
 from pipelines.commands.common import add_dataset_args, dataset_from
-from pipelines.run import STAGES, load_config, print_config, run_all
-from retrieval.errors import TandemError
+from pipelines.runner import STAGES, load_config, print_config, run_all
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from retrieval.atomic import atomic_file
-from retrieval.beir import iter_jsonl_records
-from retrieval.errors import DataFormatError
+from core.atomic import atomic_file
+from core.data.beir import iter_jsonl_records
+from core.errors import DataFormatError
 
 
 @dataclass

@@ -8,7 +8,6 @@ batch into a loss. Everything else lives here, once.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import logging
 import math
@@ -23,124 +22,23 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from retrieval.errors import TandemError
-from retrieval.groups import GroupBatch, TrainingGroup, epoch_batches
+from core.data.groups import GroupBatch, TrainingGroup, epoch_batches
+from core.errors import TandemError
+from core.precision import autocast, autocast_dtype
+from core.training.config import TrainingConfig
+from core.training.distributed import DistributedContext
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainingConfig:
-    """Options every trainer has. `precision`: auto = bf16 autocast on CUDA (fp16 where bf16 is
-    unsupported) and on CPUs with AMX, fp32 elsewhere (see `autocast_dtype`)."""
-
-    epochs: float = 1.0
-    group_size: int = 8
-    batch_queries: int = 4
-    learning_rate: float = 2e-5
-    head_learning_rate: float | None = None
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    grad_accumulation: int = 1
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    precision: str = "auto"
-    gradient_checkpointing: bool = False
-    save_every: int = 0
-    keep_checkpoints: int = 1
-    log_every: int = 10
-
-
-# --------------------------------------------------------------------------------------------- devices
-
-
-@dataclass
-class DistributedContext:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def setup_distributed(device: str | None = None) -> DistributedContext:
-    """Join the process group torchrun describes (WORLD_SIZE > 1), or run alone.
-    NCCL on CUDA, gloo on CPU."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device in (None, "auto") else device.startswith("cuda")
-    target = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
-    if use_cuda:
-        torch.cuda.set_device(target)
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return DistributedContext(rank, world_size, local_rank, target)
-
-
-def gather_with_grad(tensor: Tensor) -> Tensor:
-    """Concatenate `tensor` from every process along dim 0, keeping the gradient for the local slice.
-
-    Every process then computes the loss over the global batch; scaling that loss by the world size
-    makes DDP's gradient average equal to the single-process gradient (as in DPR and Tevatron)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return tensor
-    gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, tensor.detach().contiguous())
-    gathered[dist.get_rank()] = tensor
-    return torch.cat(gathered, dim=0)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True on CPUs with AMX tiles (Intel Sapphire Rapids and later), where oneDNN's bf16 matrix
-    multiplies run several times faster than fp32 (measured 2.1x per cross-encoder training step,
-    5x per linear layer, on this project's machine). Plain AVX-512 bf16 gains little, so it is not enough."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(probe and probe())
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for `precision` on `device`, or None for plain fp32. `auto`: bf16 on CUDA
-    (fp16 where bf16 is unsupported) and on CPUs with AMX; fp32 on other CPUs."""
-    if precision == "fp32":
-        return None
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if cpu_has_fast_bf16() else None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "fp16":
-        return torch.float16
-    raise ValueError(f"unknown precision '{precision}' (fp32, bf16, fp16, auto)")
-
-
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    dtype = autocast_dtype(precision, device)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-# --------------------------------------------------------------------------------------------- loop
 
 
 class LossLog:

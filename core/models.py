@@ -5,9 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import torch
-
-from retrieval.errors import TandemError
+from core.errors import TandemError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "minilm"}
@@ -35,9 +33,3 @@ def resolve_model(name_or_path: str | Path | None) -> str:
             raise TandemError(f"{path}: not a Hugging Face model folder (no config.json)")
         return str(path)
     return str(name_or_path)
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from pipelines.evaluate import Evaluation
-from retrieval.atomic import atomic_file
+from core.atomic import atomic_file
+from pipelines.evaluation.metrics import Evaluation
 
 TABLE_MEASURES = ("nDCG@10", "MRR@10", "Recall@100")
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import ir_measures
 from ir_measures import AP, RR, R, nDCG
 
-from retrieval.beir import Qrels
-from retrieval.runs import Run, ranked
+from core.data.beir import Qrels
+from core.data.runs import Run, ranked
 
 MEASURES = {"nDCG@10": nDCG @ 10, "MRR@10": RR @ 10, "Recall@100": R @ 100, "Recall@1000": R @ 1000, "MAP": AP}
 """Display name -> ir-measures measure. MRR@10 is trec_eval's recip_rank cut at 10."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyserini.fusion import interpolation, reciprocal_rank_fusion
 from pyserini.trectools import RescoreMethod, TrecRun
 
-from retrieval.runs import Run, ranked
+from core.data.runs import Run, ranked, truncate
 
 
 def to_trec_run(run: Run) -> TrecRun:
@@ -34,3 +34,15 @@ def interpolate(first: Run, second: Run, alpha: float = 0.5, depth: int | None =
     scores live on different scales); a passage missing from one run gets 0 from it."""
     normalised = [to_trec_run(run).rescore(RescoreMethod.NORMALIZE) for run in (first, second)]
     return from_trec_run(interpolation(normalised, alpha=alpha, depth=depth, k=k))
+
+
+def interpolate_reranked(reranked: Run, first: Run, alpha: float, depth: int) -> Run:
+    """alpha * reranker + (1 - alpha) * first stage over each query's top `depth` (both min-max
+    normalised over those hits, by `interpolate`); hits below the depth keep their order beneath."""
+    mixed = interpolate(truncate(reranked, depth), truncate(first, depth), alpha, depth, depth)
+    out: Run = {}
+    for query_id, hits in reranked.items():
+        top = mixed.get(query_id, [])
+        floor = min((score for _, score in top), default=0.0)
+        out[query_id] = top + [(doc_id, floor - 1.0 - i) for i, (doc_id, _) in enumerate(hits[depth:])]
+    return out

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from retrieval.atomic import atomic_dir
-from retrieval.beir import BeirDataset
-from retrieval.errors import TandemError
+from core.atomic import atomic_dir
+from core.data.beir import BeirDataset
+from core.errors import TandemError
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

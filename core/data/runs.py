@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from retrieval.atomic import atomic_file
-from retrieval.beir import iter_text_lines
-from retrieval.errors import DataFormatError
+from core.atomic import atomic_file
+from core.data.beir import iter_text_lines
+from core.errors import DataFormatError
 
 Run = dict[str, list[tuple[str, float]]]
 """query id -> [(passage id, score)], best first."""

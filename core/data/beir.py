@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from retrieval.errors import DataFormatError, TandemError
+from core.errors import DataFormatError, TandemError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,12 @@
+"""Where data enters: BEIR corpus/queries/qrels (`beir`), `--dataset` resolution (`sources`), TREC runs
+(`runs`) and training groups (`groups`). Imports only from `core`."""
+
+from core.data.beir import BeirDataset, Corpus, Qrels
+from core.data.groups import TrainingGroup, read_groups, write_groups
+from core.data.runs import Run, read_run, write_run
+from core.data.sources import open_dataset
+
+__all__ = [
+    "BeirDataset", "Corpus", "Qrels", "Run", "TrainingGroup",
+    "open_dataset", "read_groups", "read_run", "write_groups", "write_run",
+]  # fmt: skip

@@ -1,0 +1,92 @@
+"""The configuration of `tandem run`: defaults, the --quick profile, loading YAML/TOML overrides, and
+the slice of the configuration each stage depends on (which decides what a re-run skips)."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from core.errors import TandemError
+
+DEFAULTS: dict = {
+    "split": {"train": "train", "test": "test"},
+    "bm25": {"fields": "flat", "k1": 0.9, "b": 0.4, "k": 1000},
+    "dense": {"model": None, "factory": "Flat", "batch_size": 64, "k": 1000},
+    "retriever": {
+        "epochs": 3, "batch_queries": 32, "group_size": 2, "learning_rate": 2e-5, "temperature": 0.05,
+        "passage_max_length": 256, "query_max_length": 64, "attention_dropout": 0.0, "negatives_depth": 100, "num_negatives": 30,
+        "seed": 42,
+    },
+    "mining": {
+        "sources": ["dense", "bm25"], "num_negatives": 30, "depth": 100, "rank_range": None, "margin": None,
+        "title_queries": 1500, "seed": 42,
+    },
+    "reranker": {
+        "model": None, "losses": ["nll"], "epochs": 1, "learning_rate": 7e-5, "group_size": 8, "batch_queries": 4,
+        "max_length": 256, "attention_dropout": 0.0, "save_every": 50, "seed": 42,
+    },
+    "rerank": {"depth": 100, "batch_size": 64},
+    "hybrid": {"rrf_k": 60, "depth": 1000},
+}  # fmt: skip
+
+QUICK: dict = {
+    "dense": {"batch_size": 64},
+    "retriever": {"epochs": 0.25, "passage_max_length": 128},
+    "mining": {"num_negatives": 7, "depth": 30, "title_queries": 100},
+    "reranker": {"epochs": 0.05, "max_length": 128, "save_every": 5},
+    "rerank": {"depth": 10},
+}
+"""The smoke-test profile: every stage runs, on little compute."""
+
+STAGES = ["bm25", "dense-zeroshot", "retriever", "index", "mining", "reranker", "rerank", "report"]
+
+
+def merge(base: dict, override: dict, where: str = "config") -> dict:
+    """Deep-merge `override` into a copy of `base`; unknown keys are an error (typos must not pass)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in merged:
+            raise TandemError(f"{where}: unknown key '{key}' (known: {', '.join(merged)})")
+        if isinstance(merged[key], dict):
+            if not isinstance(value, dict):
+                raise TandemError(f"{where}.{key} must be a table of options")
+            merged[key] = merge(merged[key], value, f"{where}.{key}")
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: Path | None, quick: bool) -> dict:
+    config = merge(DEFAULTS, QUICK) if quick else copy.deepcopy(DEFAULTS)
+    if path is None:
+        return config
+    if not path.is_file():
+        raise TandemError(f"{path}: config file not found")
+    text = path.read_text()
+    try:
+        loaded = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
+        raise TandemError(f"{path}: {err}") from None
+    return merge(config, loaded or {}, str(path))
+
+
+def stage_config(config: dict, stage: str) -> dict:
+    """The slice of the configuration a stage depends on (its own options and everything upstream)."""
+    sections = {
+        "bm25": ["split", "bm25"],
+        "dense-zeroshot": ["split", "dense"],
+        "retriever": ["split", "bm25", "dense", "retriever"],
+        "index": ["split", "dense", "retriever"],
+        "mining": ["split", "bm25", "dense", "retriever", "mining"],
+        "reranker": ["split", "bm25", "dense", "retriever", "mining", "reranker"],
+        "rerank": ["split", "bm25", "dense", "retriever", "mining", "reranker", "rerank"],
+        "report": list(config),
+    }[stage]
+    return {name: config[name] for name in sections}
+
+
+def print_config(config: dict) -> str:
+    return yaml.safe_dump(config, sort_keys=False)

@@ -1,0 +1,49 @@
+"""The first-stage stages: BM25, the zero-shot dense index, and the index of the fine-tuned bi-encoder.
+Each calls the library functions its command calls and writes a TREC run of the test queries."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from core.data.runs import write_run
+from pipelines.stages.context import RunContext, seconds_per_query
+from retrieval import bm25
+from retrieval.dense import dense_search
+from retrieval.index import DenseIndex, build_dense_index
+
+
+def stage_bm25(ctx: RunContext, work: Path) -> dict:
+    options = ctx.config["bm25"]
+    bm25.build_index(ctx.dataset.corpus_path, work / "index", fields=options["fields"])
+    queries = ctx.dataset.split_queries(ctx.config["split"]["test"])
+    started = time.perf_counter()
+    run = bm25.search(work / "index", queries, k=options["k"], k1=options["k1"], b=options["b"])
+    write_run(run, work / "test.trec", tag="bm25")
+    return {"latency": {"retrieve": seconds_per_query(started, queries)}}
+
+
+def _dense_stage(ctx: RunContext, work: Path, encoder: str | None) -> dict:
+    options = ctx.config["dense"]
+    started = time.perf_counter()
+    meta = build_dense_index(
+        encoder, ctx.dataset.corpus_path, work / "index", options["factory"], options["batch_size"]
+    )
+    encode_seconds = time.perf_counter() - started
+    queries = ctx.dataset.split_queries(ctx.config["split"]["test"])
+    started = time.perf_counter()
+    run, _ = dense_search(DenseIndex(work / "index"), queries, options["k"], options["batch_size"])
+    write_run(run, work / "test.trec", tag="dense")
+    return {
+        "latency": {"retrieve": seconds_per_query(started, queries)},
+        "encode_seconds": encode_seconds,
+        "passages": meta.count,
+    }
+
+
+def stage_dense_zeroshot(ctx: RunContext, work: Path) -> dict:
+    return _dense_stage(ctx, work, ctx.config["dense"]["model"])
+
+
+def stage_index(ctx: RunContext, work: Path) -> dict:
+    return _dense_stage(ctx, work, str(ctx.stage_dir("retriever") / "model"))

@@ -1,0 +1,114 @@
+"""FAISS index building: merge the encoded shards into one memory-mapped matrix and index it.
+
+The index folder holds:
+
+    index.faiss      the FAISS index (inner product)
+    docids.txt       passage id of each index row
+    embeddings.npy   the passage embeddings (memory-mapped; used to score positives when mining)
+    meta.json        encoder, pooling, normalisation, dimension, max length, corpus fingerprint, factory
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import faiss
+import numpy as np
+from tqdm.auto import tqdm
+
+from core.atomic import atomic_dir
+from core.data.beir import file_fingerprint
+from core.errors import TandemError
+from core.models import resolve_model
+from retrieval.encoder import BiEncoder
+from retrieval.index.encode import encode_corpus_shard
+from retrieval.index.meta import IndexMeta
+
+log = logging.getLogger(__name__)
+
+
+def build_index(
+    encoder_path: str,
+    encoder: BiEncoder,
+    corpus_path: str | Path,
+    shards_dir: str | Path,
+    out_dir: str | Path,
+    num_shards: int = 1,
+    factory: str = "Flat",
+    train_sample: int = 200_000,
+    seed: int = 0,
+    encode_seconds: float = 0.0,
+) -> IndexMeta:
+    """Merge the shards' embeddings into one memmap and build a FAISS index from `factory`
+    (inner product; IVF/PQ indexes are trained on a random sample)."""
+    shards = [Path(shards_dir) / f"shard-{i}" for i in range(num_shards)]
+    missing = [s for s in shards if not (s / "docids.txt").is_file()]
+    if missing:
+        raise TandemError(f"shards not encoded yet: {', '.join(str(m) for m in missing)}")
+    started = time.perf_counter()
+    corpus_path = Path(corpus_path).resolve()
+    with atomic_dir(out_dir) as staging:
+        ids: list[str] = []
+        for shard in shards:
+            ids += (shard / "docids.txt").read_text().split("\n")[:-1]
+        merged = np.lib.format.open_memmap(
+            staging / "embeddings.npy", mode="w+", dtype=np.float32, shape=(len(ids), encoder.dim)
+        )
+        offset = 0
+        for shard in shards:
+            part = np.load(shard / "embeddings.npy", mmap_mode="r")
+            merged[offset : offset + len(part)] = part
+            offset += len(part)
+        merged.flush()
+        index = faiss.index_factory(encoder.dim, factory, faiss.METRIC_INNER_PRODUCT)
+        if not index.is_trained:
+            rng = np.random.default_rng(seed)
+            sample = np.sort(rng.choice(len(ids), size=min(train_sample, len(ids)), replace=False))
+            log.info("training %s on %d vectors", factory, len(sample))
+            index.train(np.ascontiguousarray(merged[sample]))
+        for start in tqdm(range(0, len(ids), 100_000), desc="adding to index", unit=" chunks", disable=None):
+            index.add(np.ascontiguousarray(merged[start : start + 100_000]))
+        faiss.write_index(index, str(staging / "index.faiss"))
+        (staging / "docids.txt").write_text("\n".join(ids) + "\n")
+        meta = IndexMeta(
+            encoder=encoder_path, pooling=encoder.config.pooling, normalize=encoder.config.normalize, dim=encoder.dim,
+            passage_max_length=encoder.config.passage_max_length, query_max_length=encoder.config.query_max_length,
+            corpus_path=str(corpus_path), corpus_fingerprint=file_fingerprint(corpus_path), factory=factory, count=len(ids),
+            encode_seconds=encode_seconds, build_seconds=time.perf_counter() - started,
+        )  # fmt: skip
+        (staging / "meta.json").write_text(json.dumps(asdict(meta), indent=2) + "\n")
+    return meta
+
+
+def build_dense_index(
+    encoder_path: str | Path | None,
+    corpus_path: str | Path,
+    out_dir: str | Path,
+    factory: str = "Flat",
+    batch_size: int = 64,
+    precision: str = "auto",
+    device: str | None = None,
+) -> IndexMeta:
+    """Encode a whole corpus in this process and index it: the one-call path."""
+    resolved = resolve_model(encoder_path)
+    encoder = BiEncoder.from_pretrained(resolved).to_device(device)
+    out_dir = Path(out_dir)
+    shards_dir = out_dir.with_name(out_dir.name + ".shards")
+    started = time.perf_counter()
+    encode_corpus_shard(encoder, corpus_path, shards_dir, batch_size=batch_size, precision=precision)
+    meta = build_index(
+        resolved,
+        encoder,
+        corpus_path,
+        shards_dir,
+        out_dir,
+        factory=factory,
+        encode_seconds=time.perf_counter() - started,
+    )
+    shutil.rmtree(shards_dir, ignore_errors=True)
+    return meta

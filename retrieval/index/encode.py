@@ -1,0 +1,105 @@
+"""Corpus encoding into memory-mapped shards.
+
+Encoding streams the corpus in chunks (each sorted by length, dynamically padded) into a memory-mapped
+float32 file, so memory stays bounded whatever the corpus size. `shard_id/num_shards` split the corpus
+into contiguous ranges that separate processes (or machines) encode; `build.py` merges them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from core.atomic import atomic_dir
+from core.data.beir import iter_jsonl_records, join_title
+from core.errors import TandemError
+from retrieval.encoder import BiEncoder
+
+log = logging.getLogger(__name__)
+
+
+def count_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def iter_passages(corpus_path: Path, start: int, stop: int) -> Iterator[tuple[str, str]]:
+    """(id, "title text") for records start..stop-1 of the corpus, streamed."""
+    for position, (_, record) in enumerate(iter_jsonl_records(corpus_path, required=("_id", "text"))):
+        if position >= stop:
+            return
+        if position >= start:
+            yield record["_id"], join_title(record.get("title") or "", record["text"] or "")
+
+
+def shard_range(total: int, shard_id: int, num_shards: int) -> tuple[int, int]:
+    if not 0 <= shard_id < num_shards:
+        raise TandemError(f"--shard-id must be in 0..{num_shards - 1}")
+    return total * shard_id // num_shards, total * (shard_id + 1) // num_shards
+
+
+def encode_corpus_shard(
+    encoder: BiEncoder,
+    corpus_path: str | Path,
+    out_dir: str | Path,
+    shard_id: int = 0,
+    num_shards: int = 1,
+    batch_size: int = 64,
+    chunk_size: int = 50_000,
+    precision: str = "auto",
+) -> Path:
+    """Encode one contiguous shard into `out_dir/shard-<id>/` (embeddings.npy memmap + docids.txt).
+    A finished shard is kept as it is (so a re-run resumes at the unfinished shards)."""
+    corpus_path = Path(corpus_path)
+    shard_dir = Path(out_dir) / f"shard-{shard_id}"
+    start, stop = shard_range(count_lines(corpus_path), shard_id, num_shards)
+    made_with = {
+        "encoder": encoder.source,
+        "config": asdict(encoder.config),
+        "corpus": str(corpus_path.resolve()),
+        "range": [start, stop],
+    }
+    if (shard_dir / "docids.txt").is_file():
+        previous = json.loads((shard_dir / "shard.json").read_text()) if (shard_dir / "shard.json").is_file() else None
+        if previous != made_with:
+            raise TandemError(f"{shard_dir} was encoded differently ({previous}); delete it or use another --out")
+        log.info("%s already encoded", shard_dir)
+        return shard_dir
+    with atomic_dir(shard_dir) as staging:
+        (staging / "shard.json").write_text(json.dumps(made_with, indent=2) + "\n")
+        embeddings = np.lib.format.open_memmap(
+            staging / "embeddings.npy", mode="w+", dtype=np.float32, shape=(stop - start, encoder.dim)
+        )
+        ids: list[str] = []
+        chunk: list[tuple[str, str]] = []
+        with tqdm(total=stop - start, desc=f"encoding shard {shard_id}", unit=" passages", disable=None) as bar:
+            for item in iter_passages(corpus_path, start, stop):
+                chunk.append(item)
+                if len(chunk) == chunk_size:
+                    _encode_chunk(encoder, chunk, embeddings, len(ids), batch_size, precision)
+                    ids += [doc_id for doc_id, _ in chunk]
+                    bar.update(len(chunk))
+                    chunk = []
+            if chunk:
+                _encode_chunk(encoder, chunk, embeddings, len(ids), batch_size, precision)
+                ids += [doc_id for doc_id, _ in chunk]
+                bar.update(len(chunk))
+        embeddings.flush()
+        del embeddings
+        (staging / "docids.txt").write_text("\n".join(ids) + "\n")
+    return shard_dir
+
+
+def _encode_chunk(
+    encoder: BiEncoder, chunk, embeddings: np.ndarray, offset: int, batch_size: int, precision: str
+) -> None:
+    texts = [text for _, text in chunk]
+    embeddings[offset : offset + len(chunk)] = encoder.encode(
+        texts, "passage", batch_size, precision, show_progress=False
+    )

@@ -1,0 +1,21 @@
+"""meta.json of an index folder: what the index was built from, checked by everyone who uses it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class IndexMeta:
+    encoder: str
+    pooling: str
+    normalize: bool
+    dim: int
+    passage_max_length: int
+    query_max_length: int
+    corpus_path: str
+    corpus_fingerprint: str
+    factory: str
+    count: int
+    encode_seconds: float = 0.0
+    build_seconds: float = 0.0

@@ -1,0 +1,52 @@
+"""Searching a built index folder, with its meta checked against the corpus and encoder used."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from core.errors import TandemError
+from retrieval.encoder import BiEncoder
+from retrieval.index.meta import IndexMeta
+
+
+class DenseIndex:
+    """A built index folder: FAISS search over passage ids, with the meta checked against its users."""
+
+    def __init__(self, index_dir: str | Path, use_gpu: bool | None = None) -> None:
+        self.dir = Path(index_dir)
+        if not (self.dir / "meta.json").is_file():
+            raise TandemError(
+                f"{self.dir}: not a tandem dense index (no meta.json); build one with `tandem index build`"
+            )
+        self.meta = IndexMeta(**json.loads((self.dir / "meta.json").read_text()))
+        self.ids = (self.dir / "docids.txt").read_text().split("\n")[:-1]
+        self.position = {doc_id: i for i, doc_id in enumerate(self.ids)}
+        self.index = faiss.read_index(str(self.dir / "index.faiss"))
+        if use_gpu is None:
+            use_gpu = hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
+        if use_gpu:
+            self.index = faiss.index_cpu_to_all_gpus(self.index)
+
+    def check(self, corpus_fingerprint: str | None = None, encoder_path: str | None = None) -> None:
+        """Refuse to search with another corpus or encoder than the index was built with."""
+        if corpus_fingerprint is not None and corpus_fingerprint != self.meta.corpus_fingerprint:
+            raise TandemError(
+                f"{self.dir} was built from {self.meta.corpus_path}: the corpus given differs (fingerprints differ)"
+            )
+        if encoder_path is not None and os.path.realpath(encoder_path) != os.path.realpath(self.meta.encoder):
+            raise TandemError(f"{self.dir} was built with encoder {self.meta.encoder}, not {encoder_path}")
+
+    def load_encoder(self, device: str | None = None) -> BiEncoder:
+        return BiEncoder.from_pretrained(self.meta.encoder).to_device(device)
+
+    def search(self, query_embeddings: np.ndarray, k: int) -> tuple[np.ndarray, list[list[str]]]:
+        scores, rows = self.index.search(np.ascontiguousarray(query_embeddings, dtype=np.float32), k)
+        return scores, [[self.ids[r] for r in row if r >= 0] for row in rows]
+
+    def embeddings(self) -> np.ndarray:
+        return np.load(self.dir / "embeddings.npy", mmap_mode="r")
