@@ -3,7 +3,7 @@
 identity activation, scale 1: the same softmax cross-entropy over 1 positive + N negatives).
 Same start model, batch layout (B groups x N+1), max length, optimiser, threads and batches.
 
-    .venv/bin/python -m bench.train --groups runs/scifact/groups-bm25.jsonl --steps 10
+    .venv/bin/python -m bench.train --groups runs/scifact/groups-bm25.jsonl --dataset scifact --steps 10
     .venv/bin/python -m bench.train --groups GROUPS --peer-dtype same     # peer trains with the same autocast
 """
 
@@ -18,6 +18,7 @@ from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingL
 
 from bench.common import add_dtype_args, dtype_of, resolved_dtypes, set_threads
 from core.data.groups import epoch_batches, read_groups
+from core.data.sources import open_dataset
 from core.models import resolve_model
 from core.precision import autocast
 from core.training.losses import ListwiseNLLLoss
@@ -44,6 +45,7 @@ def time_steps(step, batches, warmup: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--groups", required=True)
+    parser.add_argument("--dataset", default="scifact", help="dataset whose corpus the groups refer to")
     parser.add_argument("--model")
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--batch-queries", type=int, default=4)
@@ -58,7 +60,7 @@ def main() -> None:
     device = torch.device(args.device)
     set_threads(args.threads)
     path = resolve_model(args.model)
-    groups = read_groups(args.groups)
+    groups = read_groups(args.groups, open_dataset(args.dataset).corpus)
     batches = list(epoch_batches(groups, args.group_size, args.batch_queries, 0, 0))[: args.warmup + args.steps]
     pairs = args.steps * args.batch_queries * args.group_size
     nll = ListwiseNLLLoss()

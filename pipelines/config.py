@@ -12,11 +12,12 @@ import yaml
 from core.errors import TandemError
 
 DEFAULTS: dict = {
-    "split": {"train": "train", "test": "test"},
+    "run": {"mode": "auto", "models_from": None},
+    "split": {"train": "train", "test": "test", "min_relevance": 1},
     "bm25": {"fields": "flat", "k1": 0.9, "b": 0.4, "k": 1000},
     "dense": {"model": None, "factory": "Flat", "batch_size": 64, "k": 1000},
     "retriever": {
-        "epochs": 3, "batch_queries": 32, "group_size": 2, "learning_rate": 2e-5, "temperature": 0.05,
+        "model": None, "epochs": 3.0, "max_steps": 0, "batch_queries": 32, "group_size": 2, "learning_rate": 2e-5, "temperature": 0.05,
         "passage_max_length": 256, "query_max_length": 64, "attention_dropout": 0.0, "negatives_depth": 100, "num_negatives": 30,
         "seed": 42,
     },
@@ -25,7 +26,7 @@ DEFAULTS: dict = {
         "title_queries": 1500, "seed": 42,
     },
     "reranker": {
-        "model": None, "losses": ["nll"], "epochs": 1, "learning_rate": 7e-5, "group_size": 8, "batch_queries": 4,
+        "model": None, "losses": ["nll"], "epochs": 1.0, "max_steps": 0, "learning_rate": 7e-5, "group_size": 8, "batch_queries": 4,
         "max_length": 256, "attention_dropout": 0.0, "save_every": 50, "seed": 42,
     },
     "rerank": {"depth": 100, "batch_size": 64},
@@ -59,6 +60,32 @@ def merge(base: dict, override: dict, where: str = "config") -> dict:
     return merged
 
 
+OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
+    "run.models_from": (str,), "dense.model": (str,), "retriever.model": (str,), "reranker.model": (str,),
+    "mining.rank_range": (list,), "mining.margin": (int, float),
+}  # fmt: skip
+"""Types of the options whose default is None (unset)."""
+
+
+def check_types(config: dict, defaults: dict = DEFAULTS, where: str = "config") -> None:
+    """Every option must have its default's type (an int where a float is expected is fine), so a typo
+    such as `epochs: "one"` stops the run before its first stage, not after five."""
+    for key, default in defaults.items():
+        value, name = config[key], f"{where}.{key}"
+        if isinstance(default, dict):
+            check_types(value, default, name)
+            continue
+        dotted = name.split(".", 1)[1]
+        expected = OPTIONAL_TYPES.get(dotted) if default is None else (type(default),)
+        if value is None and default is None:
+            continue
+        if expected == (float,):
+            expected = (int, float)
+        if expected and (not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)):
+            names = " or ".join(t.__name__ for t in expected)
+            raise TandemError(f"{name} must be {names}, not {value!r}")
+
+
 def load_config(path: Path | None, quick: bool) -> dict:
     config = merge(DEFAULTS, QUICK) if quick else copy.deepcopy(DEFAULTS)
     if path is None:
@@ -70,19 +97,25 @@ def load_config(path: Path | None, quick: bool) -> dict:
         loaded = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
         raise TandemError(f"{path}: {err}") from None
-    return merge(config, loaded or {}, str(path))
+    if loaded is not None and not isinstance(loaded, dict):
+        raise TandemError(f"{path}: the top level must be a table of sections, not a {type(loaded).__name__}")
+    config = merge(config, loaded or {}, str(path))
+    check_types(config, where=str(path))
+    return config
 
 
-def stage_config(config: dict, stage: str) -> dict:
-    """The slice of the configuration a stage depends on (its own options and everything upstream)."""
+def stage_config(config: dict, stage: str, mode: str = "train") -> dict:
+    """The slice of the configuration a stage depends on (its own options and everything upstream).
+    In self-supervised mode the bi-encoder trains on the title pseudo-queries of `mining`."""
+    title_queries = ["mining"] if mode == "self-supervised" else []
     sections = {
         "bm25": ["split", "bm25"],
         "dense-zeroshot": ["split", "dense"],
-        "retriever": ["split", "bm25", "dense", "retriever"],
-        "index": ["split", "dense", "retriever"],
-        "mining": ["split", "bm25", "dense", "retriever", "mining"],
-        "reranker": ["split", "bm25", "dense", "retriever", "mining", "reranker"],
-        "rerank": ["split", "bm25", "dense", "retriever", "mining", "reranker", "rerank"],
+        "retriever": ["run", "split", "bm25", "dense", "retriever", *title_queries],
+        "index": ["run", "split", "dense", "retriever", *title_queries],
+        "mining": ["run", "split", "bm25", "dense", "retriever", "mining"],
+        "reranker": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker"],
+        "rerank": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker", "rerank", "hybrid"],
         "report": list(config),
     }[stage]
     return {name: config[name] for name in sections}

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BatchEncoding
 
 from core.batching import length_sorted_batches
 from core.models import resolve_model
 from core.precision import autocast, pick_device
+from core.progress import progress_bar
 
 CONFIG_FILE = "tandem_cross_encoder.json"
 
@@ -35,6 +35,19 @@ def _run_head_in_float32(model: torch.nn.Module) -> None:
             return forward(hidden.float(), *args, **kwargs)
 
     head.forward = forward_in_float32
+
+
+def is_cross_encoder(name_or_path: str | Path) -> bool:
+    """Whether a model is a trained one-logit reranker (a sequence-classification head with one label),
+    not a plain encoder whose head would be random."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(resolve_model(name_or_path))
+    except (OSError, ValueError):
+        return False
+    architectures = getattr(config, "architectures", None) or []
+    return config.num_labels == 1 and any(a.endswith("ForSequenceClassification") for a in architectures)
 
 
 class CrossEncoder(torch.nn.Module):
@@ -115,7 +128,7 @@ class CrossEncoder(torch.nn.Module):
         lengths = [len(q) + len(p) for q, p in zip(queries, passages, strict=True)]
         scores = np.empty(len(queries), dtype=np.float32)
         batches = length_sorted_batches(lengths, batch_size)
-        for batch in tqdm(batches, desc="scoring pairs", unit=" batches", disable=None if show_progress else True):
+        for batch in progress_bar(batches, desc="scoring pairs", unit=" batches", disable=None if show_progress else True):
             encoded = self.tokenize([queries[i] for i in batch], [passages[i] for i in batch])
             with autocast(precision, self.device):
                 logits = self.forward(encoded)

@@ -14,12 +14,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from core.atomic import atomic_dir
 from core.data.beir import file_fingerprint
 from core.data.runs import Run
 from core.errors import TandemError
+from core.progress import progress_bar
 from retrieval.jvm import anserini_jar, ensure_jvm, java_environment, java_executable
 
 log = logging.getLogger(__name__)
@@ -102,7 +101,7 @@ def search(
     query_ids = list(queries)
     run: Run = {}
     depth = k + 1 if remove_query else k
-    with tqdm(total=len(query_ids), desc="BM25 search", unit=" queries", disable=None) as bar:
+    with progress_bar(total=len(query_ids), desc="BM25 search", unit=" queries", disable=None) as bar:
         for start in range(0, len(query_ids), batch_size):
             batch = query_ids[start : start + batch_size]
             texts = [queries[qid] for qid in batch]

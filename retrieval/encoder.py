@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, BatchEncoding
 
 from core.batching import length_sorted_batches
 from core.models import resolve_model
 from core.precision import autocast, pick_device
+from core.progress import progress_bar
 
 CONFIG_FILE = "tandem_bi_encoder.json"
 POOLINGS = ("mean", "cls")
@@ -171,7 +171,7 @@ class BiEncoder(torch.nn.Module):
         self.eval()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         batches = length_sorted_batches([len(t) for t in texts], batch_size)
-        for batch in tqdm(batches, desc=f"encoding {kind}s", unit=" batches", disable=None if show_progress else True):
+        for batch in progress_bar(batches, desc=f"encoding {kind}s", unit=" batches", disable=None if show_progress else True):
             with autocast(precision, self.device):
                 vectors = self.embed(self.tokenize([texts[i] for i in batch], kind), kind)
             out[batch] = vectors.float().cpu().numpy()

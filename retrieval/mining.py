@@ -1,5 +1,6 @@
 """Hard-negative mining: retrieve candidates for every training query, drop positives and likely
-false negatives, sample N negatives per query and write one training group per (query, positive).
+false negatives, sample N negatives per query and write one training group per query (all its judged
+positives and its negatives, by passage id).
 
 False-negative control (unjudged passages that are really relevant are the main reason rerankers
 trained on a strong retriever's negatives get worse):
@@ -35,8 +36,17 @@ class MiningConfig:
     rank_range: tuple[int, int] | None = None
     margin: float | None = None
     seed: int = 42
+    min_relevance: int = 1
+    """qrels grade a passage needs to count as a positive; every judged grade above 0 is kept out of
+    the negatives either way"""
 
     def __post_init__(self) -> None:
+        if self.num_negatives < 1:
+            raise ValueError("num_negatives must be at least 1")
+        if self.depth < 1:
+            raise ValueError("depth must be at least 1")
+        if self.min_relevance < 1:
+            raise ValueError("min_relevance must be at least 1 (grade 0 means not relevant)")
         if self.rank_range is not None:
             low, high = self.rank_range
             if not 1 <= low <= high:
@@ -49,6 +59,7 @@ class MiningConfig:
 class MiningStats:
     queries: int = 0
     groups: int = 0
+    positives: int = 0
     queries_short_of_negatives: int = 0
     candidates: int = 0
     removed: Counter = field(default_factory=Counter)
@@ -59,6 +70,7 @@ class MiningStats:
         return {
             "queries": self.queries,
             "groups": self.groups,
+            "positives": self.positives,
             "queries_short_of_negatives": self.queries_short_of_negatives,
             "candidates": self.candidates,
             "removed": dict(sorted(self.removed.items())),
@@ -70,7 +82,8 @@ class MiningStats:
 
     def summary(self) -> str:
         lines = [
-            f"queries: {self.queries}, groups written: {self.groups}, candidates seen: {self.candidates}",
+            f"queries: {self.queries}, groups written: {self.groups} (one per query, {self.positives} positives), "
+            f"candidates seen: {self.candidates}",
             f"queries with fewer negatives than asked: {self.queries_short_of_negatives}",
             "removed: " + (", ".join(f"{k} {v}" for k, v in sorted(self.removed.items())) or "nothing"),
             "negatives per group: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.negatives_per_group.items())),
@@ -94,6 +107,7 @@ def query_rng(seed: int, query_id: str) -> random.Random:
 
 def filter_candidates(
     query_id: str,
+    judged: dict[str, int],
     positives: dict[str, int],
     sources: dict[str, Candidates],
     positive_scorers: dict[str, PositiveScorer],
@@ -111,7 +125,7 @@ def filter_candidates(
             threshold = config.margin * positive_score
         for rank, (doc_id, score) in enumerate(hits, start=1):
             stats.candidates += 1
-            if doc_id in positives:
+            if doc_id in judged:
                 stats.removed["judged positive"] += 1
             elif config.rank_range and not config.rank_range[0] <= rank <= config.rank_range[1]:
                 stats.removed["outside rank range"] += 1
@@ -134,17 +148,17 @@ def mine_groups(
     config: MiningConfig,
     stats: MiningStats,
     reranker_filter: Callable[[str, list[str], list[Candidate]], list[Candidate]] | None = None,
-    passage_text: Callable[[str], str] | None = None,
+    passage_form: str = "title+text",
 ) -> Iterator[TrainingGroup]:
-    """Yield one group per (query, judged positive), in query order; `stats` is filled as they go.
-    `passage_text` renders a passage id as training text (default: title and text)."""
-    passage_text = passage_text or corpus.passage
+    """Yield one group per query with a positive (grade >= `config.min_relevance`), in query order;
+    `stats` is filled as they go. Passages are written by id; `passage_form` says how training shows them."""
     for query_id, query in queries.items():
-        positives = {doc_id: rel for doc_id, rel in qrels.get(query_id, {}).items() if rel > 0 and doc_id in corpus}
+        judged = {doc_id: rel for doc_id, rel in qrels.get(query_id, {}).items() if rel > 0 and doc_id in corpus}
+        positives = {doc_id: rel for doc_id, rel in judged.items() if rel >= config.min_relevance}
         if not positives:
             continue
         stats.queries += 1
-        candidates = filter_candidates(query_id, positives, sources, positive_scorers, config, stats)
+        candidates = filter_candidates(query_id, judged, positives, sources, positive_scorers, config, stats)
         if reranker_filter is not None and candidates:
             survivors = reranker_filter(query, list(positives), candidates)
             stats.removed["cross-encoder scores above positive"] += len(candidates) - len(survivors)
@@ -154,12 +168,15 @@ def mine_groups(
         chosen.sort(key=lambda c: (c.rank, c.doc_id))
         if len(chosen) < config.num_negatives:
             stats.queries_short_of_negatives += 1
-        negatives = [Passage(c.doc_id, passage_text(c.doc_id), round(c.score, 6), c.rank, c.source) for c in chosen]
+        negatives = [Passage(c.doc_id, score=round(c.score, 6), rank=c.rank, source=c.source) for c in chosen]
         stats.kept_rank_histogram.update((c.rank - 1) // 10 for c in chosen)
-        for positive_id in positives:
-            stats.groups += 1
-            stats.negatives_per_group[len(negatives)] += 1
-            yield TrainingGroup(query_id, query, [Passage(positive_id, passage_text(positive_id))], negatives)
+        stats.groups += 1
+        stats.negatives_per_group[len(negatives)] += 1
+        stats.positives += len(positives)
+        yield TrainingGroup(
+            query_id, query, [Passage(doc_id, relevance=rel) for doc_id, rel in positives.items()], negatives,
+            passage_form, corpus,
+        )  # fmt: skip
 
 
 def mine_to_file(
@@ -171,14 +188,14 @@ def mine_to_file(
     positive_scorers: dict[str, PositiveScorer],
     config: MiningConfig,
     reranker_filter: Callable[[str, list[str], list[Candidate]], list[Candidate]] | None = None,
-    passage_text: Callable[[str], str] | None = None,
+    passage_form: str = "title+text",
+    with_text: bool = False,
 ) -> MiningStats:
-    """Mine and stream the groups into `path` (atomically); returns the statistics."""
+    """Mine and stream the groups into `path` (atomically); returns the statistics. `with_text` embeds
+    passage texts (for other tools; tandem reads ids with the corpus)."""
     stats = MiningStats()
-    groups = mine_groups(
-        queries, qrels, corpus, sources, positive_scorers, config, stats, reranker_filter, passage_text
-    )
-    write_groups(groups, path)
+    groups = mine_groups(queries, qrels, corpus, sources, positive_scorers, config, stats, reranker_filter, passage_form)
+    write_groups(groups, path, with_text=with_text)
     return stats
 
 

@@ -12,7 +12,7 @@ from core.data.beir import BeirDataset, Qrels
 from core.errors import TandemError
 from retrieval import bm25
 from retrieval.mining import Candidate, Candidates, MiningConfig, MiningStats, PositiveScorer, mine_to_file
-from retrieval.pseudo import text_only, title_queries
+from retrieval.pseudo import title_queries
 
 RerankerFilter = Callable[[str, list[str], list[Candidate]], list[Candidate]]
 
@@ -33,8 +33,9 @@ def mine_negatives(
     bm25_index: str | Path | None = None,
     dense_index: str | Path | None = None,
     reranker_filter: RerankerFilter | None = None,
-    passage_text: Callable[[str], str] | None = None,
+    passage_form: str = "title+text",
     batch_size: int = 64,
+    with_text: bool = False,
 ) -> MiningStats:
     """Retrieve `config.depth` candidates per query from each index given (dense first, then BM25), score
     positives where the margin filter needs them, and write the groups to `out`."""
@@ -52,7 +53,7 @@ def mine_negatives(
         if config.margin is not None:
             scorer = bm25.Bm25Scorer(bm25_index)
             scorers["bm25"] = lambda qid, pid: scorer.score(queries[qid], pid)
-    return mine_to_file(out, queries, qrels, dataset.corpus, sources, scorers, config, reranker_filter, passage_text)
+    return mine_to_file(out, queries, qrels, dataset.corpus, sources, scorers, config, reranker_filter, passage_form, with_text)
 
 
 def mine_title_negatives(
@@ -62,5 +63,5 @@ def mine_title_negatives(
     so the pair cannot be solved by string matching) as the positive, BM25 negatives."""
     queries, qrels = title_queries(dataset.corpus, count, config.seed)
     return mine_negatives(
-        dataset, queries, qrels, out, config, bm25_index=bm25_index, passage_text=text_only(dataset.corpus)
+        dataset, queries, qrels, out, config, bm25_index=bm25_index, passage_form="text"
     )

@@ -24,7 +24,3 @@ def title_queries(corpus: Corpus, count: int, seed: int = 42, min_words: int = 4
     qrels = {f"{PREFIX}{corpus.ids[i]}": {corpus.ids[i]: 1} for i in chosen}
     return queries, qrels
 
-
-def text_only(corpus: Corpus):
-    """A passage-text function for mining that leaves titles out."""
-    return lambda doc_id: corpus.texts[corpus.position[doc_id]]

@@ -41,12 +41,43 @@ def test_positives_are_never_negatives(tiny_dir: Path) -> None:
     dataset = BeirDataset(tiny_dir)
     groups, stats = mine(dataset, MiningConfig(num_negatives=20, depth=12))
     qrels = dataset.qrels("test")
-    assert len(groups) == stats.groups == 4  # one per (query, positive): q2 has two
+    assert len(groups) == stats.groups == 3  # one per query: q2's two positives share a group
+    assert {p.id: p.relevance for p in next(g for g in groups if g.query_id == "q2").positives} == {"d2": 1, "d11": 2}
+    assert stats.positives == 4
     for group in groups:
         assert not {n.id for n in group.negatives} & set(qrels[group.query_id])
         assert len(group.negatives) == 12 - len(qrels[group.query_id])
     assert stats.removed["judged positive"] == 4
     assert stats.queries_short_of_negatives == 3
+
+
+def test_min_relevance_picks_positives_and_keeps_lower_grades_out_of_negatives(tiny_dir: Path) -> None:
+    dataset = BeirDataset(tiny_dir)
+    groups, stats = mine(dataset, MiningConfig(num_negatives=20, depth=12, min_relevance=2))
+    assert [g.query_id for g in groups] == ["q2"]  # the only query with a grade-2 passage
+    assert [p.id for p in groups[0].positives] == ["d11"]
+    assert "d2" not in {n.id for n in groups[0].negatives}  # judged grade 1: neither positive nor negative
+
+
+def test_groups_file_grows_with_queries_not_judged_pairs(tiny_dir: Path, tmp_path: Path) -> None:
+    from core.data.groups import write_groups
+
+    dataset = BeirDataset(tiny_dir)
+    groups, _ = mine(dataset, MiningConfig(num_negatives=5, depth=12))
+    write_groups(groups, tmp_path / "g.jsonl")
+    lines = [json.loads(line) for line in (tmp_path / "g.jsonl").read_text().splitlines()]
+    assert len(lines) == 3 and all("text" not in p for line in lines for p in line["positives"] + line["negatives"])
+    with pytest.raises(Exception, match="references passages by id"):
+        read_groups(tmp_path / "g.jsonl")[0].text(groups[0].positives[0].__class__(groups[0].positives[0].id))
+    back = read_groups(tmp_path / "g.jsonl", dataset.corpus)
+    assert back[0].text(back[0].positives[0]) == dataset.corpus.passage(back[0].positives[0].id)
+    write_groups(back, tmp_path / "with-text.jsonl", with_text=True)
+    standalone = read_groups(tmp_path / "with-text.jsonl")  # no corpus needed
+    assert [standalone[0].text(p) for p in standalone[0].negatives] == [back[0].text(p) for p in back[0].negatives]
+    broken = (tmp_path / "g.jsonl").read_text().replace('"id": "d1"', '"id": "nope"', 1)
+    (tmp_path / "broken.jsonl").write_text(broken)
+    with pytest.raises(Exception, match=r"broken.jsonl:\d+: .*'nope' is not in the corpus"):
+        read_groups(tmp_path / "broken.jsonl", dataset.corpus)
 
 
 def test_rank_window_and_margin(tiny_dir: Path) -> None:
@@ -89,7 +120,8 @@ def test_scifact_bm25_mining_cli(tmp_path: Path) -> None:
     dataset = BeirDataset(scifact)
     qrels = dataset.qrels("train")
     groups = read_groups(tmp_path / "a.jsonl")
-    assert len(groups) == sum(1 for judged in qrels.values() for rel in judged.values() if rel > 0)
+    assert len(groups) == sum(1 for judged in qrels.values() if any(rel > 0 for rel in judged.values()))  # per query
+    assert sum(len(g.positives) for g in groups) == sum(1 for j in qrels.values() for rel in j.values() if rel > 0)
     for group in groups:
         assert not {n.id for n in group.negatives} & {d for d, rel in qrels[group.query_id].items() if rel > 0}
         assert all(3 <= n.rank <= 50 and n.source == "bm25" for n in group.negatives)
@@ -98,7 +130,7 @@ def test_scifact_bm25_mining_cli(tmp_path: Path) -> None:
 
 
 def test_title_queries_leave_titles_out(tiny_dir: Path) -> None:
-    from retrieval.pseudo import text_only, title_queries
+    from retrieval.pseudo import title_queries
 
     dataset = BeirDataset(tiny_dir)
     queries, qrels = title_queries(dataset.corpus, count=3, seed=1)
@@ -116,13 +148,13 @@ def test_title_queries_leave_titles_out(tiny_dir: Path) -> None:
             {},
             MiningConfig(num_negatives=4),
             stats,
-            passage_text=text_only(dataset.corpus),
+            passage_form="text",
         )
     )
     assert len(groups) == 3
     for group in groups:
-        assert group.query not in group.positives[0].text  # the title is not copied into its positive
-        assert all(n.text in dataset.corpus.texts for n in group.negatives)
+        assert group.query not in group.text(group.positives[0])  # the title is not copied into its positive
+        assert all(group.text(n) in dataset.corpus.texts for n in group.negatives)
 
 
 @pytest.mark.integration
@@ -154,7 +186,7 @@ def test_scifact_dense_mining_cli(tmp_path: Path) -> None:
     assert main([*args, "--out", str(out), "--num-negatives", "10", "--depth", "30"]) == 0
     qrels = BeirDataset(scifact).qrels("train")
     groups = read_groups(out)
-    assert len(groups) == sum(1 for judged in qrels.values() for rel in judged.values() if rel > 0)
+    assert len(groups) == sum(1 for judged in qrels.values() if any(rel > 0 for rel in judged.values()))
     sources = set()
     for group in groups:
         assert not {n.id for n in group.negatives} & {d for d, rel in qrels[group.query_id].items() if rel > 0}
@@ -176,7 +208,7 @@ def test_cross_encoder_filter_drops_candidates_scored_above_the_positive(
     for group in groups:
         scores = model.score(
             [group.query] * (1 + len(group.negatives)),
-            [group.positives[0].text] + [n.text for n in group.negatives],
+            [group.text(group.positives[0])] + [group.text(n) for n in group.negatives],
             show_progress=False,
         )
         positives = dataset.qrels("test")[group.query_id]

@@ -64,6 +64,12 @@ def test_processes_get_disjoint_equal_shares(dataset: BeirDataset) -> None:
     assert not Counter(shares[0] + shares[1]) - Counter(g.query for g in groups)
 
 
+def test_each_epoch_samples_one_of_the_query_s_positives() -> None:
+    group = TrainingGroup("q", "query", [Passage(f"p{i}", f"pos{i}") for i in range(3)], [Passage("n", "neg")])
+    firsts = {batch[0][1][0] for epoch in range(30) for batch in epoch_batches([group], 2, 1, 7, epoch)}
+    assert firsts == {"pos0", "pos1", "pos2"}  # one positive per epoch, every one of them over epochs
+
+
 def test_short_groups_sample_with_replacement() -> None:
     group = TrainingGroup("q", "query", [Passage("p", "pos")], [Passage("n", "neg")])
     assert sample_group(group, 4, random.Random(0)) == ["pos", "neg", "neg", "neg"]

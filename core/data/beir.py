@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from core.errors import DataFormatError, TandemError
+from core.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +108,7 @@ def load_corpus(path: str | Path) -> Corpus:
     first_line: dict[str, int] = {}
     size = path.stat().st_size if path.is_file() else 0
     records = iter_jsonl_records(path, required=("_id", "text"))
-    for number, record in tqdm(
+    for number, record in progress_bar(
         records, desc=f"reading {path.name}", unit=" docs", disable=None if size > 50e6 else True
     ):
         doc_id = record["_id"]

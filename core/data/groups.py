@@ -1,6 +1,14 @@
-"""Training groups: one JSONL line per (query, positive) with ranked hard negatives.
+"""Training groups: one JSONL line per query, passages by reference.
 
-    {"query_id", "query", "positives": [{"id", "text"}], "negatives": [{"id", "text", "score", "rank", "source"}]}
+    {"query_id", "query", "passage_form": "title+text" | "text",
+     "positives": [{"id", "relevance"}], "negatives": [{"id", "score", "rank", "source"}]}
+
+A group holds *all* of a query's judged positives and its ranked hard negatives as passage ids, so a
+groups file grows with the number of queries, not of judged pairs. Texts are resolved from the corpus
+when training (`read_groups(path, corpus)`); `passage_form: "text"` shows passages without their title
+(title pseudo-queries, where the title is the query). Every epoch samples one positive per query
+(seeded), as Tevatron does. A passage may also carry its `text` (the with-text export for other tools,
+`tandem mine --with-text`); such a file trains without a corpus.
 
 Written by the mining job, read by both trainers."""
 
@@ -9,21 +17,24 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.atomic import atomic_file
-from core.data.beir import iter_jsonl_records
-from core.errors import DataFormatError
+from core.data.beir import Corpus, iter_jsonl_records
+from core.errors import DataFormatError, TandemError
+
+PASSAGE_FORMS = ("title+text", "text")
 
 
 @dataclass
 class Passage:
     id: str
-    text: str
+    text: str | None = None
     score: float | None = None
     rank: int | None = None
     source: str | None = None
+    relevance: int | None = None
 
 
 @dataclass
@@ -32,55 +43,77 @@ class TrainingGroup:
     query: str
     positives: list[Passage]
     negatives: list[Passage] = field(default_factory=list)
+    passage_form: str = "title+text"
+    corpus: Corpus | None = field(default=None, repr=False, compare=False)
+    """where passage ids are resolved to text (set by `read_groups(path, corpus)`)"""
 
-    def to_json(self) -> str:
+    def text(self, passage: Passage) -> str:
+        """The training text of one of this group's passages: its own, else the corpus's."""
+        if passage.text is not None:
+            return passage.text
+        if self.corpus is None:
+            raise TandemError(
+                f"group '{self.query_id}' references passages by id: read the groups with the corpus "
+                "(read_groups(path, corpus); on the command line, give --dataset)"
+            )
+        i = self.corpus.position[passage.id]
+        return self.corpus.texts[i] if self.passage_form == "text" else self.corpus.passage(passage.id)
+
+    def to_json(self, with_text: bool = False) -> str:
         def clean(p: Passage) -> dict:
-            return {k: v for k, v in asdict(p).items() if v is not None}
+            item = {"id": p.id, "text": self.text(p) if with_text else None, "score": p.score, "rank": p.rank,
+                    "source": p.source, "relevance": p.relevance}  # fmt: skip
+            return {k: v for k, v in item.items() if v is not None}
 
-        return json.dumps(
-            {
-                "query_id": self.query_id,
-                "query": self.query,
-                "positives": [clean(p) for p in self.positives],
-                "negatives": [clean(p) for p in self.negatives],
-            },
-            ensure_ascii=False,
-        )
+        record = {"query_id": self.query_id, "query": self.query, "passage_form": self.passage_form}
+        record["positives"] = [clean(p) for p in self.positives]
+        record["negatives"] = [clean(p) for p in self.negatives]
+        return json.dumps(record, ensure_ascii=False)
 
 
-def _passages(path: Path, line: int, record: dict, key: str) -> list[Passage]:
+def _passages(path: Path, line: int, record: dict, key: str, corpus: Corpus | None) -> list[Passage]:
     items = record.get(key)
     if not isinstance(items, list):
         raise DataFormatError(path, line, f"'{key}' must be a list")
     passages = []
     for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("text"), str):
-            raise DataFormatError(path, line, f"{key}[{i}] must be an object with string 'id' and 'text'")
-        passages.append(Passage(**{k: item[k] for k in ("id", "text", "score", "rank", "source") if k in item}))
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise DataFormatError(path, line, f"{key}[{i}] must be an object with a string 'id'")
+        if "text" in item and not isinstance(item["text"], str):
+            raise DataFormatError(path, line, f"{key}[{i}].text must be a string")
+        if "text" not in item and corpus is not None and item["id"] not in corpus:
+            raise DataFormatError(path, line, f"{key}[{i}]: passage '{item['id']}' is not in the corpus")
+        fields = ("id", "text", "score", "rank", "source", "relevance")
+        passages.append(Passage(**{k: item[k] for k in fields if k in item}))
     return passages
 
 
-def read_groups(path: str | Path, min_negatives: int = 0) -> list[TrainingGroup]:
-    """Read and check a groups file; a group needs a positive and at least `min_negatives` negatives."""
+def read_groups(path: str | Path, corpus: Corpus | None = None, min_negatives: int = 0) -> list[TrainingGroup]:
+    """Read and check a groups file; a group needs a positive and at least `min_negatives` negatives.
+    With `corpus`, passages given by id are checked against it and resolved from it when training."""
     path = Path(path)
     groups = []
     for line, record in iter_jsonl_records(path, required=("query_id", "query", "positives", "negatives")):
-        positives = _passages(path, line, record, "positives")
-        negatives = _passages(path, line, record, "negatives")
+        positives = _passages(path, line, record, "positives", corpus)
+        negatives = _passages(path, line, record, "negatives", corpus)
+        form = record.get("passage_form", "title+text")
+        if form not in PASSAGE_FORMS:
+            raise DataFormatError(path, line, f"passage_form must be one of {PASSAGE_FORMS}, not {form!r}")
         if not positives:
             raise DataFormatError(path, line, "group has no positive passage")
         if len(negatives) < min_negatives:
             raise DataFormatError(path, line, f"group has {len(negatives)} negatives, at least {min_negatives} needed")
-        groups.append(TrainingGroup(str(record["query_id"]), record["query"], positives, negatives))
+        groups.append(TrainingGroup(str(record["query_id"]), record["query"], positives, negatives, form, corpus))
     return groups
 
 
-def write_groups(groups: Iterable[TrainingGroup], path: str | Path) -> int:
-    """Write groups atomically (streaming); returns how many were written."""
+def write_groups(groups: Iterable[TrainingGroup], path: str | Path, with_text: bool = False) -> int:
+    """Write groups atomically (streaming); returns how many were written. `with_text` embeds every
+    passage's text (resolved from the group's corpus) for tools that do not read the corpus."""
     count = 0
     with atomic_file(path) as out:
         for group in groups:
-            out.write(group.to_json() + "\n")
+            out.write(group.to_json(with_text) + "\n")
             count += 1
     return count
 
@@ -90,13 +123,13 @@ GroupBatch = list[tuple[str, list[str]]]
 
 
 def sample_group(group: TrainingGroup, group_size: int, rng: random.Random) -> list[str]:
-    """[positive, N negatives] texts. Negatives are drawn without replacement when the group has
-    enough, else with replacement (so every group has the same shape)."""
-    positive = rng.choice(group.positives).text
+    """[positive, N negatives] texts: one of the query's positives, and negatives drawn without
+    replacement when the group has enough, else with replacement (so every group has the same shape)."""
+    positive = rng.choice(group.positives)
     wanted = group_size - 1
     pool = group.negatives
     negatives = rng.sample(pool, wanted) if len(pool) >= wanted else rng.choices(pool, k=wanted)
-    return [positive, *(n.text for n in negatives)]
+    return [group.text(positive), *(group.text(n) for n in negatives)]
 
 
 def epoch_batches(
@@ -108,8 +141,8 @@ def epoch_batches(
     rank: int = 0,
     world_size: int = 1,
 ) -> Iterator[GroupBatch]:
-    """The batches of one epoch for this process: groups shuffled by (seed, epoch), then dealt to
-    processes so each sees a disjoint, equal share."""
+    """The batches of one epoch for this process: groups (one per query) shuffled by (seed, epoch),
+    then dealt to processes so each sees a disjoint, equal share."""
     rng = random.Random(seed * 1_000_003 + epoch)
     order = list(range(len(groups)))
     rng.shuffle(order)

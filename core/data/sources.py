@@ -12,11 +12,10 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from core.atomic import atomic_dir
 from core.data.beir import BeirDataset
 from core.errors import TandemError
+from core.progress import progress_bar
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -66,7 +65,7 @@ def download_beir(name: str) -> Path:
         try:
             with urllib.request.urlopen(url, timeout=60) as response, open(archive, "wb") as out:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}", disable=None) as bar:
+                with progress_bar(total=total, unit="B", unit_scale=True, desc=f"downloading {name}", disable=None) as bar:
                     for block in iter(lambda: response.read(1 << 20), b""):
                         out.write(block)
                         bar.update(len(block))

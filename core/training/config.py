@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.errors import TandemError
+
 
 @dataclass
 class TrainingConfig:
@@ -11,6 +13,8 @@ class TrainingConfig:
     unsupported) and on CPUs with AMX, fp32 elsewhere (see `autocast_dtype`)."""
 
     epochs: float = 1.0
+    max_steps: int = 0
+    """cap on optimiser steps (0: none); the schedule is laid out over the capped length"""
     group_size: int = 8
     batch_queries: int = 4
     learning_rate: float = 2e-5
@@ -25,3 +29,14 @@ class TrainingConfig:
     save_every: int = 0
     keep_checkpoints: int = 1
     log_every: int = 10
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs > 0, "max_steps": self.max_steps >= 0, "group_size": self.group_size >= 1,
+            "batch_queries": self.batch_queries >= 1, "learning_rate": self.learning_rate > 0,
+            "warmup_ratio": 0 <= self.warmup_ratio < 1, "grad_accumulation": self.grad_accumulation >= 1,
+            "save_every": self.save_every >= 0, "keep_checkpoints": self.keep_checkpoints >= 1,
+        }  # fmt: skip
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise TandemError("invalid training options: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))

@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from core.data.groups import GroupBatch, TrainingGroup, epoch_batches
 from core.errors import TandemError
 from core.precision import autocast, autocast_dtype
+from core.progress import progress_bar
 from core.training.config import TrainingConfig
 from core.training.distributed import DistributedContext
 
@@ -87,6 +87,8 @@ class TrainLoop:
         self.batches_per_epoch = batches_per_epoch
         self.steps_per_epoch = max(1, batches_per_epoch // config.grad_accumulation)
         self.total_steps = max(1, math.ceil(self.steps_per_epoch * config.epochs))
+        if config.max_steps:
+            self.total_steps = min(self.total_steps, config.max_steps)
         self.num_epochs = math.ceil(config.epochs)
         self.optimizer = torch.optim.AdamW(parameter_groups(_unwrap(model), config), lr=config.learning_rate)
         self.scheduler = get_linear_schedule_with_warmup(
@@ -151,7 +153,7 @@ class TrainLoop:
         self.model.train()
         started = time.perf_counter()
         running, count = 0.0, 0
-        bar = tqdm(
+        bar = progress_bar(
             total=self.total_steps,
             initial=self.state.step,
             desc="training",

@@ -141,7 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
         attention_dropout=args.attention_dropout, **training_options(args),
     )  # fmt: skip
     write_config(args.out / "command.json", args, groups=str(groups_path))
-    summary = train_retriever(read_groups(groups_path), config, args.out, resume=args.resume)
+    summary = train_retriever(read_groups(groups_path, dataset.corpus), config, args.out, resume=args.resume)
     print(
         f"trained {summary['steps']} steps on {summary['groups']} groups in {summary['seconds']:.0f} s; saved {args.out}"
     )

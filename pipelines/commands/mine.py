@@ -12,7 +12,7 @@ from core.errors import TandemError
 from pipelines.commands.common import add_dataset_args, dataset_from, write_config
 from retrieval.mining import MiningConfig, parse_rank_range
 from retrieval.negatives import mine_negatives
-from retrieval.pseudo import text_only, title_queries
+from retrieval.pseudo import title_queries
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="mine hard negatives into training groups (JSONL)",
         description="Retrieve the top --depth passages for every training query from a dense index and/or BM25, "
         "drop judged positives and likely false negatives, sample --num-negatives per query and write one "
-        "group per (query, positive). Statistics go to GROUPS.stats.json.",
+        "group per query (all its judged positives and its negatives, by passage id). Statistics go to GROUPS.stats.json.",
     )
     add_dataset_args(parser, split="train")
     parser.add_argument("--out", required=True, type=Path, help="groups JSONL to write")
@@ -39,6 +39,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--reranker", type=Path, help="cross-encoder folder: drop candidates it scores above the positive"
     )
     parser.add_argument("--seed", type=int, default=42, help="sampling seed (default: 42)")
+    parser.add_argument("--min-relevance", type=int, default=1,
+                        help="qrels grade a passage needs to be a positive (default: 1, i.e. any grade > 0); "
+                        "judged passages below it are never used as negatives")  # fmt: skip
+    parser.add_argument("--with-text", action="store_true",
+                        help="embed passage texts in the groups file, for tools that do not read the corpus "
+                        "(tandem itself resolves ids from --dataset)")  # fmt: skip
     parser.add_argument("--title-queries", type=int, metavar="N",
                         help="instead of the split's queries, use the titles of N sampled documents as queries (their "
                         "abstract is the positive; passages are written without titles)")  # fmt: skip
@@ -56,14 +62,17 @@ def run_mine(args: argparse.Namespace) -> int:
     if not 0 <= args.shard_id < args.num_shards:
         raise TandemError(f"--shard-id must be in 0..{args.num_shards - 1}")
     try:
-        config = MiningConfig(args.num_negatives, args.depth, parse_rank_range(args.rank_range), args.margin, args.seed)
+        config = MiningConfig(
+            args.num_negatives, args.depth, parse_rank_range(args.rank_range), args.margin, args.seed,
+            args.min_relevance,
+        )  # fmt: skip
     except ValueError as err:
         raise TandemError(str(err)) from None
     dataset = dataset_from(args)
-    passage_text = None
+    passage_form = "title+text"
     if args.title_queries:
         queries, qrels = title_queries(dataset.corpus, args.title_queries, args.seed)
-        passage_text = text_only(dataset.corpus)
+        passage_form = "text"
     else:
         qrels = dataset.qrels(args.split)
         queries = dataset.split_queries(args.split)
@@ -75,7 +84,8 @@ def run_mine(args: argparse.Namespace) -> int:
         reranker_filter = cross_encoder_filter(args.reranker, dataset.corpus, args.batch_size)
     stats = mine_negatives(
         dataset, queries, qrels, args.out, config, bm25_index=args.bm25_index, dense_index=args.index,
-        reranker_filter=reranker_filter, passage_text=passage_text, batch_size=args.batch_size,
+        reranker_filter=reranker_filter, passage_form=passage_form, batch_size=args.batch_size,
+        with_text=args.with_text,
     )  # fmt: skip
     with atomic_file(args.out.with_name(args.out.name + ".stats.json")) as out:
         out.write(json.dumps({"config": asdict(config), **stats.to_dict()}, indent=2) + "\n")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core.data.groups import read_groups
 from core.data.runs import read_run, write_run
+from core.data.sources import open_dataset
 from core.errors import TandemError
 from pipelines.commands.common import (
     add_dataset_args,
@@ -37,6 +38,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--groups", required=True, type=Path, nargs="+", help="training groups JSONL file(s), concatenated"
     )
+    train.add_argument("--dataset", help="BEIR folder or name whose corpus the groups' passage ids refer to "
+                       "(not needed for groups written with --with-text)")  # fmt: skip
     train.add_argument("--out", required=True, type=Path, help="output model folder (checkpoints inside)")
     train.add_argument("--model", help="start model: HF name or folder (default: all-MiniLM-L6-v2, offline copy)")
     train.add_argument("--loss", choices=["nll", "bce"], default="nll", help="training loss (default: nll)")
@@ -70,7 +73,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     if args.group_size < 2:
         raise TandemError("--group-size must be at least 2 (1 positive + at least 1 negative)")
-    groups = [group for path in args.groups for group in read_groups(path)]
+    corpus = open_dataset(args.dataset).corpus if args.dataset else None
+    groups = [group for path in args.groups for group in read_groups(path, corpus)]
     config = RerankerConfig(
         model=args.model, loss=args.loss, group_size=args.group_size, batch_queries=args.batch_queries,
         max_length=args.max_length, attention_dropout=args.attention_dropout, **training_options(args),

@@ -1,12 +1,14 @@
-"""`tandem run`: the main job, every stage end to end (see pipelines/run.py)."""
+"""`tandem run`: the main job, every stage end to end (see pipelines/runner.py), on one dataset or many."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from core.data.sources import open_dataset
 from core.errors import TandemError
-from pipelines.commands.common import add_dataset_args, dataset_from
+from pipelines.modes import MODES
+from pipelines.plan import parse_budget
 from pipelines.runner import STAGES, load_config, print_config, run_all
 
 
@@ -17,27 +19,70 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Run every stage in order (" + " -> ".join(STAGES) + "), each into DIR/<stage>/ with the "
         "configuration it ran with. Finished stages are skipped, so an interrupted run resumes where it stopped. "
         "The report (DIR/report/report.md, metrics.json, plots) compares BM25, dense zero-shot, dense fine-tuned, "
-        "hybrid and both first stages reranked by the cross-encoder.",
+        "hybrid and both first stages reranked by the cross-encoder. A dataset without a train split still gets a "
+        "full report: models transferred from another run (--models-from), self-supervised title queries "
+        "(--mode self-supervised) or zero-shot systems only; the report says which mode ran. Several datasets "
+        "run into DIR/<name>/ each and add a BEIR-style table in DIR/report.md.",
     )
-    add_dataset_args(parser, split=None)
-    parser._option_string_actions["--dataset"].required = False  # not needed for --print-config
+    parser.add_argument(
+        "--dataset", nargs="+", metavar="D",
+        help="one or more BEIR folders or names (looked up under $TANDEM_DATA_DIR, then the cache, then downloaded)",
+    )  # fmt: skip
+    parser.add_argument("--strict", action="store_true", help="make qrels rows with unknown ids an error")
     parser.add_argument("--out", type=Path, help="run folder (required unless --print-config)")
     parser.add_argument("--config", type=Path, help="YAML or TOML file overriding the defaults (see --print-config)")
     parser.add_argument("--quick", action="store_true", help="smoke-test profile: every stage on little compute")
     parser.add_argument(
+        "--mode", choices=MODES, help="train, transfer, self-supervised or zero-shot (default: auto = train when the "
+        "dataset has a train split, else transfer when models are given, else zero-shot)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--models-from", type=Path, metavar="DIR",
+        help="another run's folder: use its retriever/model and reranker/<loss> instead of training (transfer mode)",
+    )  # fmt: skip
+    parser.add_argument(
         "--force", nargs="+", default=[], choices=STAGES, metavar="STAGE", help="redo these stages (and all after)"
     )
+    parser.add_argument("--plan", action="store_true",
+                        help="print every stage with its size and an estimated time (from a short measured warm-up "
+                        "on this machine), and exit")  # fmt: skip
+    parser.add_argument("--budget", metavar="TIME",
+                        help="fit the run into TIME (e.g. 45m, 2h): training steps and rerank depth are scaled down "
+                        "from the plan's estimate; the report records the cuts")  # fmt: skip
     parser.add_argument("--print-config", action="store_true", help="print the configuration that would run, and exit")
     parser.set_defaults(handler=run_main)
 
 
 def run_main(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.quick)
+    if args.mode:
+        config["run"]["mode"] = args.mode
+    if args.models_from:
+        config["run"]["models_from"] = str(args.models_from.resolve())
     if args.print_config:
         print(print_config(config), end="")
         return 0
-    if args.out is None or args.dataset is None:
+    if args.out is None or not args.dataset:
         raise TandemError("--dataset and --out are required (except with --print-config)")
-    ran = run_all(dataset_from(args), args.out, config, args.force)
-    print(f"stages run: {', '.join(ran) or 'none (all finished)'}; report: {args.out / 'report' / 'report.md'}")
+    datasets = [open_dataset(spec, strict=args.strict) for spec in args.dataset]
+    budget = parse_budget(args.budget) / len(datasets) if args.budget else None
+    plan = {"show_plan": True, "budget": budget, "plan_only": args.plan}
+    if len(datasets) == 1:
+        ran = run_all(datasets[0], args.out, config, args.force, **plan)
+        if args.plan:
+            return 0
+        print(f"stages run: {', '.join(ran) or 'none (all finished)'}; report: {args.out / 'report' / 'report.md'}")
+        return 0
+    from pipelines.evaluation.table import write_table
+
+    names = [d.name for d in datasets]
+    if len(set(names)) != len(names):
+        raise TandemError(f"dataset folder names must differ (they name the run folders): {names}")
+    for dataset in datasets:
+        ran = run_all(dataset, args.out / dataset.name, config, args.force, **plan)
+        print(f"{dataset.name}: stages run: {', '.join(ran) or 'none (all finished)'}")
+    if args.plan:
+        return 0
+    report = write_table(args.out, {d.name: args.out / d.name for d in datasets})
+    print(f"table: {report}")
     return 0

@@ -55,7 +55,9 @@ def metrics_payload(systems: list[System], baseline: str | None, measures=TABLE_
     }
 
 
-def markdown_table(systems: list[System], baseline: str | None, measures=TABLE_MEASURES) -> str:
+def markdown_table(
+    systems: list[System], baseline: str | None, measures=TABLE_MEASURES, result: str | None = None
+) -> str:
     payload = metrics_payload(systems, baseline, measures)["systems"]
     stages = sorted({stage for s in systems for stage in s.latency})
     header = ["system", *measures, f"p vs {baseline} (nDCG@10)" if baseline else None, *(f"{st} ms/q" for st in stages)]
@@ -64,7 +66,7 @@ def markdown_table(systems: list[System], baseline: str | None, measures=TABLE_M
     best = {m: max(payload[s.name][m] for s in systems) for m in measures}
     for s in systems:
         row = payload[s.name]
-        cells = [s.name]
+        cells = [f"★ {s.name}" if s.name == result else s.name]
         cells += [f"**{row[m]:.4f}**" if row[m] == best[m] else f"{row[m]:.4f}" for m in measures]
         if baseline:
             p = row["p_value_vs_baseline_nDCG@10"]
@@ -116,8 +118,17 @@ def plot_per_query(reranked: System, first: System, path: Path, measure: str = "
     plt.close(fig)
 
 
-def write_report(out_dir: str | Path, title: str, systems: list[System], baseline: str | None, notes: str = "") -> Path:
-    """report.md, metrics.json, metrics.png and one per-query plot per reranked system."""
+def write_report(
+    out_dir: str | Path,
+    title: str,
+    systems: list[System],
+    baseline: str | None,
+    notes: str = "",
+    preamble: list[str] = (),
+    result: str | None = None,
+) -> Path:
+    """report.md, metrics.json, metrics.png and one per-query plot per reranked system. `preamble` lines
+    go above the table; `result` names the system the report calls its result (marked ★)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_metrics(systems, out_dir / "metrics.png")
@@ -129,8 +140,10 @@ def write_report(out_dir: str | Path, title: str, systems: list[System], baselin
             plot_per_query(s, by_name[s.first_stage], out_dir / name)
             plots.append((s.name, name))
     with atomic_file(out_dir / "metrics.json") as out:
-        json.dump(metrics_payload(systems, baseline), out, indent=2)
-    lines = [f"# {title}", "", markdown_table(systems, baseline), ""]
+        json.dump({**metrics_payload(systems, baseline), "result": result}, out, indent=2)
+    lines = [f"# {title}", ""]
+    lines += [*(f"{line}  " for line in preamble), ""] if preamble else []
+    lines += [markdown_table(systems, baseline, result=result), ""]
     if baseline:
         lines += [
             f"† p < 0.05, two-sided paired t-test on per-query nDCG@10 against {baseline}. Best figure per column in bold.",

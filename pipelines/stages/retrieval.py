@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from core.data.runs import write_run
-from pipelines.stages.context import RunContext, seconds_per_query
+from pipelines.stages.context import RunContext, seconds_per_query, skipped
 from retrieval import bm25
 from retrieval.dense import dense_search
 from retrieval.index import DenseIndex, build_dense_index
@@ -46,4 +46,8 @@ def stage_dense_zeroshot(ctx: RunContext, work: Path) -> dict:
 
 
 def stage_index(ctx: RunContext, work: Path) -> dict:
-    return _dense_stage(ctx, work, str(ctx.stage_dir("retriever") / "model"))
+    """Index the corpus with the trained (or transferred) bi-encoder."""
+    encoder = ctx.bi_encoder()
+    if encoder is None:
+        return skipped(f"no bi-encoder beyond the zero-shot start in {ctx.mode} mode")
+    return _dense_stage(ctx, work, encoder)

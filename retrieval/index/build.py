@@ -19,12 +19,12 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from tqdm.auto import tqdm
 
 from core.atomic import atomic_dir
 from core.data.beir import file_fingerprint
 from core.errors import TandemError
 from core.models import resolve_model
+from core.progress import progress_bar
 from retrieval.encoder import BiEncoder
 from retrieval.index.encode import encode_corpus_shard
 from retrieval.index.meta import IndexMeta
@@ -71,7 +71,7 @@ def build_index(
             sample = np.sort(rng.choice(len(ids), size=min(train_sample, len(ids)), replace=False))
             log.info("training %s on %d vectors", factory, len(sample))
             index.train(np.ascontiguousarray(merged[sample]))
-        for start in tqdm(range(0, len(ids), 100_000), desc="adding to index", unit=" chunks", disable=None):
+        for start in progress_bar(range(0, len(ids), 100_000), desc="adding to index", unit=" chunks", disable=None):
             index.add(np.ascontiguousarray(merged[start : start + 100_000]))
         faiss.write_index(index, str(staging / "index.faiss"))
         (staging / "docids.txt").write_text("\n".join(ids) + "\n")

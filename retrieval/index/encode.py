@@ -14,11 +14,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from core.atomic import atomic_dir
 from core.data.beir import iter_jsonl_records, join_title
 from core.errors import TandemError
+from core.progress import progress_bar
 from retrieval.encoder import BiEncoder
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def encode_corpus_shard(
         )
         ids: list[str] = []
         chunk: list[tuple[str, str]] = []
-        with tqdm(total=stop - start, desc=f"encoding shard {shard_id}", unit=" passages", disable=None) as bar:
+        with progress_bar(total=stop - start, desc=f"encoding shard {shard_id}", unit=" passages", disable=None) as bar:
             for item in iter_passages(corpus_path, start, stop):
                 chunk.append(item)
                 if len(chunk) == chunk_size:

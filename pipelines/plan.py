@@ -1,0 +1,214 @@
+"""`tandem run --plan`: every stage with its size and an estimated time, from a short measured warm-up on
+this machine, and `--budget` cuts that make the whole run fit.
+
+The warm-up times what dominates each stage with the run's own models and settings: encoding a sample of
+passages, two bi-encoder and two cross-encoder training steps, and scoring a batch of pairs. BM25 is
+costed from Anserini's measured rates (indexing ~10k passages/s; a query ~15 ms at depth 1000)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from core.data.beir import BeirDataset
+from core.errors import TandemError
+from core.precision import autocast, pick_device
+from pipelines.modes import TRAINED
+from retrieval.pseudo import title_queries
+
+WARMUP_PASSAGES = 64
+BM25_INDEX_PER_S = 10_000.0
+BM25_QUERY_S = 0.015
+JVM_START_S = 5.0
+
+
+@dataclass
+class Rates:
+    """What the warm-up measured (seconds or items per second on this machine)."""
+
+    encode_per_s: float  # passages/s at the zero-shot encoder's max length
+    encode_length: int
+    retriever_step_s: float
+    reranker_step_s: float
+    score_pairs_per_s: float
+    warmup_seconds: float
+
+
+@dataclass
+class StagePlan:
+    stage: str
+    work: str
+    seconds: float
+    steps: int = 0
+    cut: str = ""
+
+
+def parse_budget(text: str) -> float:
+    """'45m', '2h', '1h30m', '900s' or plain seconds -> seconds."""
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not parts or not any(parts.groups()):
+        raise TandemError(f"--budget takes a duration such as 45m, 2h or 1h30m, not '{text}'")
+    hours, minutes, seconds = (float(g or 0) for g in parts.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise TandemError("--budget must be positive")
+    return total
+
+
+def measure(dataset: BeirDataset, config: dict, seed: int = 0) -> Rates:
+    """Time the expensive operations once, with the run's start models, lengths and batch shapes."""
+    from rerank.model import CrossEncoder
+    from retrieval.encoder import BiEncoder, BiEncoderConfig
+    from retrieval.train import in_batch_nll
+
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    corpus = dataset.corpus
+    sample = [corpus.passage(corpus.ids[i]) for i in rng.sample(range(len(corpus)), min(WARMUP_PASSAGES, len(corpus)))]
+    queries = list(dataset.queries.values())[:64]
+    device = pick_device()
+    encoder = BiEncoder.from_pretrained(config["dense"]["model"]).to_device()
+    encoder.encode(sample[:8], show_progress=False)  # first-call overheads out of the timing
+    tick = time.perf_counter()
+    encoder.encode(sample, show_progress=False)
+    encode_per_s = len(sample) / (time.perf_counter() - tick)
+
+    options = config["retriever"]
+    bi = BiEncoder.from_pretrained(
+        options["model"] or config["dense"]["model"],
+        BiEncoderConfig(passage_max_length=options["passage_max_length"], query_max_length=options["query_max_length"]),
+        attention_dropout=options["attention_dropout"],
+    ).to(device)
+    batch = [(rng.choice(queries), rng.choices(sample, k=options["group_size"])) for _ in range(options["batch_queries"])]
+    retriever_step_s = _time_steps(bi, lambda: in_batch_nll(bi, bi, batch, options["temperature"]), device)
+
+    options = config["reranker"]
+    start = options["model"] if config["run"]["mode"] != "transfer" else None
+    ce = CrossEncoder.from_pretrained(start, max_length=options["max_length"], attention_dropout=0.0).to(device)
+    pairs = [(rng.choice(queries), rng.choice(sample)) for _ in range(options["batch_queries"] * options["group_size"])]
+    qs, ps = [q for q, _ in pairs], [p for _, p in pairs]
+    reranker_step_s = _time_steps(ce, lambda: ce(ce.tokenize(qs, ps)).float().logsumexp(0), device)
+    ce.eval()
+    tick = time.perf_counter()
+    ce.score(qs * 2, ps * 2, batch_size=config["rerank"]["batch_size"], show_progress=False)
+    score_pairs_per_s = 2 * len(qs) / (time.perf_counter() - tick)
+    return Rates(encode_per_s, 256, retriever_step_s, reranker_step_s, score_pairs_per_s, time.perf_counter() - started)
+
+
+def _time_steps(model: torch.nn.Module, loss_fn, device: torch.device, steps: int = 2) -> float:
+    """Seconds per optimiser step (forward, backward, AdamW), after one untimed step."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-9)
+    times = []
+    for _ in range(steps + 1):
+        tick = time.perf_counter()
+        with autocast("auto", device):
+            loss = loss_fn()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - tick)
+    return sum(times[1:]) / steps
+
+
+def _train_queries(dataset: BeirDataset, config: dict, mode: str) -> int:
+    if mode == "self-supervised":
+        return len(title_queries(dataset.corpus, config["mining"]["title_queries"], config["mining"]["seed"])[0])
+    qrels = dataset.qrels(config["split"]["train"])
+    floor = config["split"]["min_relevance"]
+    return sum(1 for judged in qrels.values() if any(rel >= floor for rel in judged.values()))
+
+
+def _steps(groups: int, options: dict) -> int:
+    per_epoch = max(1, groups // min(options["batch_queries"], max(groups, 1)))
+    steps = max(1, math.ceil(per_epoch * options["epochs"]))
+    return min(steps, options["max_steps"]) if options["max_steps"] else steps
+
+
+def plan_run(dataset: BeirDataset, config: dict, mode: str, rates: Rates, has_bi_encoder: bool, rerankers: int) -> list[StagePlan]:
+    """Each stage's work and estimated seconds for this dataset, configuration and mode."""
+    n, tests = len(dataset.corpus), len(dataset.split_queries(config["split"]["test"]))
+    encode = lambda length: n / (rates.encode_per_s * rates.encode_length / length)  # noqa: E731 (cost ~ length)
+    plans = [
+        StagePlan("bm25", f"index {n:,} passages, search {tests:,} test queries",
+                  JVM_START_S + n / BM25_INDEX_PER_S + tests * BM25_QUERY_S),
+        StagePlan("dense-zeroshot", f"encode {n:,} passages", encode(256) + 3),
+    ]  # fmt: skip
+    trains = mode in TRAINED
+    options = config["retriever"]
+    queries = _train_queries(dataset, config, mode) if trains else 0
+    titles = config["mining"]["title_queries"] if trains and mode == "train" else 0
+    retriever_steps = _steps(queries, options) if trains else 0
+    plans.append(StagePlan("retriever", f"{queries:,} groups (one per query), {retriever_steps:,} steps" if trains
+                           else "skipped", queries * BM25_QUERY_S + retriever_steps * rates.retriever_step_s,
+                           retriever_steps))  # fmt: skip
+    plans.append(StagePlan("index", f"encode {n:,} passages" if has_bi_encoder else "skipped",
+                           encode(options["passage_max_length"]) + 3 if has_bi_encoder else 0))  # fmt: skip
+    plans.append(StagePlan("mining", f"{queries + titles:,} queries, dense + BM25" if trains else "skipped",
+                           (queries + titles) * BM25_QUERY_S * 2 if trains else 0))  # fmt: skip
+    losses = len(config["reranker"]["losses"]) if trains else 0
+    reranker_steps = _steps(queries + titles, config["reranker"]) if trains else 0
+    plans.append(StagePlan("reranker", f"{losses} x {reranker_steps:,} steps" if trains else "skipped",
+                           losses * reranker_steps * rates.reranker_step_s, reranker_steps))  # fmt: skip
+    pairs = tests * config["rerank"]["depth"] * 2 * rerankers
+    plans.append(StagePlan("rerank", f"{pairs:,} pairs to score", pairs / rates.score_pairs_per_s + 2))
+    plans.append(StagePlan("report", "evaluate and plot", 5.0))
+    return plans
+
+
+def fit_budget(config: dict, plans: list[StagePlan], budget: float) -> list[str]:
+    """Scale training steps and rerank depth (in `config`) so the estimate fits `budget` seconds; returns
+    what was cut. Stages that cannot be cut (BM25, encoding, mining) are kept whole."""
+    by_stage = {p.stage: p for p in plans}
+    cuttable = sum(by_stage[s].seconds for s in ("retriever", "reranker", "rerank"))
+    fixed = sum(p.seconds for p in plans) - cuttable
+    if fixed + cuttable <= budget:
+        return []
+    if fixed >= budget:
+        raise TandemError(f"--budget {budget:.0f} s is below the stages that cannot be cut (~{fixed:.0f} s)")
+    factor = (budget - fixed) / cuttable
+    cuts = []
+    for stage in ("retriever", "reranker"):
+        steps = by_stage[stage].steps
+        if steps:
+            config[stage]["max_steps"] = max(1, int(steps * factor))
+            by_stage[stage].cut = f"steps {steps:,} -> {config[stage]['max_steps']:,}"
+            cuts.append(f"{stage} {by_stage[stage].cut}")
+        by_stage[stage].seconds *= factor
+    depth = config["rerank"]["depth"]
+    config["rerank"]["depth"] = max(10, int(depth * factor))
+    by_stage["rerank"].seconds *= config["rerank"]["depth"] / depth
+    by_stage["rerank"].cut = f"depth {depth} -> {config['rerank']['depth']}"
+    cuts.append(f"rerank {by_stage['rerank'].cut}")
+    return cuts
+
+
+def format_plan(plans: list[StagePlan], rates: Rates, budget: float | None = None) -> str:
+    width = max(len(p.work) for p in plans)
+    lines = [f"{'stage':<15} {'work':<{width}} {'estimate':>9}  cut"]
+    for p in plans:
+        lines.append(f"{p.stage:<15} {p.work:<{width}} {_clock(p.seconds):>9}  {p.cut}")
+    total = sum(p.seconds for p in plans)
+    lines.append(f"{'total':<15} {'':<{width}} {_clock(total):>9}" + (f"  (budget {_clock(budget)})" if budget else ""))
+    lines.append(
+        f"measured in a {rates.warmup_seconds:.0f} s warm-up: encoding {rates.encode_per_s:.0f} passages/s, "
+        f"bi-encoder {rates.retriever_step_s:.2f} s/step, cross-encoder {rates.reranker_step_s:.2f} s/step, "
+        f"scoring {rates.score_pairs_per_s:.0f} pairs/s"
+    )
+    return "\n".join(lines)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def save_plan(path: Path, plans: list[StagePlan], rates: Rates, cuts: list[str]) -> None:
+    path.write_text(json.dumps({"rates": asdict(rates), "stages": [asdict(p) for p in plans], "cuts": cuts}, indent=2))
