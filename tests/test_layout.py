@@ -68,3 +68,11 @@ def test_every_package_says_what_it_holds_and_may_import() -> None:
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""
         assert doc, f"{init.relative_to(REPO)} has no docstring"
         assert "import" in doc.lower(), f"{init.relative_to(REPO)}: say what the package may import"
+
+
+def test_every_package_is_installed() -> None:
+    """The `tandem` command runs from the installed packages: each layer must be in pyproject's list."""
+    import tomllib
+
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {f"{layer}*" for layer in LAYERS} <= set(include)
