@@ -24,6 +24,7 @@ from pipelines.modes import TRAINED
 from retrieval.pseudo import title_queries
 
 WARMUP_PASSAGES = 64
+LENGTH_SAMPLE = 1000
 BM25_INDEX_PER_S = 10_000.0
 BM25_QUERY_S = 0.015
 JVM_START_S = 5.0
@@ -31,14 +32,21 @@ JVM_START_S = 5.0
 
 @dataclass
 class Rates:
-    """What the warm-up measured (seconds or items per second on this machine)."""
+    """What the warm-up measured on this machine, per token where cost follows length."""
 
-    encode_per_s: float  # passages/s at the zero-shot encoder's max length
-    encode_length: int
+    encode_s_per_token: float
+    score_s_per_token: float
     retriever_step_s: float
     reranker_step_s: float
-    score_pairs_per_s: float
+    passage_tokens: dict[int, float]  # max length -> mean tokens per passage (from a corpus sample)
+    pair_tokens: float  # mean tokens per (query, passage) pair at the cross-encoder's max length
     warmup_seconds: float
+
+    def encode_seconds(self, passages: int, max_length: int) -> float:
+        return passages * self.passage_tokens[max_length] * self.encode_s_per_token
+
+    def score_seconds(self, pairs: int) -> float:
+        return pairs * self.pair_tokens * self.score_s_per_token
 
 
 @dataclass
@@ -63,7 +71,9 @@ def parse_budget(text: str) -> float:
 
 
 def measure(dataset: BeirDataset, config: dict, seed: int = 0) -> Rates:
-    """Time the expensive operations once, with the run's start models, lengths and batch shapes."""
+    """Time the expensive operations with the run's start models, lengths and batch shapes (each timed
+    after an untimed call, once kernels for the shape exist), and the corpus's token lengths from a sample.
+    Inference cost is kept per padded token: the run's length-sorted batches pad little."""
     from rerank.model import CrossEncoder
     from retrieval.encoder import BiEncoder, BiEncoderConfig
     from retrieval.train import in_batch_nll
@@ -71,14 +81,18 @@ def measure(dataset: BeirDataset, config: dict, seed: int = 0) -> Rates:
     started = time.perf_counter()
     rng = random.Random(seed)
     corpus = dataset.corpus
-    sample = [corpus.passage(corpus.ids[i]) for i in rng.sample(range(len(corpus)), min(WARMUP_PASSAGES, len(corpus)))]
+    picked = rng.sample(range(len(corpus)), min(LENGTH_SAMPLE, len(corpus)))
+    texts = [corpus.passage(corpus.ids[i]) for i in picked]
+    sample = texts[:WARMUP_PASSAGES]
     queries = list(dataset.queries.values())[:64]
     device = pick_device()
     encoder = BiEncoder.from_pretrained(config["dense"]["model"]).to_device()
-    encoder.encode(sample[:8], show_progress=False)  # first-call overheads out of the timing
-    tick = time.perf_counter()
-    encoder.encode(sample, show_progress=False)
-    encode_per_s = len(sample) / (time.perf_counter() - tick)
+    lengths = {length: _mean_tokens(encoder.tokenizer, texts, length)
+               for length in {256, config["retriever"]["passage_max_length"]}}  # fmt: skip
+    padded = len(sample) * max(
+        len(ids) for ids in encoder.tokenizer(sample, truncation=True, max_length=256)["input_ids"]
+    )
+    encode_s_per_token = _timed(lambda: encoder.encode(sample, show_progress=False)) / padded
 
     options = config["retriever"]
     bi = BiEncoder.from_pretrained(
@@ -86,20 +100,61 @@ def measure(dataset: BeirDataset, config: dict, seed: int = 0) -> Rates:
         BiEncoderConfig(passage_max_length=options["passage_max_length"], query_max_length=options["query_max_length"]),
         attention_dropout=options["attention_dropout"],
     ).to(device)
-    batch = [(rng.choice(queries), rng.choices(sample, k=options["group_size"])) for _ in range(options["batch_queries"])]
+    batch = [
+        (rng.choice(queries), rng.choices(texts, k=options["group_size"])) for _ in range(options["batch_queries"])
+    ]
     retriever_step_s = _time_steps(bi, lambda: in_batch_nll(bi, bi, batch, options["temperature"]), device)
 
     options = config["reranker"]
     start = options["model"] if config["run"]["mode"] != "transfer" else None
     ce = CrossEncoder.from_pretrained(start, max_length=options["max_length"], attention_dropout=0.0).to(device)
-    pairs = [(rng.choice(queries), rng.choice(sample)) for _ in range(options["batch_queries"] * options["group_size"])]
+    pairs = [(rng.choice(queries), rng.choice(texts)) for _ in range(options["batch_queries"] * options["group_size"])]
     qs, ps = [q for q, _ in pairs], [p for _, p in pairs]
     reranker_step_s = _time_steps(ce, lambda: ce(ce.tokenize(qs, ps)).float().logsumexp(0), device)
     ce.eval()
-    tick = time.perf_counter()
-    ce.score(qs * 2, ps * 2, batch_size=config["rerank"]["batch_size"], show_progress=False)
-    score_pairs_per_s = 2 * len(qs) / (time.perf_counter() - tick)
-    return Rates(encode_per_s, 256, retriever_step_s, reranker_step_s, score_pairs_per_s, time.perf_counter() - started)
+    timed_pairs = ([q for q, _ in pairs] * 2, [p for _, p in pairs] * 2)
+    score_seconds = _timed(
+        lambda: ce.score(*timed_pairs, batch_size=config["rerank"]["batch_size"], show_progress=False)
+    )
+    timed_tokens = len(timed_pairs[0]) * max(_pair_lengths(ce, *timed_pairs))  # one batch, padded to its longest
+    mean_pair = _pair_tokens(ce, [rng.choice(queries) for _ in texts], texts) / len(texts)
+    return Rates(
+        encode_s_per_token,
+        score_seconds / timed_tokens,
+        retriever_step_s,
+        reranker_step_s,
+        lengths,
+        mean_pair,
+        time.perf_counter() - started,
+    )
+
+
+def _tokens(tokenizer, texts: list[str], max_length: int) -> int:
+    return sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"])
+
+
+def _pair_lengths(model, queries: list[str], passages: list[str]) -> list[int]:
+    encoded = model.tokenizer(queries, passages, truncation=True, max_length=model.max_length)
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
+def _pair_tokens(model, queries: list[str], passages: list[str]) -> int:
+    return sum(_pair_lengths(model, queries, passages))
+
+
+def _mean_tokens(tokenizer, texts: list[str], max_length: int) -> float:
+    return _tokens(tokenizer, texts, max_length) / max(len(texts), 1)
+
+
+def _timed(fn, repeats: int = 2) -> float:
+    """Seconds of the fastest of `repeats` calls after one untimed call (kernel set-up for the shape)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - tick)
+    return min(times)
 
 
 def _time_steps(model: torch.nn.Module, loss_fn, device: torch.device, steps: int = 2) -> float:
@@ -132,14 +187,15 @@ def _steps(groups: int, options: dict) -> int:
     return min(steps, options["max_steps"]) if options["max_steps"] else steps
 
 
-def plan_run(dataset: BeirDataset, config: dict, mode: str, rates: Rates, has_bi_encoder: bool, rerankers: int) -> list[StagePlan]:
+def plan_run(
+    dataset: BeirDataset, config: dict, mode: str, rates: Rates, has_bi_encoder: bool, rerankers: int
+) -> list[StagePlan]:
     """Each stage's work and estimated seconds for this dataset, configuration and mode."""
     n, tests = len(dataset.corpus), len(dataset.split_queries(config["split"]["test"]))
-    encode = lambda length: n / (rates.encode_per_s * rates.encode_length / length)  # noqa: E731 (cost ~ length)
     plans = [
         StagePlan("bm25", f"index {n:,} passages, search {tests:,} test queries",
                   JVM_START_S + n / BM25_INDEX_PER_S + tests * BM25_QUERY_S),
-        StagePlan("dense-zeroshot", f"encode {n:,} passages", encode(256) + 3),
+        StagePlan("dense-zeroshot", f"encode {n:,} passages", rates.encode_seconds(n, 256) + 3),
     ]  # fmt: skip
     trains = mode in TRAINED
     options = config["retriever"]
@@ -150,7 +206,7 @@ def plan_run(dataset: BeirDataset, config: dict, mode: str, rates: Rates, has_bi
                            else "skipped", queries * BM25_QUERY_S + retriever_steps * rates.retriever_step_s,
                            retriever_steps))  # fmt: skip
     plans.append(StagePlan("index", f"encode {n:,} passages" if has_bi_encoder else "skipped",
-                           encode(options["passage_max_length"]) + 3 if has_bi_encoder else 0))  # fmt: skip
+                           rates.encode_seconds(n, options["passage_max_length"]) + 3 if has_bi_encoder else 0))  # fmt: skip
     plans.append(StagePlan("mining", f"{queries + titles:,} queries, dense + BM25" if trains else "skipped",
                            (queries + titles) * BM25_QUERY_S * 2 if trains else 0))  # fmt: skip
     losses = len(config["reranker"]["losses"]) if trains else 0
@@ -158,7 +214,7 @@ def plan_run(dataset: BeirDataset, config: dict, mode: str, rates: Rates, has_bi
     plans.append(StagePlan("reranker", f"{losses} x {reranker_steps:,} steps" if trains else "skipped",
                            losses * reranker_steps * rates.reranker_step_s, reranker_steps))  # fmt: skip
     pairs = tests * config["rerank"]["depth"] * 2 * rerankers
-    plans.append(StagePlan("rerank", f"{pairs:,} pairs to score", pairs / rates.score_pairs_per_s + 2))
+    plans.append(StagePlan("rerank", f"{pairs:,} pairs to score", rates.score_seconds(pairs) + 2))
     plans.append(StagePlan("report", "evaluate and plot", 5.0))
     return plans
 
@@ -198,16 +254,18 @@ def format_plan(plans: list[StagePlan], rates: Rates, budget: float | None = Non
     total = sum(p.seconds for p in plans)
     lines.append(f"{'total':<15} {'':<{width}} {_clock(total):>9}" + (f"  (budget {_clock(budget)})" if budget else ""))
     lines.append(
-        f"measured in a {rates.warmup_seconds:.0f} s warm-up: encoding {rates.encode_per_s:.0f} passages/s, "
-        f"bi-encoder {rates.retriever_step_s:.2f} s/step, cross-encoder {rates.reranker_step_s:.2f} s/step, "
-        f"scoring {rates.score_pairs_per_s:.0f} pairs/s"
+        f"measured in a {rates.warmup_seconds:.0f} s warm-up: encoding {1 / rates.encode_seconds(1, 256):.0f} "
+        f"passages/s, bi-encoder {rates.retriever_step_s:.2f} s/step, cross-encoder {rates.reranker_step_s:.2f} "
+        f"s/step, scoring {1 / rates.score_seconds(1):.0f} pairs/s"
     )
     return "\n".join(lines)
 
 
 def _clock(seconds: float) -> str:
     seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
 
 
 def save_plan(path: Path, plans: list[StagePlan], rates: Rates, cuts: list[str]) -> None:

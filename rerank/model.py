@@ -98,12 +98,14 @@ class CrossEncoder(torch.nn.Module):
         return next(self.model.parameters()).device
 
     def tokenize(self, queries: Sequence[str], passages: Sequence[str]) -> BatchEncoding:
-        """Pairs padded to the longest in the batch; only the passage side is truncated."""
+        """Pairs padded to the longest in the batch. Over `max_length`, tokens come off the longer side
+        first (`longest_first`): a short query keeps all its tokens and the passage is cut, while a query
+        longer than the budget is cut too instead of failing (as `only_second` would)."""
         return self.tokenizer(
             list(queries),
             list(passages),
             padding=True,
-            truncation="only_second",
+            truncation="longest_first",
             max_length=self.max_length,
             return_tensors="pt",
         ).to(self.device)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.atomic import atomic_dir
-from core.data.beir import file_fingerprint
+from core.data.beir import file_fingerprint, load_corpus
 from core.data.runs import Run
 from core.errors import TandemError
 from core.progress import progress_bar
@@ -37,9 +38,13 @@ class Bm25IndexMeta:
 
 
 def build_index(corpus_path: str | Path, out_dir: str | Path, fields: str = "flat", threads: int = 2) -> Bm25IndexMeta:
-    """Index a BEIR corpus.jsonl with Anserini; the index appears at `out_dir` only when complete."""
+    """Index a BEIR corpus.jsonl with Anserini; the index appears at `out_dir` only when complete.
+
+    The corpus is validated first with the loader every other command uses (Anserini reports a bad
+    line only in its log and carries on), and Anserini's document count must match it."""
     if fields not in FIELDS:
         raise TandemError(f"--fields must be one of {', '.join(FIELDS)}, not '{fields}'")
+    expected = len(load_corpus(corpus_path))  # file:line errors for every malformed or duplicate record
     corpus_path = Path(corpus_path).resolve()
     out_dir = Path(out_dir)
     started = time.perf_counter()
@@ -64,11 +69,22 @@ def build_index(corpus_path: str | Path, out_dir: str | Path, fields: str = "fla
             raise TandemError(
                 f"Anserini indexing of {corpus_path} failed (exit {result.returncode}):\n" + "\n".join(tail)
             )
+        indexed = _documents_indexed((staging / "anserini-index.log").read_text(errors="replace"))
+        if indexed != expected:
+            raise TandemError(
+                f"Anserini indexed {indexed} of the {expected} passages in {corpus_path}; see its log lines above "
+                f"{staging / 'anserini-index.log'}"
+            )
         (source / "corpus.jsonl").unlink()
         source.rmdir()
         meta = Bm25IndexMeta(fields, str(corpus_path), file_fingerprint(corpus_path), time.perf_counter() - started)
         (staging / META_FILE).write_text(json.dumps(asdict(meta), indent=2) + "\n")
     return meta
+
+
+def _documents_indexed(anserini_log: str) -> int | None:
+    found = re.findall(r"Total ([\d,]+) documents indexed", anserini_log)
+    return int(found[-1].replace(",", "")) if found else None
 
 
 def read_index_meta(index_dir: str | Path) -> Bm25IndexMeta:

@@ -11,7 +11,7 @@ Saved layout (Hugging Face format, loadable without tandem):
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -166,8 +166,10 @@ class BiEncoder(torch.nn.Module):
         batch_size: int = 64,
         precision: str = "auto",
         show_progress: bool = True,
+        on_batch: Callable[[int], object] | None = None,
     ) -> np.ndarray:
-        """float32 embeddings (n, dim), batched longest-first with dynamic padding."""
+        """float32 embeddings (n, dim), batched longest-first with dynamic padding. `on_batch(n)` is
+        called after each batch of n texts (e.g. an outer progress bar's `update`)."""
         self.eval()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         batches = length_sorted_batches([len(t) for t in texts], batch_size)
@@ -175,6 +177,8 @@ class BiEncoder(torch.nn.Module):
             with autocast(precision, self.device):
                 vectors = self.embed(self.tokenize([texts[i] for i in batch], kind), kind)
             out[batch] = vectors.float().cpu().numpy()
+            if on_batch is not None:
+                on_batch(len(batch))
         return out
 
     def to_device(self, device: str | None = None) -> BiEncoder:

@@ -172,7 +172,8 @@ def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> N
     assert sum(p.seconds for p in plans) == pytest.approx(1300, rel=0.05)
     with pytest.raises(TandemError, match="cannot be cut"):
         fit_budget(load_config(None, quick=False), plans, budget=50)
-    assert Rates(1, 256, 1, 1, 1, 1)  # the warm-up record is plain data
+    rates = Rates(1e-3, 2e-3, 1.0, 2.0, {256: 100.0}, 150.0, 1.0)
+    assert rates.encode_seconds(10, 256) == pytest.approx(1.0) and rates.score_seconds(10) == pytest.approx(3.0)
 
 
 def test_config_types_are_checked_before_any_stage(tmp_path: Path) -> None:

@@ -19,6 +19,9 @@ from core.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
+HEADER_SCORE_NAMES = {"score", "relevance", "rel", "label", "grade"}
+"""A first qrels line is a header only when its third column names the score, e.g. BEIR's `score`."""
+
 Qrels = dict[str, dict[str, int]]
 """query id -> passage id -> graded relevance."""
 
@@ -64,6 +67,8 @@ def iter_jsonl_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[
             record["_id"] = str(record["_id"])
             if not record["_id"]:
                 raise DataFormatError(path, number, "'_id' is empty")
+            if any(c.isspace() for c in record["_id"]):
+                raise DataFormatError(path, number, f"'_id' {record['_id']!r} contains whitespace (TREC runs cannot hold it)")
         for key in ("text", "title"):
             if key in record and record[key] is not None and not isinstance(record[key], str):
                 raise DataFormatError(path, number, f"'{key}' must be a string")
@@ -176,15 +181,11 @@ def load_qrels(
                 path, number, f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(columns)}"
             )
         query_id, doc_id, score = (c.strip() for c in columns)
-        try:
-            relevance = int(score)
-        except ValueError:
-            try:
-                relevance = int(float(score))
-            except ValueError:
-                if index == 0:  # the header line
-                    continue
-                raise DataFormatError(path, number, f"score '{score}' is not a number") from None
+        if index == 0 and score.lower() in HEADER_SCORE_NAMES:  # BEIR's header line
+            continue
+        relevance = _grade(score)
+        if relevance is None:
+            raise DataFormatError(path, number, f"score '{score}' is not a whole number (qrels grades are 0, 1, 2, ...)")
         rows += 1
         unknown = None
         if query_ids is not None and query_id not in query_ids:
@@ -214,6 +215,15 @@ def load_qrels(
             "; ".join(problems.first_examples),
         )
     return qrels
+
+
+def _grade(score: str) -> int | None:
+    """'2' or '2.0' -> 2; '1.7', 'x' -> None (a fractional grade is not silently rounded)."""
+    try:
+        value = float(score)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None
 
 
 def file_fingerprint(path: str | Path) -> str:

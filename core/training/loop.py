@@ -120,7 +120,7 @@ class TrainLoop:
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "state": asdict(self.state),
-                "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+                "rng": _rng_state(),
             },
             staging / "training_state.pt",
         )
@@ -134,15 +134,18 @@ class TrainLoop:
         checkpoints = self.checkpoints()
         if not checkpoints:
             return False
-        saved = torch.load(checkpoints[-1] / "training_state.pt", map_location="cpu", weights_only=False)
+        path = checkpoints[-1] / "training_state.pt"
+        try:  # weights_only: a crafted checkpoint cannot run code on --resume
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 (pickle and torch raise many types for a bad file)
+            reason = f"{type(err).__name__}: {err}"[:300]
+            raise TandemError(f"{path}: not a readable tandem training state ({reason})") from None
         _unwrap(self.model).load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
         self.state = TrainState(**saved["state"])
-        random.setstate(saved["rng"]["python"])
-        np.random.set_state(saved["rng"]["numpy"])
-        torch.set_rng_state(saved["rng"]["torch"])
+        _set_rng_state(saved["rng"])
         log.info("resumed from %s (step %d)", checkpoints[-1], self.state.step)
         return True
 
@@ -192,6 +195,7 @@ class TrainLoop:
                 if self.state.step >= self.total_steps:
                     break
             else:
+                self.optimizer.zero_grad(set_to_none=True)  # an unfinished accumulation ends with its epoch
                 self.state.epoch += 1
                 self.state.batch_in_epoch = 0
         bar.close()
@@ -255,3 +259,22 @@ def _skip(batches: Iterable[Any], count: int) -> Iterator[Any]:
     for index, batch in enumerate(batches):
         if index >= count:
             yield batch
+
+
+def _rng_state() -> dict:
+    """Python, NumPy and torch RNG states in types `torch.load(weights_only=True)` accepts."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])

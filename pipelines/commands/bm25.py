@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.data.runs import write_run
 from core.errors import TandemError
-from pipelines.commands.common import add_dataset_args, dataset_from, write_config
+from pipelines.commands.common import add_dataset_args, dataset_from, positive_int, write_config
 from retrieval import bm25
 
 
@@ -24,7 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     index.add_argument("--fields", choices=bm25.FIELDS, default="flat",
                        help="flat: title+text in one field; multifield: title and text searched as separate "
                        "fields (both as in Pyserini's BEIR regressions). Default: flat")  # fmt: skip
-    index.add_argument("--threads", type=int, default=2, help="indexing threads (default: 2)")
+    index.add_argument("--threads", type=positive_int, default=2, help="indexing threads (default: 2)")
     index.add_argument("--force", action="store_true", help="rebuild even if an up-to-date index exists")
     index.set_defaults(handler=run_index)
 
@@ -36,10 +36,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--index", required=True, type=Path, help="index directory from `tandem bm25 index`")
     add_dataset_args(search)
     search.add_argument("--out", required=True, type=Path, help="TREC run file to write")
-    search.add_argument("--k", type=int, default=1000, help="hits per query (default: 1000)")
+    search.add_argument("--k", type=positive_int, default=1000, help="hits per query (default: 1000)")
     search.add_argument("--k1", type=float, default=0.9, help="BM25 k1 (default: 0.9)")
     search.add_argument("--b", type=float, default=0.4, help="BM25 b (default: 0.4)")
-    search.add_argument("--threads", type=int, default=2, help="search threads (default: 2)")
+    search.add_argument("--threads", type=positive_int, default=2, help="search threads (default: 2)")
     search.add_argument(
         "--keep-query-id",
         action="store_true",

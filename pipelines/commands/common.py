@@ -12,6 +12,42 @@ from core.data.beir import BeirDataset
 from core.data.sources import open_dataset
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (a bad value is a one-line usage error, not a traceback)."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = _number(text, float)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), not {text}")
+    return value
+
+
+def _number(text: str, kind: type):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, not '{text}'") from None
+
+
 def add_dataset_args(parser: argparse.ArgumentParser, split: str | None = "test") -> None:
     parser.add_argument(
         "--dataset", required=True,
@@ -53,19 +89,23 @@ def add_precision_arg(parser: argparse.ArgumentParser) -> None:
 
 def add_training_args(parser: argparse.ArgumentParser, lr: float, epochs: float) -> None:
     """The optimiser, precision and checkpoint options both `train` commands share."""
-    parser.add_argument("--epochs", type=float, default=epochs, help=f"epochs over the groups (default: {epochs:g})")
-    parser.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default: {lr:g})")
+    parser.add_argument(
+        "--epochs", type=positive_float, default=epochs, help=f"epochs over the groups (default: {epochs:g})"
+    )
+    parser.add_argument("--lr", type=positive_float, default=lr, help=f"peak learning rate (default: {lr:g})")
     parser.add_argument(
         "--head-lr", type=float, default=None,
         help="peak learning rate for parameters the start model lacks, e.g. a new cross-encoder head "
         "(default: --lr)",
     )  # fmt: skip
-    parser.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the steps (default: 0.1)")
-    parser.add_argument("--grad-accumulation", type=int, default=1, help="batches accumulated per update (default: 1)")
+    parser.add_argument("--warmup", type=fraction, default=0.1, help="warm-up fraction of the steps (default: 0.1)")
+    parser.add_argument(
+        "--grad-accumulation", type=positive_int, default=1, help="batches accumulated per update (default: 1)"
+    )
     add_precision_arg(parser)
     parser.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for activation memory")
     parser.add_argument(
-        "--save-every", type=int, default=0, help="checkpoint every K steps (default: 0 = only at the end)"
+        "--save-every", type=non_negative_int, default=0, help="checkpoint every K steps (default: 0 = only at the end)"
     )
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     parser.add_argument("--seed", type=int, default=42, help="seed for sampling and initialisation (default: 42)")

@@ -18,6 +18,7 @@ from pipelines.commands.common import (
     add_precision_arg,
     add_training_args,
     dataset_from,
+    positive_int,
     training_options,
     write_config,
 )
@@ -45,12 +46,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--model", help="start model: HF name or folder (default: all-MiniLM-L6-v2, offline copy)")
     train.add_argument("--negatives", type=Path, help="training groups JSONL; default: mine BM25 negatives first")
     train.add_argument(
-        "--bm25-depth", type=int, default=100, help="BM25 candidates per query when mining (default: 100)"
+        "--bm25-depth", type=positive_int, default=100, help="BM25 candidates per query when mining (default: 100)"
     )
-    train.add_argument("--num-negatives", type=int, default=30,
+    train.add_argument("--num-negatives", type=positive_int, default=30,
                        help="BM25 negatives kept per query when mining (default: 30)")  # fmt: skip
-    train.add_argument("--group-size", type=int, default=2, help="passages per query, 1 positive + N hard (default: 2)")
-    train.add_argument("--batch-queries", type=int, default=32, help="queries per step, B (default: 32)")
+    train.add_argument(
+        "--group-size", type=positive_int, default=2, help="passages per query, 1 positive + N hard (default: 2)"
+    )
+    train.add_argument("--batch-queries", type=positive_int, default=32, help="queries per step, B (default: 32)")
     tip = " (default: the start model's tandem config, else %s)"
     train.add_argument("--temperature", type=float, help="softmax temperature tau" + tip % "0.05")
     train.add_argument("--pooling", choices=POOLINGS, help="embedding pooling" + tip % "mean")
@@ -60,8 +63,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--separate-towers", action=argparse.BooleanOptionalAction, help="untie query and passage encoders" + tip % "no"
     )
-    train.add_argument("--query-max-length", type=int, help="query tokens" + tip % "64")
-    train.add_argument("--passage-max-length", type=int, help="passage tokens" + tip % "256")
+    train.add_argument("--query-max-length", type=positive_int, help="query tokens" + tip % "64")
+    train.add_argument("--passage-max-length", type=positive_int, help="passage tokens" + tip % "256")
     train.add_argument("--attention-dropout", type=float, help="override attention dropout (0.0 = fast SDPA kernel)")
     add_training_args(train, lr=2e-5, epochs=1.0)
     train.set_defaults(handler=run_train)
@@ -81,9 +84,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--factory", default="Flat", help="FAISS index_factory string: Flat, HNSW32, IVF4096,PQ64 ... (default: Flat)"
     )
-    build.add_argument("--batch-size", type=int, default=64, help="passages per forward pass (default: 64)")
+    build.add_argument("--batch-size", type=positive_int, default=64, help="passages per forward pass (default: 64)")
     build.add_argument("--shard-id", type=int, help="encode only this shard")
-    build.add_argument("--num-shards", type=int, default=1, help="number of contiguous shards (default: 1)")
+    build.add_argument("--num-shards", type=positive_int, default=1, help="number of contiguous shards (default: 1)")
     build.add_argument("--encode-only", action="store_true", help="encode the shard(s) without building the index")
     add_precision_arg(build)
     build.add_argument("--device", help="cpu, cuda (default: cuda if available)")
@@ -95,9 +98,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--index", required=True, type=Path, help="index folder from `tandem index build`")
     add_dataset_args(search)
     search.add_argument("--out", required=True, type=Path, help="TREC run file to write")
-    search.add_argument("--k", type=int, default=1000, help="hits per query (default: 1000)")
+    search.add_argument("--k", type=positive_int, default=1000, help="hits per query (default: 1000)")
     search.add_argument("--encoder", help="must be the index's encoder (checked); default: the one in meta.json")
-    search.add_argument("--batch-size", type=int, default=64)
+    search.add_argument("--batch-size", type=positive_int, default=64)
     search.add_argument("--device", help="cpu, cuda (default: cuda if available)")
     search.set_defaults(handler=run_search)
 

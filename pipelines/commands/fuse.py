@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.data.runs import read_run, truncate, write_run
 from core.errors import TandemError
+from pipelines.commands.common import positive_int
 from pipelines.evaluation.fusion import interpolate, rrf
 
 
@@ -23,8 +24,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--alpha", type=float, default=0.5, help="weight of the first run for interpolation (default: 0.5)"
     )
-    parser.add_argument("--rrf-k", type=int, default=60, help="RRF constant (default: 60)")
-    parser.add_argument("--depth", type=int, default=1000, help="hits of each run fused (default: 1000)")
+    parser.add_argument("--rrf-k", type=positive_int, default=60, help="RRF constant (default: 60)")
+    parser.add_argument("--depth", type=positive_int, default=1000, help="hits of each run fused (default: 1000)")
     parser.add_argument("--out", required=True, type=Path, help="fused TREC run to write")
     parser.set_defaults(handler=run_fuse)
 

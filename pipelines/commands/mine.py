@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.atomic import atomic_file
 from core.errors import TandemError
-from pipelines.commands.common import add_dataset_args, dataset_from, write_config
+from pipelines.commands.common import add_dataset_args, dataset_from, positive_int, write_config
 from retrieval.mining import MiningConfig, parse_rank_range
 from retrieval.negatives import mine_negatives
 from retrieval.pseudo import title_queries
@@ -27,9 +27,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="groups JSONL to write")
     parser.add_argument("--index", type=Path, help="dense index directory (from `tandem index build`)")
     parser.add_argument("--bm25-index", type=Path, help="BM25 index directory (from `tandem bm25 index`)")
-    parser.add_argument("--num-negatives", type=int, default=30, help="negatives kept per query (default: 30)")
+    parser.add_argument("--num-negatives", type=positive_int, default=30, help="negatives kept per query (default: 30)")
     parser.add_argument(
-        "--depth", type=int, default=100, help="candidates retrieved per query and source (default: 100)"
+        "--depth", type=positive_int, default=100, help="candidates retrieved per query and source (default: 100)"
     )
     parser.add_argument("--rank-range", metavar="A:B", help="keep only candidates ranked A..B (1-based), e.g. 10:100")
     parser.add_argument(
@@ -39,20 +39,22 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--reranker", type=Path, help="cross-encoder folder: drop candidates it scores above the positive"
     )
     parser.add_argument("--seed", type=int, default=42, help="sampling seed (default: 42)")
-    parser.add_argument("--min-relevance", type=int, default=1,
+    parser.add_argument("--min-relevance", type=positive_int, default=1,
                         help="qrels grade a passage needs to be a positive (default: 1, i.e. any grade > 0); "
                         "judged passages below it are never used as negatives")  # fmt: skip
     parser.add_argument("--with-text", action="store_true",
                         help="embed passage texts in the groups file, for tools that do not read the corpus "
                         "(tandem itself resolves ids from --dataset)")  # fmt: skip
-    parser.add_argument("--title-queries", type=int, metavar="N",
+    parser.add_argument("--title-queries", type=positive_int, metavar="N",
                         help="instead of the split's queries, use the titles of N sampled documents as queries (their "
                         "abstract is the positive; passages are written without titles)")  # fmt: skip
     parser.add_argument("--shard-id", type=int, default=0, help="this shard of the queries (default: 0)")
     parser.add_argument(
-        "--num-shards", type=int, default=1, help="split the queries into this many shards (default: 1)"
+        "--num-shards", type=positive_int, default=1, help="split the queries into this many shards (default: 1)"
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="encoder / reranker batch size (default: 64)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=64, help="encoder / reranker batch size (default: 64)"
+    )
     parser.set_defaults(handler=run_mine)
 
 

@@ -15,6 +15,7 @@ from pipelines.commands.common import (
     add_precision_arg,
     add_training_args,
     dataset_from,
+    positive_int,
     training_options,
     write_config,
 )
@@ -43,9 +44,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--out", required=True, type=Path, help="output model folder (checkpoints inside)")
     train.add_argument("--model", help="start model: HF name or folder (default: all-MiniLM-L6-v2, offline copy)")
     train.add_argument("--loss", choices=["nll", "bce"], default="nll", help="training loss (default: nll)")
-    train.add_argument("--group-size", type=int, default=8, help="passages per group, N+1 (default: 8)")
-    train.add_argument("--batch-queries", type=int, default=4, help="groups per step, B (default: 4)")
-    train.add_argument("--max-length", type=int, default=256, help="max tokens per pair (default: 256)")
+    train.add_argument("--group-size", type=positive_int, default=8, help="passages per group, N+1 (default: 8)")
+    train.add_argument("--batch-queries", type=positive_int, default=4, help="groups per step, B (default: 4)")
+    train.add_argument("--max-length", type=positive_int, default=256, help="max tokens per pair (default: 256)")
     train.add_argument("--attention-dropout", type=float, default=0.0,
                        help="attention-probability dropout; 0 enables the fast SDPA kernel (default: 0.0)")  # fmt: skip
     add_training_args(train, lr=7e-5, epochs=1.0)
@@ -59,10 +60,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     rerank.add_argument("--run", required=True, type=Path, help="first-stage TREC run")
     add_dataset_args(rerank)
     rerank.add_argument("--model", required=True, help="cross-encoder folder or HF name")
-    rerank.add_argument("--depth", type=int, default=100, help="hits per query to rescore (default: 100)")
+    rerank.add_argument("--depth", type=positive_int, default=100, help="hits per query to rescore (default: 100)")
     rerank.add_argument("--out", required=True, type=Path, help="reranked TREC run to write")
-    rerank.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass (default: 64)")
-    rerank.add_argument("--max-length", type=int, help="max tokens per pair (default: the model's)")
+    rerank.add_argument("--batch-size", type=positive_int, default=64, help="pairs per forward pass (default: 64)")
+    rerank.add_argument("--max-length", type=positive_int, help="max tokens per pair (default: the model's)")
     rerank.add_argument("--interpolate", type=float, metavar="ALPHA",
                         help="report ALPHA*CE + (1-ALPHA)*first-stage (min-max normalised) instead of the CE score")  # fmt: skip
     add_precision_arg(rerank)

@@ -56,6 +56,10 @@ def build_index(
         ids: list[str] = []
         for shard in shards:
             ids += (shard / "docids.txt").read_text().split("\n")[:-1]
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            duplicate = next(doc_id for doc_id in ids if doc_id in seen or seen.add(doc_id))
+            raise TandemError(f"{corpus_path}: passage id '{duplicate}' occurs more than once; ids must be unique")
         merged = np.lib.format.open_memmap(
             staging / "embeddings.npy", mode="w+", dtype=np.float32, shape=(len(ids), encoder.dim)
         )

@@ -82,14 +82,12 @@ def encode_corpus_shard(
             for item in iter_passages(corpus_path, start, stop):
                 chunk.append(item)
                 if len(chunk) == chunk_size:
-                    _encode_chunk(encoder, chunk, embeddings, len(ids), batch_size, precision)
+                    _encode_chunk(encoder, chunk, embeddings, len(ids), batch_size, precision, bar.update)
                     ids += [doc_id for doc_id, _ in chunk]
-                    bar.update(len(chunk))
                     chunk = []
             if chunk:
-                _encode_chunk(encoder, chunk, embeddings, len(ids), batch_size, precision)
+                _encode_chunk(encoder, chunk, embeddings, len(ids), batch_size, precision, bar.update)
                 ids += [doc_id for doc_id, _ in chunk]
-                bar.update(len(chunk))
         embeddings.flush()
         del embeddings
         (staging / "docids.txt").write_text("\n".join(ids) + "\n")
@@ -97,9 +95,9 @@ def encode_corpus_shard(
 
 
 def _encode_chunk(
-    encoder: BiEncoder, chunk, embeddings: np.ndarray, offset: int, batch_size: int, precision: str
+    encoder: BiEncoder, chunk, embeddings: np.ndarray, offset: int, batch_size: int, precision: str, on_batch
 ) -> None:
     texts = [text for _, text in chunk]
     embeddings[offset : offset + len(chunk)] = encoder.encode(
-        texts, "passage", batch_size, precision, show_progress=False
+        texts, "passage", batch_size, precision, show_progress=False, on_batch=on_batch
     )

@@ -1,0 +1,144 @@
+"""Bad input is a clear error, never a silently wrong figure (each case failed before its fix)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.data.beir import load_corpus, load_qrels, load_queries
+from core.errors import DataFormatError, TandemError
+from pipelines.cli import main
+
+
+def test_ids_with_whitespace_are_refused_with_file_and_line(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"_id": "d1", "text": "a"}\n{"_id": "d\\t2", "text": "b"}\n')
+    with pytest.raises(DataFormatError, match=r"corpus.jsonl:2: '_id' 'd\\t2' contains whitespace"):
+        load_corpus(corpus)
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text('{"_id": "q 1", "text": "a"}\n')
+    with pytest.raises(DataFormatError, match=r"queries.jsonl:1: .*whitespace"):
+        load_queries(queries)
+
+
+def test_a_headerless_qrels_file_keeps_its_first_row_and_bad_scores_are_errors(tmp_path: Path) -> None:
+    qrels = tmp_path / "q.tsv"
+    qrels.write_text("q1\td1\t1\nq2\td2\t2.0\n")
+    assert load_qrels(qrels) == {"q1": {"d1": 1}, "q2": {"d2": 2}}
+    qrels.write_text("q1\td1\tx\nq2\td2\t1\n")  # used to be taken for a header and dropped
+    with pytest.raises(DataFormatError, match=r"q.tsv:1: score 'x' is not a whole number"):
+        load_qrels(qrels)
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1.7\n")  # used to become 1 silently
+    with pytest.raises(DataFormatError, match=r"q.tsv:2: score '1.7'"):
+        load_qrels(qrels)
+    qrels.write_text("query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\n")
+    assert load_qrels(qrels) == {"q1": {"d1": 1}}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["rerank", "--run", "r", "--dataset", "d", "--model", "m", "--out", "o", "--depth", "-5"],
+        ["index", "build", "--dataset", "d", "--out", "o", "--num-shards", "0"],
+        ["mine", "--dataset", "d", "--out", "o", "--bm25-index", "i", "--num-negatives", "-3"],
+        ["reranker", "train", "--groups", "g", "--out", "o", "--lr", "-1"],
+        ["reranker", "train", "--groups", "g", "--out", "o", "--batch-queries", "0"],
+        ["retriever", "train", "--dataset", "d", "--out", "o", "--grad-accumulation", "0"],
+        ["reranker", "train", "--groups", "g", "--out", "o", "--warmup", "5"],
+        ["bm25", "search", "--index", "i", "--dataset", "d", "--out", "o", "--k", "-5"],
+    ],
+)
+def test_out_of_range_options_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert "must be" in capsys.readouterr().err
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ['TANDEM_PWNED']}",))
+
+
+def test_a_crafted_checkpoint_cannot_run_code_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_bert: Path
+) -> None:
+    from core.training.config import TrainingConfig
+    from core.training.distributed import DistributedContext
+    from core.training.loop import TrainLoop
+
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("TANDEM_PWNED", str(marker))
+    (tmp_path / "out" / "checkpoint-1").mkdir(parents=True)
+    torch.save({"evil": _RunsCode()}, tmp_path / "out" / "checkpoint-1" / "training_state.pt")
+    model = torch.nn.Linear(2, 1)
+    loop = TrainLoop(model, TrainingConfig(), tmp_path / "out", 4, DistributedContext(), lambda _: None)
+    with pytest.raises(TandemError, match="not a readable tandem training state"):
+        loop.resume()
+    assert not marker.exists()
+
+
+def test_an_unfinished_accumulation_does_not_leak_into_the_next_epoch(tmp_path: Path) -> None:
+    from core.training.config import TrainingConfig
+    from core.training.distributed import DistributedContext
+    from core.training.loop import TrainLoop
+
+    weight = torch.nn.Parameter(torch.zeros(1))
+    model = torch.nn.Module()
+    model.weight = weight
+    config = TrainingConfig(epochs=2, grad_accumulation=2, max_grad_norm=1e9, warmup_ratio=0.0, precision="fp32")
+    loop = TrainLoop(model, config, tmp_path, 3, DistributedContext(), lambda _: None)  # 3 batches, 1 step/epoch
+    seen = []
+    step = loop.optimizer.step
+    loop.optimizer.step = lambda *a, **k: (seen.append(weight.grad.item()), step(*a, **k))[1]
+    loop.run(lambda epoch: [1.0, 2.0, 4.0], lambda x: (weight * x).sum())
+    assert seen == [pytest.approx(1.5), pytest.approx(1.5)]  # the third batch's gradient (4) is dropped, not carried
+
+
+def test_a_query_longer_than_the_max_length_is_scored_not_a_crash(tiny_bert: Path) -> None:
+    from rerank.model import CrossEncoder
+
+    model = CrossEncoder.from_pretrained(tiny_bert, max_length=32)
+    long_query = " ".join(["aspirin heart attack"] * 120)  # 360 words, far over 32 tokens
+    scores = model.score([long_query, "aspirin"], ["aspirin reduces heart attack risk"] * 2, show_progress=False)
+    assert scores.shape == (2,) and bool(np.isfinite(scores).all())
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [('{"text": "no id"}', "missing required field '_id'"), ("[1, 2]", "expected a JSON object"),
+     ('{"_id": "d1", "text": "again"}', "duplicate _id 'd1'"), ('{"_id": "d9", "text": "trunc', "malformed JSON")],
+)  # fmt: skip
+def test_bm25_index_refuses_a_broken_corpus_with_file_and_line(
+    tiny_dir: Path, tmp_path: Path, line: str, message: str
+) -> None:
+    from retrieval import bm25
+
+    corpus = tmp_path / "corpus.jsonl"
+    rows = (tiny_dir / "corpus.jsonl").read_text().splitlines()
+    corpus.write_text("\n".join([*rows[:5], line, *rows[5:]]) + "\n")
+    with pytest.raises(DataFormatError, match=rf"corpus.jsonl:6: .*{message}"):
+        bm25.build_index(corpus, tmp_path / "index")
+    assert not (tmp_path / "index").exists()
+
+
+def test_bm25_index_checks_anserini_counted_every_passage() -> None:
+    from retrieval.bm25 import _documents_indexed
+
+    assert _documents_indexed("... - Total 5,183 documents indexed in 00:00:02") == 5183
+    assert _documents_indexed("Indexing failed") is None
+
+
+def test_dense_index_refuses_duplicate_passage_ids(tiny_dir: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    from retrieval.index import build_dense_index
+
+    corpus = tmp_path / "corpus.jsonl"
+    rows = (tiny_dir / "corpus.jsonl").read_text().splitlines()
+    corpus.write_text("\n".join([*rows, rows[0]]) + "\n")
+    with pytest.raises(TandemError, match="passage id 'd1' occurs more than once"):
+        build_dense_index(str(tiny_bert), corpus, tmp_path / "idx")
+    assert not (tmp_path / "idx").exists()
