@@ -25,11 +25,13 @@ class _LogLines:
     def __init__(self, interval: float) -> None:
         self.started = time.monotonic()
         self.interval = interval
+        self.last = ""
 
     def write(self, text: str) -> None:
         line = text.strip("\r\n\x1b[A ")
-        if line and time.monotonic() - self.started >= self.interval:
+        if line and line != self.last and time.monotonic() - self.started >= self.interval:
             log.info(line)
+            self.last = line
 
     def flush(self) -> None:
         pass

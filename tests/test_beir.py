@@ -100,7 +100,7 @@ def test_qrels_unknown_ids_strict(tmp_path: Path) -> None:
 def test_qrels_bad_rows(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match=r"test.tsv:2: expected 3 tab-separated columns"):
         load_qrels(write(tmp_path / "test.tsv", "query-id\tcorpus-id\tscore\nq1 d1 1\n"))
-    with pytest.raises(DataFormatError, match=r"test.tsv:3: score 'high' is not a number"):
+    with pytest.raises(DataFormatError, match=r"test.tsv:3: score 'high' is not a whole number"):
         load_qrels(write(tmp_path / "test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\thigh\n"))
     with pytest.raises(DataFormatError, match=r"header but no rows"):
         load_qrels(write(tmp_path / "test.tsv", "query-id\tcorpus-id\tscore\r\n"))
