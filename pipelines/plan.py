@@ -3,7 +3,7 @@ this machine, and `--budget` cuts that make the whole run fit.
 
 The warm-up times what dominates each stage with the run's own models and settings: encoding a sample of
 passages, two bi-encoder and two cross-encoder training steps, and scoring a batch of pairs. BM25 is
-costed from Anserini's measured rates (indexing ~10k passages/s; a query ~15 ms at depth 1000)."""
+costed from Anserini's measured rates (indexing ~10k passages/s; a query ~35 ms at depth 1000)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,12 @@ from retrieval.pseudo import title_queries
 WARMUP_PASSAGES = 64
 LENGTH_SAMPLE = 1000
 BM25_INDEX_PER_S = 10_000.0
-BM25_QUERY_S = 0.015
-JVM_START_S = 5.0
+JVM_START_S = 8.0  # the indexing subprocess and the in-process searcher each start Java
+
+
+def bm25_query_seconds(k: int) -> float:
+    """One BM25 query at depth k (measured with Pyserini on 2 cores: ~35 ms at k=1000 on SciFact)."""
+    return 0.01 + 0.025 * k / 1000
 
 
 @dataclass
@@ -194,7 +198,7 @@ def plan_run(
     n, tests = len(dataset.corpus), len(dataset.split_queries(config["split"]["test"]))
     plans = [
         StagePlan("bm25", f"index {n:,} passages, search {tests:,} test queries",
-                  JVM_START_S + n / BM25_INDEX_PER_S + tests * BM25_QUERY_S),
+                  JVM_START_S + n / BM25_INDEX_PER_S + tests * bm25_query_seconds(config["bm25"]["k"])),
         StagePlan("dense-zeroshot", f"encode {n:,} passages", rates.encode_seconds(n, 256) + 3),
     ]  # fmt: skip
     trains = mode in TRAINED
@@ -203,12 +207,12 @@ def plan_run(
     titles = config["mining"]["title_queries"] if trains and mode == "train" else 0
     retriever_steps = _steps(queries, options) if trains else 0
     plans.append(StagePlan("retriever", f"{queries:,} groups (one per query), {retriever_steps:,} steps" if trains
-                           else "skipped", queries * BM25_QUERY_S + retriever_steps * rates.retriever_step_s,
+                           else "skipped", queries * bm25_query_seconds(options["negatives_depth"]) + retriever_steps * rates.retriever_step_s,
                            retriever_steps))  # fmt: skip
     plans.append(StagePlan("index", f"encode {n:,} passages" if has_bi_encoder else "skipped",
                            rates.encode_seconds(n, options["passage_max_length"]) + 3 if has_bi_encoder else 0))  # fmt: skip
     plans.append(StagePlan("mining", f"{queries + titles:,} queries, dense + BM25" if trains else "skipped",
-                           (queries + titles) * BM25_QUERY_S * 2 if trains else 0))  # fmt: skip
+                           (queries + titles) * bm25_query_seconds(config["mining"]["depth"]) * 2 if trains else 0))  # fmt: skip
     losses = len(config["reranker"]["losses"]) if trains else 0
     reranker_steps = _steps(queries + titles, config["reranker"]) if trains else 0
     plans.append(StagePlan("reranker", f"{losses} x {reranker_steps:,} steps" if trains else "skipped",

@@ -142,3 +142,15 @@ def test_dense_index_refuses_duplicate_passage_ids(tiny_dir: Path, tiny_bert: Pa
     with pytest.raises(TandemError, match="passage id 'd1' occurs more than once"):
         build_dense_index(str(tiny_bert), corpus, tmp_path / "idx")
     assert not (tmp_path / "idx").exists()
+
+
+def test_rerank_refuses_a_model_without_a_trained_head(tiny_dir: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    from core.data.runs import write_run
+    from rerank.model import CrossEncoder, is_cross_encoder
+
+    write_run({"q1": [("d1", 2.0), ("d2", 1.0)]}, tmp_path / "run.trec")
+    args = ["rerank", "--run", str(tmp_path / "run.trec"), "--dataset", str(tiny_dir), "--out", str(tmp_path / "o")]
+    assert main([*args, "--model", str(tiny_bert)]) == 2 and not (tmp_path / "o").exists()
+    assert main([*args, "--model", str(tiny_bert), "--allow-untrained-head"]) == 0
+    CrossEncoder.from_pretrained(tiny_bert).save_pretrained(tmp_path / "ce")
+    assert is_cross_encoder(tmp_path / "ce") and not is_cross_encoder(tiny_bert)

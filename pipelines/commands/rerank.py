@@ -20,7 +20,7 @@ from pipelines.commands.common import (
     write_config,
 )
 from pipelines.evaluation.fusion import interpolate_reranked
-from rerank.model import CrossEncoder
+from rerank.model import CrossEncoder, is_cross_encoder
 from rerank.rerank import rerank_run
 from rerank.train import RerankerConfig, train_reranker
 
@@ -68,6 +68,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="report ALPHA*CE + (1-ALPHA)*first-stage (min-max normalised) instead of the CE score")  # fmt: skip
     add_precision_arg(rerank)
     rerank.add_argument("--device", help="cpu, cuda (default: cuda if available)")
+    rerank.add_argument("--allow-untrained-head", action="store_true",
+                        help="accept a model without a trained one-logit head (e.g. a plain BERT: its scores are random)")  # fmt: skip
     rerank.set_defaults(handler=run_rerank)
 
 
@@ -90,6 +92,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_rerank(args: argparse.Namespace) -> int:
+    if not args.allow_untrained_head and not is_cross_encoder(args.model):
+        raise TandemError(
+            f"{args.model} is not a trained cross-encoder (no one-logit sequence-classification head): its scores "
+            "would be random; train one with `tandem reranker train`, or pass --allow-untrained-head"
+        )
     dataset = dataset_from(args)
     run = read_run(args.run)
     queries = dataset.queries

@@ -27,6 +27,11 @@ def mining_config(options: dict, min_relevance: int = 1) -> MiningConfig:
     )
 
 
+def trainable_groups(groups: list) -> int:
+    """Groups a trainer can use (those with a negative), at least 1: a small dataset's batch shrinks to fit."""
+    return max(1, sum(1 for g in groups if g.negatives))
+
+
 def stage_retriever(ctx: RunContext, work: Path) -> dict:
     """Mine BM25 negatives for the training queries (the train split's, or title pseudo-queries in
     self-supervised mode), then fine-tune the bi-encoder (in-batch NLL)."""
@@ -55,7 +60,7 @@ def stage_retriever(ctx: RunContext, work: Path) -> dict:
         max_steps=options["max_steps"], learning_rate=options["learning_rate"], seed=options["seed"],
     )  # fmt: skip
     groups = read_groups(groups_path, ctx.dataset.corpus)
-    config.batch_queries = min(config.batch_queries, max(1, sum(1 for g in groups if g.negatives)))
+    config.batch_queries = min(config.batch_queries, trainable_groups(groups))
     summary = train_retriever(groups, config, work / "model")
     return {"mining": stats.to_dict(), "training": summary}
 
@@ -106,7 +111,7 @@ def stage_reranker(ctx: RunContext, work: Path) -> dict:
         if (work / loss / "training_config.json").is_file():  # finished before an interruption
             continue
         config = RerankerConfig(
-            model=options["model"], loss=loss, group_size=options["group_size"], batch_queries=min(options["batch_queries"], max(1, sum(1 for g in groups if g.negatives))),
+            model=options["model"], loss=loss, group_size=options["group_size"], batch_queries=min(options["batch_queries"], trainable_groups(groups)),
             max_length=options["max_length"], attention_dropout=options["attention_dropout"], epochs=options["epochs"], max_steps=options["max_steps"],
             learning_rate=options["learning_rate"], save_every=options["save_every"], seed=options["seed"],
         )  # fmt: skip
