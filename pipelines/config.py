@@ -1,5 +1,6 @@
-"""The configuration of `tandem run`: defaults, the --quick profile, loading YAML/TOML overrides, and
-the slice of the configuration each stage depends on (which decides what a re-run skips)."""
+"""The configuration of `tandem run`: the --quick profile, loading YAML/TOML overrides over the defaults
+(`pipelines/defaults.py`), type checks, and the slice of the configuration each stage depends on (which
+decides what a re-run skips)."""
 
 from __future__ import annotations
 
@@ -10,28 +11,7 @@ from pathlib import Path
 import yaml
 
 from core.errors import TandemError
-
-DEFAULTS: dict = {
-    "run": {"mode": "auto", "models_from": None},
-    "split": {"train": "train", "test": "test", "min_relevance": 1},
-    "bm25": {"fields": "flat", "k1": 0.9, "b": 0.4, "k": 1000},
-    "dense": {"model": None, "factory": "Flat", "batch_size": 64, "k": 1000},
-    "retriever": {
-        "model": None, "epochs": 3.0, "max_steps": 0, "batch_queries": 32, "group_size": 2, "learning_rate": 2e-5, "temperature": 0.05,
-        "passage_max_length": 256, "query_max_length": 64, "attention_dropout": 0.0, "negatives_depth": 100, "num_negatives": 30,
-        "seed": 42,
-    },
-    "mining": {
-        "sources": ["dense", "bm25"], "num_negatives": 30, "depth": 100, "rank_range": None, "margin": None,
-        "title_queries": 1500, "seed": 42,
-    },
-    "reranker": {
-        "model": None, "losses": ["nll"], "epochs": 1.0, "max_steps": 0, "learning_rate": 7e-5, "group_size": 8, "batch_queries": 4,
-        "max_length": 256, "attention_dropout": 0.0, "save_every": 50, "seed": 42,
-    },
-    "rerank": {"depth": 100, "batch_size": 64},
-    "hybrid": {"rrf_k": 60, "depth": 1000},
-}  # fmt: skip
+from pipelines.defaults import DEFAULTS
 
 QUICK: dict = {
     "dense": {"batch_size": 64},

@@ -76,3 +76,31 @@ def test_every_package_is_installed() -> None:
 
     include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
     assert {f"{layer}*" for layer in LAYERS} <= set(include)
+
+
+def test_commands_and_tandem_run_share_one_source_of_defaults() -> None:
+    from pipelines.cli import build_parser
+    from pipelines.defaults import DEFAULTS
+
+    parse = build_parser().parse_args
+    retriever = parse(["retriever", "train", "--dataset", "d", "--out", "o"])
+    options = DEFAULTS["retriever"]
+    assert (retriever.epochs, retriever.lr, retriever.group_size, retriever.batch_queries) == (
+        options["epochs"], options["learning_rate"], options["group_size"], options["batch_queries"])  # fmt: skip
+    assert (retriever.attention_dropout, retriever.num_negatives, retriever.bm25_depth) == (
+        options["attention_dropout"], options["num_negatives"], options["negatives_depth"])  # fmt: skip
+    reranker = parse(["reranker", "train", "--groups", "g", "--out", "o"])
+    options = DEFAULTS["reranker"]
+    assert (reranker.epochs, reranker.lr, reranker.group_size, reranker.batch_queries, reranker.max_length,
+            reranker.attention_dropout) == (options["epochs"], options["learning_rate"], options["group_size"],
+                                            options["batch_queries"], options["max_length"], options["attention_dropout"])  # fmt: skip
+    mine = parse(["mine", "--dataset", "d", "--out", "o"])
+    assert (mine.num_negatives, mine.depth, mine.seed, mine.min_relevance) == (
+        DEFAULTS["mining"]["num_negatives"], DEFAULTS["mining"]["depth"], DEFAULTS["mining"]["seed"],
+        DEFAULTS["split"]["min_relevance"])  # fmt: skip
+    rerank = parse(["rerank", "--run", "r", "--dataset", "d", "--model", "m", "--out", "o"])
+    assert (rerank.depth, rerank.batch_size) == (DEFAULTS["rerank"]["depth"], DEFAULTS["rerank"]["batch_size"])
+    search = parse(["bm25", "search", "--index", "i", "--dataset", "d", "--out", "o"])
+    assert (search.k, search.k1, search.b) == (DEFAULTS["bm25"]["k"], DEFAULTS["bm25"]["k1"], DEFAULTS["bm25"]["b"])
+    fuse = parse(["fuse", "a", "b", "--out", "o"])
+    assert (fuse.rrf_k, fuse.depth) == (DEFAULTS["hybrid"]["rrf_k"], DEFAULTS["hybrid"]["depth"])

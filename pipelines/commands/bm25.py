@@ -9,7 +9,11 @@ from pathlib import Path
 from core.data.runs import write_run
 from core.errors import TandemError
 from pipelines.commands.common import add_dataset_args, dataset_from, positive_int, write_config
+from pipelines.defaults import Bm25Defaults
 from retrieval import bm25
+
+BM25 = Bm25Defaults()
+"""Defaults shared with `tandem run` (pipelines/defaults.py)."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -21,7 +25,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                            "appears in --out only when complete; an up-to-date index is left as it is.")  # fmt: skip
     add_dataset_args(index, split=None)
     index.add_argument("--out", required=True, type=Path, help="index directory to create")
-    index.add_argument("--fields", choices=bm25.FIELDS, default="flat",
+    index.add_argument("--fields", choices=bm25.FIELDS, default=BM25.fields,
                        help="flat: title+text in one field; multifield: title and text searched as separate "
                        "fields (both as in Pyserini's BEIR regressions). Default: flat")  # fmt: skip
     index.add_argument("--threads", type=positive_int, default=2, help="indexing threads (default: 2)")
@@ -36,9 +40,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--index", required=True, type=Path, help="index directory from `tandem bm25 index`")
     add_dataset_args(search)
     search.add_argument("--out", required=True, type=Path, help="TREC run file to write")
-    search.add_argument("--k", type=positive_int, default=1000, help="hits per query (default: 1000)")
-    search.add_argument("--k1", type=float, default=0.9, help="BM25 k1 (default: 0.9)")
-    search.add_argument("--b", type=float, default=0.4, help="BM25 b (default: 0.4)")
+    search.add_argument("--k", type=positive_int, default=BM25.k, help="hits per query (default: %(default)s)")
+    search.add_argument("--k1", type=float, default=BM25.k1, help="BM25 k1 (default: %(default)s)")
+    search.add_argument("--b", type=float, default=BM25.b, help="BM25 b (default: %(default)s)")
     search.add_argument("--threads", type=positive_int, default=2, help="search threads (default: 2)")
     search.add_argument(
         "--keep-query-id",

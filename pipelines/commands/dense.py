@@ -22,6 +22,7 @@ from pipelines.commands.common import (
     training_options,
     write_config,
 )
+from pipelines.defaults import DenseDefaults, RetrieverDefaults
 from retrieval import bm25
 from retrieval.dense import dense_search
 from retrieval.encoder import POOLINGS, BiEncoder, BiEncoderConfig, saved_config
@@ -29,6 +30,10 @@ from retrieval.index import DenseIndex, build_index, encode_corpus_shard
 from retrieval.mining import MiningConfig
 from retrieval.negatives import mine_negatives
 from retrieval.train import RetrieverConfig, train_retriever
+
+DENSE = DenseDefaults()
+RETRIEVER = RetrieverDefaults()
+"""Defaults shared with `tandem run` (pipelines/defaults.py)."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -46,14 +51,25 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--model", help="start model: HF name or folder (default: all-MiniLM-L6-v2, offline copy)")
     train.add_argument("--negatives", type=Path, help="training groups JSONL; default: mine BM25 negatives first")
     train.add_argument(
-        "--bm25-depth", type=positive_int, default=100, help="BM25 candidates per query when mining (default: 100)"
+        "--bm25-depth",
+        type=positive_int,
+        default=RETRIEVER.negatives_depth,
+        help="BM25 candidates per query when mining (default: %(default)s)",
     )
-    train.add_argument("--num-negatives", type=positive_int, default=30,
-                       help="BM25 negatives kept per query when mining (default: 30)")  # fmt: skip
+    train.add_argument("--num-negatives", type=positive_int, default=RETRIEVER.num_negatives,
+                       help="BM25 negatives kept per query when mining (default: %(default)s)")  # fmt: skip
     train.add_argument(
-        "--group-size", type=positive_int, default=2, help="passages per query, 1 positive + N hard (default: 2)"
+        "--group-size",
+        type=positive_int,
+        default=RETRIEVER.group_size,
+        help="passages per query, 1 positive + N hard (default: %(default)s)",
     )
-    train.add_argument("--batch-queries", type=positive_int, default=32, help="queries per step, B (default: 32)")
+    train.add_argument(
+        "--batch-queries",
+        type=positive_int,
+        default=RETRIEVER.batch_queries,
+        help="queries per step, B (default: %(default)s)",
+    )
     tip = " (default: the start model's tandem config, else %s)"
     train.add_argument("--temperature", type=float, help="softmax temperature tau" + tip % "0.05")
     train.add_argument("--pooling", choices=POOLINGS, help="embedding pooling" + tip % "mean")
@@ -65,8 +81,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--query-max-length", type=positive_int, help="query tokens" + tip % "64")
     train.add_argument("--passage-max-length", type=positive_int, help="passage tokens" + tip % "256")
-    train.add_argument("--attention-dropout", type=float, help="override attention dropout (0.0 = fast SDPA kernel)")
-    add_training_args(train, lr=2e-5, epochs=1.0)
+    train.add_argument("--attention-dropout", type=float, default=RETRIEVER.attention_dropout,
+                       help="attention-probability dropout; 0 enables the fast SDPA kernel (default: %(default)s)")  # fmt: skip
+    add_training_args(train, lr=RETRIEVER.learning_rate, epochs=RETRIEVER.epochs)
     train.set_defaults(handler=run_train)
 
     index = commands.add_parser("index", help="encode a corpus and build a FAISS index")
@@ -82,9 +99,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--encoder", help="bi-encoder folder or HF name (default: all-MiniLM-L6-v2)")
     build.add_argument("--out", required=True, type=Path, help="index folder to create")
     build.add_argument(
-        "--factory", default="Flat", help="FAISS index_factory string: Flat, HNSW32, IVF4096,PQ64 ... (default: Flat)"
+        "--factory",
+        default=DENSE.factory,
+        help="FAISS index_factory string: Flat, HNSW32, IVF4096,PQ64 ... (default: %(default)s)",
     )
-    build.add_argument("--batch-size", type=positive_int, default=64, help="passages per forward pass (default: 64)")
+    build.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DENSE.batch_size,
+        help="passages per forward pass (default: %(default)s)",
+    )
     build.add_argument("--shard-id", type=int, help="encode only this shard")
     build.add_argument("--num-shards", type=positive_int, default=1, help="number of contiguous shards (default: 1)")
     build.add_argument("--encode-only", action="store_true", help="encode the shard(s) without building the index")
@@ -98,9 +122,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--index", required=True, type=Path, help="index folder from `tandem index build`")
     add_dataset_args(search)
     search.add_argument("--out", required=True, type=Path, help="TREC run file to write")
-    search.add_argument("--k", type=positive_int, default=1000, help="hits per query (default: 1000)")
+    search.add_argument("--k", type=positive_int, default=DENSE.k, help="hits per query (default: %(default)s)")
     search.add_argument("--encoder", help="must be the index's encoder (checked); default: the one in meta.json")
-    search.add_argument("--batch-size", type=positive_int, default=64)
+    search.add_argument("--batch-size", type=positive_int, default=DENSE.batch_size)
     search.add_argument("--device", help="cpu, cuda (default: cuda if available)")
     search.set_defaults(handler=run_search)
 

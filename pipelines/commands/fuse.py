@@ -8,7 +8,11 @@ from pathlib import Path
 from core.data.runs import read_run, truncate, write_run
 from core.errors import TandemError
 from pipelines.commands.common import positive_int
+from pipelines.defaults import HybridDefaults
 from pipelines.evaluation.fusion import interpolate, rrf
+
+HYBRID = HybridDefaults()
+"""Defaults shared with `tandem run` (pipelines/defaults.py)."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -24,8 +28,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--alpha", type=float, default=0.5, help="weight of the first run for interpolation (default: 0.5)"
     )
-    parser.add_argument("--rrf-k", type=positive_int, default=60, help="RRF constant (default: 60)")
-    parser.add_argument("--depth", type=positive_int, default=1000, help="hits of each run fused (default: 1000)")
+    parser.add_argument("--rrf-k", type=positive_int, default=HYBRID.rrf_k, help="RRF constant (default: %(default)s)")
+    parser.add_argument(
+        "--depth", type=positive_int, default=HYBRID.depth, help="hits of each run fused (default: %(default)s)"
+    )
     parser.add_argument("--out", required=True, type=Path, help="fused TREC run to write")
     parser.set_defaults(handler=run_fuse)
 

@@ -10,9 +10,14 @@ from pathlib import Path
 from core.atomic import atomic_file
 from core.errors import TandemError
 from pipelines.commands.common import add_dataset_args, dataset_from, positive_int, write_config
+from pipelines.defaults import MiningDefaults, SplitDefaults
 from retrieval.mining import MiningConfig, parse_rank_range
 from retrieval.negatives import mine_negatives
 from retrieval.pseudo import title_queries
+
+MINING = MiningDefaults()
+SPLIT = SplitDefaults()
+"""Defaults shared with `tandem run` (pipelines/defaults.py)."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -27,9 +32,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="groups JSONL to write")
     parser.add_argument("--index", type=Path, help="dense index directory (from `tandem index build`)")
     parser.add_argument("--bm25-index", type=Path, help="BM25 index directory (from `tandem bm25 index`)")
-    parser.add_argument("--num-negatives", type=positive_int, default=30, help="negatives kept per query (default: 30)")
     parser.add_argument(
-        "--depth", type=positive_int, default=100, help="candidates retrieved per query and source (default: 100)"
+        "--num-negatives",
+        type=positive_int,
+        default=MINING.num_negatives,
+        help="negatives kept per query (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--depth",
+        type=positive_int,
+        default=MINING.depth,
+        help="candidates retrieved per query and source (default: %(default)s)",
     )
     parser.add_argument("--rank-range", metavar="A:B", help="keep only candidates ranked A..B (1-based), e.g. 10:100")
     parser.add_argument(
@@ -38,8 +51,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--reranker", type=Path, help="cross-encoder folder: drop candidates it scores above the positive"
     )
-    parser.add_argument("--seed", type=int, default=42, help="sampling seed (default: 42)")
-    parser.add_argument("--min-relevance", type=positive_int, default=1,
+    parser.add_argument("--seed", type=int, default=MINING.seed, help="sampling seed (default: %(default)s)")
+    parser.add_argument("--min-relevance", type=positive_int, default=SPLIT.min_relevance,
                         help="qrels grade a passage needs to be a positive (default: 1, i.e. any grade > 0); "
                         "judged passages below it are never used as negatives")  # fmt: skip
     parser.add_argument("--with-text", action="store_true",

@@ -19,10 +19,15 @@ from pipelines.commands.common import (
     training_options,
     write_config,
 )
+from pipelines.defaults import RerankDefaults, RerankerDefaults
 from pipelines.evaluation.fusion import interpolate_reranked
 from rerank.model import CrossEncoder, is_cross_encoder
 from rerank.rerank import rerank_run
 from rerank.train import RerankerConfig, train_reranker
+
+RERANK = RerankDefaults()
+RERANKER = RerankerDefaults()
+"""Defaults shared with `tandem run` (pipelines/defaults.py)."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -44,12 +49,27 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--out", required=True, type=Path, help="output model folder (checkpoints inside)")
     train.add_argument("--model", help="start model: HF name or folder (default: all-MiniLM-L6-v2, offline copy)")
     train.add_argument("--loss", choices=["nll", "bce"], default="nll", help="training loss (default: nll)")
-    train.add_argument("--group-size", type=positive_int, default=8, help="passages per group, N+1 (default: 8)")
-    train.add_argument("--batch-queries", type=positive_int, default=4, help="groups per step, B (default: 4)")
-    train.add_argument("--max-length", type=positive_int, default=256, help="max tokens per pair (default: 256)")
-    train.add_argument("--attention-dropout", type=float, default=0.0,
-                       help="attention-probability dropout; 0 enables the fast SDPA kernel (default: 0.0)")  # fmt: skip
-    add_training_args(train, lr=7e-5, epochs=1.0)
+    train.add_argument(
+        "--group-size",
+        type=positive_int,
+        default=RERANKER.group_size,
+        help="passages per group, N+1 (default: %(default)s)",
+    )
+    train.add_argument(
+        "--batch-queries",
+        type=positive_int,
+        default=RERANKER.batch_queries,
+        help="groups per step, B (default: %(default)s)",
+    )
+    train.add_argument(
+        "--max-length",
+        type=positive_int,
+        default=RERANKER.max_length,
+        help="max tokens per pair (default: %(default)s)",
+    )
+    train.add_argument("--attention-dropout", type=float, default=RERANKER.attention_dropout,
+                       help="attention-probability dropout; 0 enables the fast SDPA kernel (default: %(default)s)")  # fmt: skip
+    add_training_args(train, lr=RERANKER.learning_rate, epochs=RERANKER.epochs)
     train.set_defaults(handler=run_train)
 
     rerank = commands.add_parser(
@@ -60,9 +80,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     rerank.add_argument("--run", required=True, type=Path, help="first-stage TREC run")
     add_dataset_args(rerank)
     rerank.add_argument("--model", required=True, help="cross-encoder folder or HF name")
-    rerank.add_argument("--depth", type=positive_int, default=100, help="hits per query to rescore (default: 100)")
+    rerank.add_argument(
+        "--depth", type=positive_int, default=RERANK.depth, help="hits per query to rescore (default: %(default)s)"
+    )
     rerank.add_argument("--out", required=True, type=Path, help="reranked TREC run to write")
-    rerank.add_argument("--batch-size", type=positive_int, default=64, help="pairs per forward pass (default: 64)")
+    rerank.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=RERANK.batch_size,
+        help="pairs per forward pass (default: %(default)s)",
+    )
     rerank.add_argument("--max-length", type=positive_int, help="max tokens per pair (default: the model's)")
     rerank.add_argument("--interpolate", type=float, metavar="ALPHA",
                         help="report ALPHA*CE + (1-ALPHA)*first-stage (min-max normalised) instead of the CE score")  # fmt: skip

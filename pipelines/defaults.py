@@ -1,0 +1,111 @@
+"""Every default of tandem, once: a tree of dataclasses, one per section of `tandem run`'s configuration.
+
+`tandem run` starts from `asdict(RunConfig())`; each sub-command takes its argparse defaults from the same
+section (`tandem retriever train` from `RetrieverDefaults`, `tandem reranker train` from `RerankerDefaults`,
+...), so a command and the stage that does the same job cannot drift apart. How each value was chosen is
+in the README ("Results" and the issue notes); none was read off a test split."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class RunDefaults:
+    mode: str = "auto"
+    models_from: str | None = None
+
+
+@dataclass
+class SplitDefaults:
+    train: str = "train"
+    test: str = "test"
+    min_relevance: int = 1
+
+
+@dataclass
+class Bm25Defaults:
+    fields: str = "flat"
+    k1: float = 0.9
+    b: float = 0.4
+    k: int = 1000
+
+
+@dataclass
+class DenseDefaults:
+    model: str | None = None
+    factory: str = "Flat"
+    batch_size: int = 64
+    k: int = 1000
+
+
+@dataclass
+class RetrieverDefaults:
+    model: str | None = None
+    epochs: float = 3.0
+    max_steps: int = 0
+    batch_queries: int = 32
+    group_size: int = 2
+    learning_rate: float = 2e-5
+    temperature: float = 0.05
+    passage_max_length: int = 256
+    query_max_length: int = 64
+    attention_dropout: float = 0.0
+    negatives_depth: int = 100
+    num_negatives: int = 30
+    seed: int = 42
+
+
+@dataclass
+class MiningDefaults:
+    sources: list[str] = field(default_factory=lambda: ["dense", "bm25"])
+    num_negatives: int = 30
+    depth: int = 100
+    rank_range: list[int] | None = None
+    margin: float | None = None
+    title_queries: int = 1500
+    seed: int = 42
+
+
+@dataclass
+class RerankerDefaults:
+    model: str | None = None
+    losses: list[str] = field(default_factory=lambda: ["nll"])
+    epochs: float = 1.0
+    max_steps: int = 0
+    learning_rate: float = 7e-5
+    group_size: int = 8
+    batch_queries: int = 4
+    max_length: int = 256
+    attention_dropout: float = 0.0
+    save_every: int = 50
+    seed: int = 42
+
+
+@dataclass
+class RerankDefaults:
+    depth: int = 100
+    batch_size: int = 64
+
+
+@dataclass
+class HybridDefaults:
+    rrf_k: int = 60
+    depth: int = 1000
+
+
+@dataclass
+class RunConfig:
+    run: RunDefaults = field(default_factory=RunDefaults)
+    split: SplitDefaults = field(default_factory=SplitDefaults)
+    bm25: Bm25Defaults = field(default_factory=Bm25Defaults)
+    dense: DenseDefaults = field(default_factory=DenseDefaults)
+    retriever: RetrieverDefaults = field(default_factory=RetrieverDefaults)
+    mining: MiningDefaults = field(default_factory=MiningDefaults)
+    reranker: RerankerDefaults = field(default_factory=RerankerDefaults)
+    rerank: RerankDefaults = field(default_factory=RerankDefaults)
+    hybrid: HybridDefaults = field(default_factory=HybridDefaults)
+
+
+DEFAULTS: dict = asdict(RunConfig())
+"""The defaults as the nested dict `tandem run` merges config files into."""
