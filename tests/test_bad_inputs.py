@@ -154,3 +154,16 @@ def test_rerank_refuses_a_model_without_a_trained_head(tiny_dir: Path, tiny_bert
     assert main([*args, "--model", str(tiny_bert), "--allow-untrained-head"]) == 0
     CrossEncoder.from_pretrained(tiny_bert).save_pretrained(tmp_path / "ce")
     assert is_cross_encoder(tmp_path / "ce") and not is_cross_encoder(tiny_bert)
+
+
+def test_retriever_train_does_not_reuse_negatives_mined_for_another_split(tiny_dir: Path, tmp_path: Path) -> None:
+    from core.data.beir import BeirDataset
+    from pipelines.commands.dense import bm25_groups
+
+    dataset = BeirDataset(tiny_dir)
+    path = bm25_groups(dataset, "test", tmp_path, depth=10, num_negatives=3, seed=1)
+    on_test = {line.split('"query_id": "')[1].split('"')[0] for line in path.read_text().splitlines()}
+    assert bm25_groups(dataset, "test", tmp_path, depth=10, num_negatives=3, seed=1).read_text() == path.read_text()
+    bm25_groups(dataset, "train", tmp_path, depth=10, num_negatives=3, seed=1)  # used to return the test groups
+    on_train = {line.split('"query_id": "')[1].split('"')[0] for line in path.read_text().splitlines()}
+    assert on_test == set(dataset.qrels("test")) and on_train == set(dataset.qrels("train"))

@@ -198,3 +198,28 @@ def test_continued_training_keeps_the_saved_config(tiny_bert: Path, tiny_dir: Pa
     assert (config.pooling, config.temperature, config.passage_max_length) == ("cls", 0.1, 96)
     assert main([*common, "--model", str(start), "--out", str(tmp_path / "mean"), "--pooling", "mean"]) == 0
     assert BiEncoder.from_pretrained(tmp_path / "mean").config.pooling == "mean"
+
+
+def test_ivf_and_hnsw_are_searched_with_real_breadth_not_faiss_defaults() -> None:
+    """FAISS searches IVF with nprobe=1 and HNSW with efSearch=16 unless told otherwise; tandem sets both."""
+    import faiss
+
+    from retrieval.index.search import set_search_parameters
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((4000, 16)).astype("float32")
+    queries = rng.standard_normal((50, 16)).astype("float32")
+    exact = faiss.IndexFlatIP(16)
+    exact.add(vectors)
+    truth = exact.search(queries, 10)[1]
+    ivf = faiss.index_factory(16, "IVF16,Flat", faiss.METRIC_INNER_PRODUCT)
+    ivf.train(vectors)
+    ivf.add(vectors)
+    at_one = ivf.search(queries, 10)[1]
+    assert set_search_parameters(ivf) == {"nprobe": 16}
+    assert (ivf.search(queries, 10)[1] == truth).all()  # every list visited: exact
+    assert not (at_one == truth).all()  # what tandem used to return
+    hnsw = faiss.index_factory(16, "HNSW8", faiss.METRIC_INNER_PRODUCT)
+    hnsw.add(vectors)
+    assert set_search_parameters(hnsw, ef_search=300) == {"efSearch": 300}
+    assert faiss.downcast_index(hnsw).hnsw.efSearch == 300

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from core.atomic import atomic_file
+from core.data.beir import file_fingerprint
 from core.data.groups import read_groups
 from core.data.runs import write_run
 from core.errors import TandemError
@@ -124,23 +127,37 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--out", required=True, type=Path, help="TREC run file to write")
     search.add_argument("--k", type=positive_int, default=DENSE.k, help="hits per query (default: %(default)s)")
     search.add_argument("--encoder", help="must be the index's encoder (checked); default: the one in meta.json")
+    search.add_argument(
+        "--nprobe", type=positive_int, help="IVF indexes: lists visited per query (default: min(64, nlist))"
+    )
+    search.add_argument("--ef-search", type=positive_int, help="HNSW indexes: search breadth (default: 128)")
     search.add_argument("--batch-size", type=positive_int, default=DENSE.batch_size)
     search.add_argument("--device", help="cpu, cuda (default: cuda if available)")
     search.set_defaults(handler=run_search)
 
 
 def bm25_groups(dataset, split: str, out_dir: Path, depth: int, num_negatives: int, seed: int) -> Path:
-    """Mine BM25 negatives into out_dir/bm25-negatives.jsonl (kept if already there), with a BM25 index
-    of its own in out_dir/bm25-index."""
+    """Mine BM25 negatives into out_dir/bm25-negatives.jsonl, with a BM25 index of its own in
+    out_dir/bm25-index. Both are reused only when made from the same data and options (recorded in
+    `bm25-negatives.jsonl.made-with.json`); otherwise they are made again."""
     groups_path = out_dir / "bm25-negatives.jsonl"
-    if groups_path.is_file():
+    record = groups_path.with_name(groups_path.name + ".made-with.json")
+    made_with = {
+        "dataset": str(dataset.root.resolve()), "corpus": dataset.corpus_fingerprint, "split": split,
+        "qrels": file_fingerprint(dataset.root / "qrels" / f"{split}.tsv"), "depth": depth,
+        "num_negatives": num_negatives, "seed": seed,
+    }  # fmt: skip
+    if groups_path.is_file() and record.is_file() and json.loads(record.read_text()) == made_with:
         return groups_path
     index_dir = out_dir / "bm25-index"
-    if not (index_dir / bm25.META_FILE).is_file():
+    index_ok = (index_dir / bm25.META_FILE).is_file()
+    if not index_ok or bm25.read_index_meta(index_dir).corpus_fingerprint != dataset.corpus_fingerprint:
         bm25.build_index(dataset.corpus_path, index_dir)
     config = MiningConfig(num_negatives=num_negatives, depth=depth, seed=seed)
     queries = dataset.split_queries(split)
     stats = mine_negatives(dataset, queries, dataset.qrels(split), groups_path, config, bm25_index=index_dir)
+    with atomic_file(record) as out:
+        out.write(json.dumps(made_with, indent=2) + "\n")
     print(stats.summary())
     return groups_path
 
@@ -216,7 +233,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     dataset = dataset_from(args)
-    index = DenseIndex(args.index)
+    index = DenseIndex(args.index, nprobe=args.nprobe, ef_search=args.ef_search)
     index.check(dataset.corpus_fingerprint, resolve_model(args.encoder) if args.encoder else None)
     queries = dataset.split_queries(args.split)
     started = time.perf_counter()

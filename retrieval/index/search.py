@@ -17,7 +17,11 @@ from retrieval.index.meta import IndexMeta
 class DenseIndex:
     """A built index folder: FAISS search over passage ids, with the meta checked against its users."""
 
-    def __init__(self, index_dir: str | Path, use_gpu: bool | None = None) -> None:
+    def __init__(
+        self, index_dir: str | Path, use_gpu: bool | None = None, nprobe: int | None = None, ef_search: int | None = None
+    ) -> None:
+        """`nprobe` (IVF: inverted lists visited, default min(64, nlist)) and `ef_search` (HNSW: search
+        breadth, default 128) trade speed for recall; FAISS's own defaults (1 and 16) lose most of it."""
         self.dir = Path(index_dir)
         if not (self.dir / "meta.json").is_file():
             raise TandemError(
@@ -27,9 +31,10 @@ class DenseIndex:
         self.ids = (self.dir / "docids.txt").read_text().split("\n")[:-1]
         self.position = {doc_id: i for i, doc_id in enumerate(self.ids)}
         self.index = faiss.read_index(str(self.dir / "index.faiss"))
+        self.search_parameters = set_search_parameters(self.index, nprobe, ef_search)
         if use_gpu is None:
             use_gpu = hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
-        if use_gpu:
+        if use_gpu and "HNSW" not in self.meta.factory:  # FAISS has no GPU HNSW: it stays on the CPU
             self.index = faiss.index_cpu_to_all_gpus(self.index)
 
     def check(self, corpus_fingerprint: str | None = None, encoder_path: str | None = None) -> None:
@@ -50,3 +55,35 @@ class DenseIndex:
 
     def embeddings(self) -> np.ndarray:
         return np.load(self.dir / "embeddings.npy", mmap_mode="r")
+
+
+def set_search_parameters(index: faiss.Index, nprobe: int | None = None, ef_search: int | None = None) -> dict:
+    """Set IVF `nprobe` and HNSW `efSearch` wherever they apply in `index` (through refine or pre-transform
+    wrappers); returns what was set."""
+    applied = {}
+    ivf = _find(index, faiss.extract_index_ivf)
+    if ivf is not None:
+        applied["nprobe"] = min(nprobe or 64, ivf.nlist)
+        ivf.nprobe = applied["nprobe"]
+    hnsw = _find(index, lambda i: faiss.downcast_index(i) if hasattr(faiss.downcast_index(i), "hnsw") else None)
+    if hnsw is not None:
+        applied["efSearch"] = ef_search or 128
+        hnsw.hnsw.efSearch = applied["efSearch"]
+    return applied
+
+
+def _find(index: faiss.Index, probe):
+    """The first sub-index (the index itself, or what a refine/pre-transform wrapper holds) `probe` accepts."""
+    seen = index
+    for _ in range(4):
+        try:
+            found = probe(seen)
+        except RuntimeError:
+            found = None
+        if found is not None:
+            return found
+        inner = faiss.downcast_index(seen)
+        seen = getattr(inner, "base_index", None) or getattr(inner, "index", None)
+        if seen is None:
+            return None
+    return None
