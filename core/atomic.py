@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -44,3 +44,22 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def publish_model(out_dir: str | Path, save: Callable[[Path], None], marker: str, marker_text: str) -> None:
+    """Save a final model into `out_dir` (which may hold checkpoints) so that a kill never leaves a folder
+    that looks finished: `save` writes into a staging folder, its entries are moved in, and the `marker`
+    file (e.g. training_config.json, which resuming and `tandem run` read as "done") is written last."""
+    out_dir = Path(out_dir)
+    staging = out_dir / ".final.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    save(staging)
+    for entry in sorted(staging.iterdir()):
+        target = out_dir / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(entry, target)
+    staging.rmdir()
+    with atomic_file(out_dir / marker) as out:
+        out.write(marker_text)

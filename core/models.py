@@ -33,3 +33,24 @@ def resolve_model(name_or_path: str | Path | None) -> str:
             raise TandemError(f"{path}: not a Hugging Face model folder (no config.json)")
         return str(path)
     return str(name_or_path)
+
+
+WEIGHT_FILES = ("*.safetensors", "*.bin")
+
+
+def model_fingerprint(name_or_path: str | Path) -> str | None:
+    """A content hash of a local model folder's weight files (its `query/` tower included), or None for a
+    hub name: what an index records so that a model folder overwritten later is noticed, not silently used."""
+    from core.data.beir import file_fingerprint
+
+    folder = Path(name_or_path)
+    if not folder.is_dir():
+        return None
+    files = sorted(f for pattern in WEIGHT_FILES for f in [*folder.glob(pattern), *folder.glob(f"query/{pattern}")])
+    return "-".join(file_fingerprint(f)[:16] for f in files) or None
+
+
+def absolute(name_or_path: str) -> str:
+    """A local folder as an absolute path (so it means the same from any working directory); a hub name as is."""
+    path = Path(name_or_path).expanduser()
+    return str(path.resolve()) if path.exists() else str(name_or_path)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from core.atomic import publish_model
 from core.data.groups import GroupBatch, TrainingGroup
 from core.errors import TandemError
 from core.training.config import TrainingConfig
@@ -63,8 +64,8 @@ def train_reranker(
 
     summary = train_on_groups(trainable, groups, config, out_dir, context, model.save_pretrained, loss_fn, resume)
     if context.is_main:
-        model.save_pretrained(out_dir)
-        (out_dir / "training_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+        config_text = json.dumps(asdict(config), indent=2) + "\n"
+        publish_model(out_dir, model.save_pretrained, "training_config.json", config_text)
     return {
         **summary,
         "groups": len(groups),

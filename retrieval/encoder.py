@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer, BatchEncoding
 
 from core.batching import length_sorted_batches
-from core.models import resolve_model
+from core.models import absolute, model_fingerprint, resolve_model
 from core.precision import autocast, pick_device
 from core.progress import progress_bar
 
@@ -70,7 +70,8 @@ class BiEncoder(torch.nn.Module):
         self.query_model = passage_model if config.shared else query_model
         self.tokenizer = tokenizer
         self.config = config
-        self.source = ""  # where it was loaded from (recorded in indexes)
+        self.source = ""  # where it was loaded from, absolute (recorded in indexes)
+        self.fingerprint: str | None = None  # content hash of its weights (recorded in indexes)
 
     # -- loading and saving -------------------------------------------------------------------
 
@@ -94,7 +95,8 @@ class BiEncoder(torch.nn.Module):
         else:
             query_model = AutoModel.from_pretrained(query_path if query_path.is_dir() else path, **kwargs)
         encoder = cls(query_model, passage_model, AutoTokenizer.from_pretrained(path), config)
-        encoder.source = str(path)
+        encoder.source = absolute(path)
+        encoder.fingerprint = model_fingerprint(path)
         return encoder
 
     def save_pretrained(self, out_dir: str | Path) -> None:
@@ -173,7 +175,9 @@ class BiEncoder(torch.nn.Module):
         self.eval()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         batches = length_sorted_batches([len(t) for t in texts], batch_size)
-        for batch in progress_bar(batches, desc=f"encoding {kind}s", unit=" batches", disable=None if show_progress else True):
+        for batch in progress_bar(
+            batches, desc=f"encoding {kind}s", unit=" batches", disable=None if show_progress else True
+        ):
             with autocast(precision, self.device):
                 vectors = self.embed(self.tokenize([texts[i] for i in batch], kind), kind)
             out[batch] = vectors.float().cpu().numpy()

@@ -194,7 +194,9 @@ def mine_to_file(
     """Mine and stream the groups into `path` (atomically); returns the statistics. `with_text` embeds
     passage texts (for other tools; tandem reads ids with the corpus)."""
     stats = MiningStats()
-    groups = mine_groups(queries, qrels, corpus, sources, positive_scorers, config, stats, reranker_filter, passage_form)
+    groups = mine_groups(
+        queries, qrels, corpus, sources, positive_scorers, config, stats, reranker_filter, passage_form
+    )
     write_groups(groups, path, with_text=with_text)
     return stats
 

@@ -53,7 +53,9 @@ def mine_negatives(
         if config.margin is not None:
             scorer = bm25.Bm25Scorer(bm25_index)
             scorers["bm25"] = lambda qid, pid: scorer.score(queries[qid], pid)
-    return mine_to_file(out, queries, qrels, dataset.corpus, sources, scorers, config, reranker_filter, passage_form, with_text)
+    return mine_to_file(
+        out, queries, qrels, dataset.corpus, sources, scorers, config, reranker_filter, passage_form, with_text
+    )
 
 
 def mine_title_negatives(
@@ -62,6 +64,4 @@ def mine_title_negatives(
     """Self-supervised groups: `count` document titles as queries, their text (shown without the title,
     so the pair cannot be solved by string matching) as the positive, BM25 negatives."""
     queries, qrels = title_queries(dataset.corpus, count, config.seed)
-    return mine_negatives(
-        dataset, queries, qrels, out, config, bm25_index=bm25_index, passage_form="text"
-    )
+    return mine_negatives(dataset, queries, qrels, out, config, bm25_index=bm25_index, passage_form="text")

@@ -23,4 +23,3 @@ def title_queries(corpus: Corpus, count: int, seed: int = 42, min_words: int = 4
     queries = {f"{PREFIX}{corpus.ids[i]}": corpus.titles[i] for i in chosen}
     qrels = {f"{PREFIX}{corpus.ids[i]}": {corpus.ids[i]: 1} for i in chosen}
     return queries, qrels
-

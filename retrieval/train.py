@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from core.atomic import publish_model
 from core.data.groups import GroupBatch, TrainingGroup
 from core.errors import TandemError
 from core.training.config import TrainingConfig
@@ -72,6 +73,6 @@ def train_retriever(
         lambda batch: in_batch_nll(model, encoder, batch, config.encoder.temperature, context.world_size), resume,
     )  # fmt: skip
     if context.is_main:
-        encoder.save_pretrained(out_dir)
-        (out_dir / "training_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+        config_text = json.dumps(asdict(config), indent=2) + "\n"
+        publish_model(out_dir, encoder.save_pretrained, "training_config.json", config_text)
     return {**summary, "groups": len(groups)}

@@ -167,3 +167,52 @@ def test_retriever_train_does_not_reuse_negatives_mined_for_another_split(tiny_d
     bm25_groups(dataset, "train", tmp_path, depth=10, num_negatives=3, seed=1)  # used to return the test groups
     on_train = {line.split('"query_id": "')[1].split('"')[0] for line in path.read_text().splitlines()}
     assert on_test == set(dataset.qrels("test")) and on_train == set(dataset.qrels("train"))
+
+
+def test_an_index_refuses_an_encoder_folder_whose_weights_changed(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from retrieval.index import DenseIndex, build_dense_index
+    from tests.tiny_models import build_tiny_bert, tiny_texts
+
+    model = build_tiny_bert(tmp_path / "tiny-bert", tiny_texts(tiny_dir), seed=0)
+    monkeypatch.chdir(tmp_path)
+    meta = build_dense_index("tiny-bert", tiny_dir / "corpus.jsonl", tmp_path / "idx")  # a relative path, as typed
+    assert meta.encoder == str(model.resolve()) and meta.encoder_fingerprint
+    monkeypatch.chdir(tiny_dir)  # from another folder the index still finds its encoder
+    DenseIndex(tmp_path / "idx").load_encoder()
+    shutil.rmtree(model)
+    build_tiny_bert(model, tiny_texts(tiny_dir), seed=1)  # same folder, other weights
+    with pytest.raises(TandemError, match="now holds other weights"):
+        DenseIndex(tmp_path / "idx").load_encoder()
+
+
+def test_leftover_shards_of_an_edited_corpus_are_not_reused(tiny_dir: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    from retrieval.encoder import BiEncoder
+    from retrieval.index import encode_corpus_shard
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text((tiny_dir / "corpus.jsonl").read_text())
+    encoder = BiEncoder.from_pretrained(tiny_bert)
+    encode_corpus_shard(encoder, corpus, tmp_path / "shards")
+    corpus.write_text(corpus.read_text().replace('"d1"', '"d1-renamed"'))  # same path, same length
+    with pytest.raises(TandemError, match="was encoded differently"):
+        encode_corpus_shard(encoder, corpus, tmp_path / "shards")
+
+
+def test_a_killed_final_save_does_not_look_finished(tmp_path: Path) -> None:
+    from core.atomic import publish_model
+
+    def dies_halfway(folder: Path) -> None:
+        (folder / "config.json").write_text("{}")
+        raise KeyboardInterrupt  # stands for a kill during save_pretrained
+
+    with pytest.raises(KeyboardInterrupt):
+        publish_model(tmp_path / "model", dies_halfway, "training_config.json", "{}")
+    assert (
+        not (tmp_path / "model" / "config.json").exists() and not (tmp_path / "model" / "training_config.json").exists()
+    )
+    publish_model(tmp_path / "model", lambda f: (f / "config.json").write_text("{}"), "training_config.json", "{}")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "training_config.json"]

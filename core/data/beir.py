@@ -68,7 +68,9 @@ def iter_jsonl_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[
             if not record["_id"]:
                 raise DataFormatError(path, number, "'_id' is empty")
             if any(c.isspace() for c in record["_id"]):
-                raise DataFormatError(path, number, f"'_id' {record['_id']!r} contains whitespace (TREC runs cannot hold it)")
+                raise DataFormatError(
+                    path, number, f"'_id' {record['_id']!r} contains whitespace (TREC runs cannot hold it)"
+                )
         for key in ("text", "title"):
             if key in record and record[key] is not None and not isinstance(record[key], str):
                 raise DataFormatError(path, number, f"'{key}' must be a string")
@@ -185,7 +187,9 @@ def load_qrels(
             continue
         relevance = _grade(score)
         if relevance is None:
-            raise DataFormatError(path, number, f"score '{score}' is not a whole number (qrels grades are 0, 1, 2, ...)")
+            raise DataFormatError(
+                path, number, f"score '{score}' is not a whole number (qrels grades are 0, 1, 2, ...)"
+            )
         rows += 1
         unknown = None
         if query_ids is not None and query_id not in query_ids:

@@ -65,7 +65,9 @@ def download_beir(name: str) -> Path:
         try:
             with urllib.request.urlopen(url, timeout=60) as response, open(archive, "wb") as out:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with progress_bar(total=total, unit="B", unit_scale=True, desc=f"downloading {name}", disable=None) as bar:
+                with progress_bar(
+                    total=total, unit="B", unit_scale=True, desc=f"downloading {name}", disable=None
+                ) as bar:
                     for block in iter(lambda: response.read(1 << 20), b""):
                         out.write(block)
                         bar.update(len(block))

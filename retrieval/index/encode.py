@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_dir
-from core.data.beir import iter_jsonl_records, join_title
+from core.data.beir import file_fingerprint, iter_jsonl_records, join_title
 from core.errors import TandemError
 from core.progress import progress_bar
 from retrieval.encoder import BiEncoder
@@ -61,8 +61,10 @@ def encode_corpus_shard(
     start, stop = shard_range(count_lines(corpus_path), shard_id, num_shards)
     made_with = {
         "encoder": encoder.source,
+        "weights": encoder.fingerprint,
         "config": asdict(encoder.config),
         "corpus": str(corpus_path.resolve()),
+        "corpus_fingerprint": file_fingerprint(corpus_path),  # a corpus edited in place is not the same corpus
         "range": [start, stop],
     }
     if (shard_dir / "docids.txt").is_file():

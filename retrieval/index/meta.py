@@ -19,3 +19,5 @@ class IndexMeta:
     count: int
     encode_seconds: float = 0.0
     build_seconds: float = 0.0
+    encoder_fingerprint: str | None = None
+    """content hash of the encoder's weights (None for a hub name, or an index from before it was recorded)"""

@@ -10,6 +10,7 @@ import faiss
 import numpy as np
 
 from core.errors import TandemError
+from core.models import model_fingerprint
 from retrieval.encoder import BiEncoder
 from retrieval.index.meta import IndexMeta
 
@@ -18,7 +19,11 @@ class DenseIndex:
     """A built index folder: FAISS search over passage ids, with the meta checked against its users."""
 
     def __init__(
-        self, index_dir: str | Path, use_gpu: bool | None = None, nprobe: int | None = None, ef_search: int | None = None
+        self,
+        index_dir: str | Path,
+        use_gpu: bool | None = None,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
     ) -> None:
         """`nprobe` (IVF: inverted lists visited, default min(64, nlist)) and `ef_search` (HNSW: search
         breadth, default 128) trade speed for recall; FAISS's own defaults (1 and 16) lose most of it."""
@@ -45,8 +50,19 @@ class DenseIndex:
             )
         if encoder_path is not None and os.path.realpath(encoder_path) != os.path.realpath(self.meta.encoder):
             raise TandemError(f"{self.dir} was built with encoder {self.meta.encoder}, not {encoder_path}")
+        self.check_encoder_weights()
+
+    def check_encoder_weights(self) -> None:
+        """Refuse an encoder folder whose weights changed since the index was built."""
+        recorded = self.meta.encoder_fingerprint
+        if recorded is not None and model_fingerprint(self.meta.encoder) != recorded:
+            raise TandemError(
+                f"{self.dir} was built with the weights then in {self.meta.encoder}; that folder now holds other "
+                "weights (or is gone): rebuild the index with `tandem index build`"
+            )
 
     def load_encoder(self, device: str | None = None) -> BiEncoder:
+        self.check_encoder_weights()
         return BiEncoder.from_pretrained(self.meta.encoder).to_device(device)
 
     def search(self, query_embeddings: np.ndarray, k: int) -> tuple[np.ndarray, list[list[str]]]:
