@@ -87,8 +87,13 @@ def add_precision_arg(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def add_training_args(parser: argparse.ArgumentParser, lr: float, epochs: float) -> None:
-    """The optimiser, precision and checkpoint options both `train` commands share."""
+def add_training_args(parser: argparse.ArgumentParser, lr: float, epochs: float, dropout: float) -> None:
+    """The optimiser, precision and checkpoint options both `train` commands share (defaults from
+    pipelines/defaults.py, passed in by each command)."""
+    parser.add_argument(
+        "--attention-dropout", type=float, default=dropout,
+        help="attention-probability dropout; 0 enables the fast SDPA kernel (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument(
         "--epochs", type=positive_float, default=epochs, help=f"epochs over the groups (default: {epochs:g})"
     )

@@ -84,9 +84,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--query-max-length", type=positive_int, help="query tokens" + tip % "64")
     train.add_argument("--passage-max-length", type=positive_int, help="passage tokens" + tip % "256")
-    train.add_argument("--attention-dropout", type=float, default=RETRIEVER.attention_dropout,
-                       help="attention-probability dropout; 0 enables the fast SDPA kernel (default: %(default)s)")  # fmt: skip
-    add_training_args(train, lr=RETRIEVER.learning_rate, epochs=RETRIEVER.epochs)
+    add_training_args(train, lr=RETRIEVER.learning_rate, epochs=RETRIEVER.epochs, dropout=RETRIEVER.attention_dropout)
     train.set_defaults(handler=run_train)
 
     index = commands.add_parser("index", help="encode a corpus and build a FAISS index")

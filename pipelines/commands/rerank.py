@@ -67,9 +67,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=RERANKER.max_length,
         help="max tokens per pair (default: %(default)s)",
     )
-    train.add_argument("--attention-dropout", type=float, default=RERANKER.attention_dropout,
-                       help="attention-probability dropout; 0 enables the fast SDPA kernel (default: %(default)s)")  # fmt: skip
-    add_training_args(train, lr=RERANKER.learning_rate, epochs=RERANKER.epochs)
+    add_training_args(train, lr=RERANKER.learning_rate, epochs=RERANKER.epochs, dropout=RERANKER.attention_dropout)
     train.set_defaults(handler=run_train)
 
     rerank = commands.add_parser(
