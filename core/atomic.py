@@ -18,6 +18,7 @@ def atomic_file(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result gets the user's usual mode
     try:
         with open(tmp, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
@@ -36,6 +37,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if path.exists():
@@ -63,3 +65,9 @@ def publish_model(out_dir: str | Path, save: Callable[[Path], None], marker: str
     staging.rmdir()
     with atomic_file(out_dir / marker) as out:
         out.write(marker_text)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

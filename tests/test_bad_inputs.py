@@ -216,3 +216,30 @@ def test_a_killed_final_save_does_not_look_finished(tmp_path: Path) -> None:
     )
     publish_model(tmp_path / "model", lambda f: (f / "config.json").write_text("{}"), "training_config.json", "{}")
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "training_config.json"]
+
+
+def test_outputs_get_the_users_usual_mode(tmp_path: Path) -> None:
+    from core.atomic import atomic_dir, atomic_file
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "run.trec") as out:
+            out.write("x")
+        with atomic_dir(tmp_path / "index") as staging:
+            (staging / "f").write_text("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "run.trec").stat().st_mode & 0o777 == 0o644  # was 0o600 (mkstemp's)
+    assert (tmp_path / "index").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path: Path) -> None:
+    from core.training.loop import LossLog
+
+    log = LossLog(tmp_path / "loss.csv", enabled=True)
+    for step in (10, 20, 30):  # 30 was logged after the checkpoint at step 20, then the run died
+        log.write(step, 0.0, 1.0, 1e-5, 1.0)
+    log.keep_until(20)  # what resume() does after loading checkpoint-20
+    log.write(30, 0.0, 0.9, 1e-5, 1.0)
+    steps = [row.split(",")[0] for row in (tmp_path / "loss.csv").read_text().splitlines()[1:]]
+    assert steps == ["10", "20", "30"]

@@ -114,9 +114,8 @@ def test_pipeline_api_and_compare(
     a, b = first.search(queries, k=5), both.search(queries, k=5)
     assert set(both.timings) == {"retrieve", "rerank"}
     for qid in queries:
-        assert {d for d, _ in a[qid][:3]} == {d for d, _ in b[qid][:3]} and a[qid][3:] == [
-            (d, a[qid][3 + i][1]) for i, (d, _) in enumerate(a[qid][3:])
-        ]
+        assert {d for d, _ in a[qid][:3]} == {d for d, _ in b[qid][:3]}  # the reranked top: same passages
+        assert [d for d, _ in b[qid][3:]] == [d for d, _ in a[qid][3:]]  # below the depth: first-stage order
     from core.data.runs import write_run
 
     write_run(a, tmp_path / "a.trec")

@@ -98,11 +98,20 @@ def test_training_lowers_the_loss(dataset: BeirDataset, tiny_bert: Path, tmp_pat
     assert log[0] == "step,epoch,loss,learning_rate,seconds" and len(log) > 2
 
 
-def test_bce_trains_on_the_same_batches(dataset: BeirDataset, tiny_bert: Path, tmp_path: Path) -> None:
+def test_bce_trains_on_the_same_batches(
+    dataset: BeirDataset, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     groups = tiny_groups(dataset)
-    config = RerankerConfig(model=str(tiny_bert), loss="bce", group_size=4, batch_queries=2, epochs=1, seed=3)
-    summary = train_reranker(groups, config, tmp_path / "bce")
-    assert summary["steps"] == len(groups) // 2
+    seen: dict[str, list] = {"nll": [], "bce": []}
+    tokenize = CrossEncoder.tokenize
+    for loss in ("nll", "bce"):
+        monkeypatch.setattr(
+            CrossEncoder, "tokenize", lambda self, q, p, _l=loss: (seen[_l].append((q, p)), tokenize(self, q, p))[1]
+        )
+        config = RerankerConfig(model=str(tiny_bert), loss=loss, group_size=4, batch_queries=2, epochs=1, seed=3)
+        summary = train_reranker(groups, config, tmp_path / loss)
+        assert summary["steps"] == len(groups) // 2
+    assert len(seen["bce"]) == len(groups) // 2 and seen["nll"] == seen["bce"]  # same pairs, same order, every step
 
 
 def test_resume_continues_exactly(

@@ -113,8 +113,9 @@ def test_other_factories(tiny_bert: Path, tiny_dir: Path, tmp_path: Path, factor
     encoder = BiEncoder.from_pretrained(tiny_bert)
     encode_corpus_shard(encoder, dataset.corpus_path, tmp_path / "shards")
     build_index(str(tiny_bert), encoder, dataset.corpus_path, tmp_path / "shards", tmp_path / "idx", factory=factory)
-    _, hits = DenseIndex(tmp_path / "idx").search(np.load(tmp_path / "idx" / "embeddings.npy")[:1], k=3)
-    assert len(hits[0]) >= 1
+    _, hits = DenseIndex(tmp_path / "idx").search(np.load(tmp_path / "idx" / "embeddings.npy")[:3], k=3)
+    assert [row[0] for row in hits] == dataset.corpus.ids[:3]  # each passage's own embedding finds it first
+    assert all(len(row) == 3 for row in hits)
 
 
 def test_cli_train_index_search(tiny_bert: Path, tiny_dir: Path, tmp_path: Path) -> None:

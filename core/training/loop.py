@@ -51,6 +51,14 @@ class LossLog:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("step,epoch,loss,learning_rate,seconds\n")
 
+    def keep_until(self, step: int) -> None:
+        """Drop rows after `step` (written after the checkpoint a resumed run restarts from), so a
+        resumed run's log has each step once."""
+        if self.enabled and self.path.is_file():
+            header, *rows = self.path.read_text().splitlines()
+            kept = [row for row in rows if int(row.split(",", 1)[0]) <= step]
+            self.path.write_text("\n".join([header, *kept]) + "\n")
+
     def write(self, step: int, epoch: float, loss: float, lr: float, seconds: float) -> None:
         if self.enabled:
             with open(self.path, "a", newline="") as out:
@@ -146,6 +154,7 @@ class TrainLoop:
         self.scaler.load_state_dict(saved["scaler"])
         self.state = TrainState(**saved["state"])
         _set_rng_state(saved["rng"])
+        self.loss_log.keep_until(self.state.step)
         log.info("resumed from %s (step %d)", checkpoints[-1], self.state.step)
         return True
 
