@@ -243,3 +243,25 @@ def test_a_resumed_run_logs_each_step_once(tmp_path: Path) -> None:
     log.write(30, 0.0, 0.9, 1e-5, 1.0)
     steps = [row.split(",")[0] for row in (tmp_path / "loss.csv").read_text().splitlines()[1:]]
     assert steps == ["10", "20", "30"]
+
+
+def test_runs_with_nan_scores_or_repeated_passages_are_refused(tmp_path: Path) -> None:
+    from core.data.runs import read_run
+
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 d1 1 2.0 t\nq1 Q0 d2 2 nan t\n")
+    with pytest.raises(DataFormatError, match=r"run.trec:2: score 'nan' is not a finite number"):
+        read_run(run)
+    run.write_text("q1 Q0 d1 1 2.0 t\nq2 Q0 d1 1 2.0 t\nq1 Q0 d1 2 1.0 t\n")
+    with pytest.raises(
+        DataFormatError, match=r"run.trec:3: passage 'd1' appears twice for query 'q1' \(first on line 1\)"
+    ):
+        read_run(run)
+
+
+def test_a_bad_faiss_factory_fails_before_encoding(tiny_dir: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    args = ["index", "build", "--dataset", str(tiny_dir), "--encoder", str(tiny_bert), "--out", str(tmp_path / "i")]
+    assert main([*args, "--factory", "NotAFactory"]) == 2
+    assert not (tmp_path / "i.shards").exists()  # nothing was encoded
+    assert main([*args, "--factory", "IVF4096,Flat"]) == 2  # 12 passages cannot train 4,096 lists
+    assert not (tmp_path / "i").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from core.atomic import atomic_file
@@ -26,9 +27,11 @@ def write_run(run: Run, path: str | Path, tag: str = "tandem") -> None:
 
 
 def read_run(path: str | Path) -> Run:
-    """Read a TREC run; each query's hits come back best first."""
+    """Read a TREC run; each query's hits come back best first. NaN/infinite scores and a passage listed
+    twice for one query are errors (trec_eval would score either silently)."""
     path = Path(path)
     run: Run = {}
+    first_line: dict[tuple[str, str], int] = {}
     for number, line in iter_text_lines(path):
         columns = line.split()
         if len(columns) != 6:
@@ -38,6 +41,15 @@ def read_run(path: str | Path) -> Run:
             value = float(score)
         except ValueError:
             raise DataFormatError(path, number, f"score '{score}' is not a number") from None
+        if not math.isfinite(value):
+            raise DataFormatError(path, number, f"score '{score}' is not a finite number")
+        if (query_id, doc_id) in first_line:
+            raise DataFormatError(
+                path,
+                number,
+                f"passage '{doc_id}' appears twice for query '{query_id}' (first on line {first_line[query_id, doc_id]})",
+            )
+        first_line[query_id, doc_id] = number
         run.setdefault(query_id, []).append((doc_id, value))
     return {query_id: ranked(hits) for query_id, hits in run.items()}
 

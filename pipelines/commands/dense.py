@@ -29,7 +29,7 @@ from pipelines.defaults import DenseDefaults, RetrieverDefaults
 from retrieval import bm25
 from retrieval.dense import dense_search
 from retrieval.encoder import POOLINGS, BiEncoder, BiEncoderConfig, saved_config
-from retrieval.index import DenseIndex, build_index, encode_corpus_shard
+from retrieval.index import DenseIndex, build_index, check_factory, encode_corpus_shard
 from retrieval.mining import MiningConfig
 from retrieval.negatives import mine_negatives
 from retrieval.train import RetrieverConfig, train_retriever
@@ -194,6 +194,7 @@ def run_build(args: argparse.Namespace) -> int:
     dataset = dataset_from(args)
     encoder_path = resolve_model(args.encoder)
     encoder = BiEncoder.from_pretrained(encoder_path).to_device(args.device)
+    check_factory(args.factory, encoder.dim)
     shards_dir = args.out.with_name(args.out.name + ".shards")
     shard_ids = [args.shard_id] if args.shard_id is not None else range(args.num_shards)
     started = time.perf_counter()

@@ -74,7 +74,11 @@ def build_index(
             rng = np.random.default_rng(seed)
             sample = np.sort(rng.choice(len(ids), size=min(train_sample, len(ids)), replace=False))
             log.info("training %s on %d vectors", factory, len(sample))
-            index.train(np.ascontiguousarray(merged[sample]))
+            try:
+                index.train(np.ascontiguousarray(merged[sample]))
+            except RuntimeError as err:  # e.g. more IVF lists than passages
+                reason = str(err).strip().splitlines()[-1]
+                raise TandemError(f"FAISS could not train '{factory}' on {len(sample)} passages: {reason}") from None
         for start in progress_bar(range(0, len(ids), 100_000), desc="adding to index", unit=" chunks", disable=None):
             index.add(np.ascontiguousarray(merged[start : start + 100_000]))
         faiss.write_index(index, str(staging / "index.faiss"))
@@ -89,6 +93,18 @@ def build_index(
     return meta
 
 
+def check_factory(factory: str, dim: int) -> None:
+    """Fail before hours of encoding on a FAISS factory string FAISS cannot build at this dimension (an
+    empty index is made and dropped: no vectors, no training)."""
+    try:
+        faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as err:
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise TandemError(
+            f"--factory '{factory}' is not a FAISS index_factory string FAISS can build ({reason})"
+        ) from None
+
+
 def build_dense_index(
     encoder_path: str | Path | None,
     corpus_path: str | Path,
@@ -101,6 +117,7 @@ def build_dense_index(
     """Encode a whole corpus in this process and index it: the one-call path."""
     resolved = resolve_model(encoder_path)
     encoder = BiEncoder.from_pretrained(resolved).to_device(device)
+    check_factory(factory, encoder.dim)
     out_dir = Path(out_dir)
     shards_dir = out_dir.with_name(out_dir.name + ".shards")
     started = time.perf_counter()
