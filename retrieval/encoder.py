@@ -71,7 +71,15 @@ class BiEncoder(torch.nn.Module):
         self.tokenizer = tokenizer
         self.config = config
         self.source = ""  # where it was loaded from, absolute (recorded in indexes)
-        self.fingerprint: str | None = None  # content hash of its weights (recorded in indexes)
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str | None:
+        """Content hash of the weights it was loaded from (recorded in indexes and shards); computed on
+        first use only, since hashing a large model is not free and most loads never need it."""
+        if self._fingerprint is None and self.source:
+            self._fingerprint = model_fingerprint(self.source)
+        return self._fingerprint
 
     # -- loading and saving -------------------------------------------------------------------
 
@@ -96,7 +104,6 @@ class BiEncoder(torch.nn.Module):
             query_model = AutoModel.from_pretrained(query_path if query_path.is_dir() else path, **kwargs)
         encoder = cls(query_model, passage_model, AutoTokenizer.from_pretrained(path), config)
         encoder.source = absolute(path)
-        encoder.fingerprint = model_fingerprint(path)
         return encoder
 
     def save_pretrained(self, out_dir: str | Path) -> None:

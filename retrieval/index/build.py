@@ -23,7 +23,7 @@ import numpy as np
 from core.atomic import atomic_dir
 from core.data.beir import file_fingerprint
 from core.errors import TandemError
-from core.models import absolute, model_fingerprint, resolve_model
+from core.models import absolute, resolve_model
 from core.progress import progress_bar
 from retrieval.encoder import BiEncoder
 from retrieval.index.encode import encode_corpus_shard
@@ -84,7 +84,7 @@ def build_index(
         faiss.write_index(index, str(staging / "index.faiss"))
         (staging / "docids.txt").write_text("\n".join(ids) + "\n")
         meta = IndexMeta(
-            encoder=absolute(encoder_path), encoder_fingerprint=model_fingerprint(encoder_path), pooling=encoder.config.pooling, normalize=encoder.config.normalize, dim=encoder.dim,
+            encoder=absolute(encoder_path), encoder_fingerprint=encoder.fingerprint, pooling=encoder.config.pooling, normalize=encoder.config.normalize, dim=encoder.dim,
             passage_max_length=encoder.config.passage_max_length, query_max_length=encoder.config.query_max_length,
             corpus_path=str(corpus_path), corpus_fingerprint=file_fingerprint(corpus_path), factory=factory, count=len(ids),
             encode_seconds=encode_seconds, build_seconds=time.perf_counter() - started,
