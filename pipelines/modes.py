@@ -61,8 +61,9 @@ def has_titles(dataset: BeirDataset, min_words: int = 4) -> bool:
     return any(len(title.split()) >= min_words for title in dataset.corpus.titles)
 
 
-def choose_mode(dataset: BeirDataset, config: dict) -> tuple[str, str]:
-    """(mode, why) for this dataset and configuration; an impossible explicit mode is an error."""
+def choose_mode(dataset: BeirDataset, config: dict) -> tuple[str, str, Models]:
+    """(mode, why, the models transfer mode uses) for this dataset and configuration; an impossible
+    explicit mode is an error."""
     asked = config["run"]["mode"]
     if asked not in MODES:
         raise TandemError(f"run.mode must be one of {', '.join(MODES)}, not {asked!r}")
@@ -71,18 +72,22 @@ def choose_mode(dataset: BeirDataset, config: dict) -> tuple[str, str]:
     if asked == "train" or (asked == "auto" and has_train):
         if not has_train:
             raise TandemError(f"mode train needs qrels/{train_split}.tsv in {dataset.root}")
-        return "train", f"fine-tuned on qrels/{train_split}.tsv"
+        return "train", f"fine-tuned on qrels/{train_split}.tsv", Models()
     transferred = transferred_models(config)
     if asked == "transfer" or (asked == "auto" and transferred):
         if not transferred:
             raise TandemError("mode transfer needs --models-from DIR, retriever.model or reranker.model")
-        return "transfer", f"no train split: models transferred ({_describe(transferred)}), nothing trained"
+        return (
+            "transfer",
+            f"no train split: models transferred ({_describe(transferred)}), nothing trained",
+            transferred,
+        )
     if asked == "self-supervised":
         if not has_titles(dataset):
             raise TandemError(f"mode self-supervised needs documents with titles; {dataset.root} has none")
-        return "self-supervised", "trained on title pseudo-queries from the corpus, no labels"
+        return "self-supervised", "trained on title pseudo-queries from the corpus, no labels", Models()
     why = "no train split and no models to transfer" if asked == "auto" else "asked for"
-    return "zero-shot", f"{why}: BM25, the start bi-encoder and their hybrid"
+    return "zero-shot", f"{why}: BM25, the start bi-encoder and their hybrid", Models()
 
 
 def _describe(models: Models) -> str:

@@ -27,7 +27,7 @@ from core.data.beir import BeirDataset, file_fingerprint
 from core.errors import TandemError
 from core.models import resolve_model
 from pipelines.config import STAGES, load_config, print_config, stage_config
-from pipelines.modes import choose_mode, transferred_models
+from pipelines.modes import choose_mode
 from pipelines.plan import fit_budget, format_plan, measure, plan_run, save_plan
 from pipelines.stages import STAGE_FUNCTIONS
 from pipelines.stages.context import RunContext
@@ -48,11 +48,11 @@ def resumable(work: Path, stage: str, wanted: dict, done: dict | None, forced: b
 
 def dataset_identity(dataset: BeirDataset, config: dict) -> dict:
     """Content fingerprints of what a run reads, so a finished stage is never reused for other data."""
-    qrels = {split: file_fingerprint(dataset.root / "qrels" / f"{split}.tsv") for split in dataset.splits()}
+    used = [split for split in (config["split"]["train"], config["split"]["test"]) if split in dataset.splits()]
     return {
         "corpus": dataset.corpus_fingerprint,
         "queries": file_fingerprint(dataset.root / "queries.jsonl"),
-        "qrels": {split: qrels[split] for split in config["split"].values() if split in qrels},
+        "qrels": {split: file_fingerprint(dataset.root / "qrels" / f"{split}.tsv") for split in used},
     }
 
 
@@ -75,8 +75,8 @@ def run_all(
     test_split = config["split"]["test"]
     if test_split not in dataset.splits():
         raise TandemError(f"{dataset.root}: no qrels/{test_split}.tsv to evaluate on (split.test)")
-    mode, why = choose_mode(dataset, config)
-    ctx = RunContext(dataset, out, config, mode, why, transferred_models(config))
+    mode, why, transferred = choose_mode(dataset, config)
+    ctx = RunContext(dataset, out, config, mode, why, transferred)
     if show_plan or budget or plan_only:
         config = copy.deepcopy(config)
         ctx.config = config
