@@ -77,7 +77,9 @@ def main() -> None:
     result = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     rss = next((line for line in result.stderr.splitlines() if "Maximum resident" in line), "?")
-    sizes = {p.name: p.stat().st_size for folder in ("retriever", "mining") for p in (args.run / folder).glob("*.jsonl")}
+    sizes = {
+        p.name: p.stat().st_size for folder in ("retriever", "mining") for p in (args.run / folder).glob("*.jsonl")
+    }
     print(f"exit {result.returncode} in {seconds:.0f} s; {rss.strip()}")
     print("groups files (bytes): " + json.dumps(sizes))
     if result.returncode:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -16,7 +18,8 @@ def atomic_file(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     """Open a temporary file beside `path`; it replaces `path` only if the block finishes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result gets the user's usual mode
     try:
@@ -36,7 +39,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     An existing `path` is replaced (the caller decides whether that is allowed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
@@ -65,6 +69,40 @@ def publish_model(out_dir: str | Path, save: Callable[[Path], None], marker: str
     staging.rmdir()
     with atomic_file(out_dir / marker) as out:
         out.write(marker_text)
+
+
+def remove_stale_temporaries(path: str | Path) -> int:
+    """Delete the temporaries that killed writers of `path` left beside it; returns how many.
+
+    A temporary's name carries its writer's pid (`.NAME.PID.XXXX.tmp`), so one whose writer still runs
+    (a concurrent writer) is left alone."""
+    path = Path(path)
+    removed = 0
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        written_by = re.fullmatch(r"(\d+)\.[A-Za-z0-9_]+\.tmp", candidate.name[len(path.name) + 2 :])
+        if written_by is None or _alive(int(written_by.group(1))):
+            continue
+        if candidate.is_dir() and not candidate.is_symlink():
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                candidate.unlink()
+        removed += 1
+    return removed
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _umask() -> int:

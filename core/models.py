@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import TandemError
@@ -33,6 +36,22 @@ def resolve_model(name_or_path: str | Path | None) -> str:
             raise TandemError(f"{path}: not a Hugging Face model folder (no config.json)")
         return str(path)
     return str(name_or_path)
+
+
+@contextlib.contextmanager
+def loading_model(name: str) -> Iterator[None]:
+    """Report a model that cannot be loaded (unknown name, no network and no cached copy, a folder
+    without weights) in one line instead of transformers' traceback."""
+    try:
+        yield
+    except OSError as err:
+        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        offline = " (HF_HUB_OFFLINE is set: only local folders and cached copies load)" if _offline() else ""
+        raise TandemError(f"cannot load model '{name}': {reason}{offline}") from None
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}
 
 
 WEIGHT_FILES = ("*.safetensors", "*.bin")

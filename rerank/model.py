@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BatchEncoding
 
 from core.batching import length_sorted_batches
-from core.models import resolve_model
+from core.models import loading_model, resolve_model
 from core.precision import autocast, pick_device
 from core.progress import progress_bar
 
@@ -43,8 +43,9 @@ def is_cross_encoder(name_or_path: str | Path) -> bool:
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(resolve_model(name_or_path))
-    except (OSError, ValueError):
+        with loading_model(str(name_or_path)):  # an unknown or unreachable model is its own error
+            config = AutoConfig.from_pretrained(resolve_model(name_or_path))
+    except ValueError:
         return False
     architectures = getattr(config, "architectures", None) or []
     return config.num_labels == 1 and any(a.endswith("ForSequenceClassification") for a in architectures)
@@ -79,8 +80,11 @@ class CrossEncoder(torch.nn.Module):
             kwargs["attention_probs_dropout_prob"] = attention_dropout
         if dtype is not None:
             kwargs["dtype"] = dtype
-        model, loading = AutoModelForSequenceClassification.from_pretrained(path, output_loading_info=True, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        with loading_model(path):
+            model, loading = AutoModelForSequenceClassification.from_pretrained(
+                path, output_loading_info=True, **kwargs
+            )
+            tokenizer = AutoTokenizer.from_pretrained(path)
         saved = Path(path) / CONFIG_FILE
         if max_length is None:
             max_length = json.loads(saved.read_text())["max_length"] if saved.is_file() else 256
@@ -130,7 +134,9 @@ class CrossEncoder(torch.nn.Module):
         lengths = [len(q) + len(p) for q, p in zip(queries, passages, strict=True)]
         scores = np.empty(len(queries), dtype=np.float32)
         batches = length_sorted_batches(lengths, batch_size)
-        for batch in progress_bar(batches, desc="scoring pairs", unit=" batches", disable=None if show_progress else True):
+        for batch in progress_bar(
+            batches, desc="scoring pairs", unit=" batches", disable=None if show_progress else True
+        ):
             encoded = self.tokenize([queries[i] for i in batch], [passages[i] for i in batch])
             with autocast(precision, self.device):
                 logits = self.forward(encoded)

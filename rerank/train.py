@@ -17,7 +17,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from core.atomic import publish_model
-from core.data.groups import GroupBatch, TrainingGroup
+from core.data.groups import GroupBatch, TrainingGroup, groups_with_negatives
 from core.errors import TandemError
 from core.training.config import TrainingConfig
 from core.training.distributed import setup_distributed
@@ -42,7 +42,7 @@ def train_reranker(
 ) -> dict:
     """Train and save a cross-encoder into `out_dir` (HF format); returns a summary."""
     out_dir = Path(out_dir)
-    groups = [g for g in groups if g.negatives]
+    groups, without_negatives = groups_with_negatives(groups)
     if not groups:
         raise TandemError("no training group has a negative passage")
     context = setup_distributed(config.device)
@@ -69,5 +69,6 @@ def train_reranker(
     return {
         **summary,
         "groups": len(groups),
+        "groups_without_negatives": without_negatives,
         "pairs_per_step": config.batch_queries * config.group_size * context.world_size,
     }

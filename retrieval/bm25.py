@@ -20,7 +20,7 @@ from core.data.beir import file_fingerprint, load_corpus
 from core.data.runs import Run
 from core.errors import TandemError
 from core.progress import progress_bar
-from retrieval.jvm import anserini_jar, ensure_jvm, java_environment, java_executable
+from retrieval.jvm import anserini_jar, die_with_parent, ensure_jvm, java_environment, java_executable
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,9 @@ def build_index(corpus_path: str | Path, out_dir: str | Path, fields: str = "fla
             command += ["-fields", "title"]
         log.info("indexing %s (%s) with Anserini", corpus_path, fields)
         with open(staging / "anserini-index.log", "w") as log_file:
-            result = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, env=java_environment())
+            result = subprocess.run(
+                command, stdout=log_file, stderr=subprocess.STDOUT, env=java_environment(), preexec_fn=die_with_parent
+            )
         if result.returncode != 0:
             tail = (staging / "anserini-index.log").read_text(errors="replace").splitlines()[-15:]
             raise TandemError(

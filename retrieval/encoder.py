@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer, BatchEncoding
 
 from core.batching import length_sorted_batches
-from core.models import absolute, model_fingerprint, resolve_model
+from core.models import absolute, loading_model, model_fingerprint, resolve_model
 from core.precision import autocast, pick_device
 from core.progress import progress_bar
 
@@ -96,13 +96,15 @@ class BiEncoder(torch.nn.Module):
         if config is None:
             config = saved_config(path) or BiEncoderConfig()
         kwargs = {} if attention_dropout is None else {"attention_probs_dropout_prob": attention_dropout}
-        passage_model = AutoModel.from_pretrained(path, **kwargs)
         query_path = Path(path) / "query"
-        if config.shared:
-            query_model = passage_model
-        else:
-            query_model = AutoModel.from_pretrained(query_path if query_path.is_dir() else path, **kwargs)
-        encoder = cls(query_model, passage_model, AutoTokenizer.from_pretrained(path), config)
+        with loading_model(path):
+            passage_model = AutoModel.from_pretrained(path, **kwargs)
+            if config.shared:
+                query_model = passage_model
+            else:
+                query_model = AutoModel.from_pretrained(query_path if query_path.is_dir() else path, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        encoder = cls(query_model, passage_model, tokenizer, config)
         encoder.source = absolute(path)
         return encoder
 

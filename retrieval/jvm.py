@@ -11,12 +11,17 @@ Anserini writes caches under the JVM's user.home; that is redirected into tandem
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib.util
 import os
+import signal
 import sys
 from pathlib import Path
 
 from core.errors import TandemError
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def java_home() -> Path:
@@ -43,6 +48,14 @@ def java_environment() -> dict[str, str]:
     """Environment for a `java` subprocess: JAVA_HOME set and its bin/ first on PATH."""
     home = java_home()
     return {**os.environ, "JAVA_HOME": str(home), "PATH": f"{home / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` for a `java` subprocess: on Linux the kernel kills the child when tandem dies, even
+    by SIGKILL, so a killed `bm25 index` leaves no Java indexer running (elsewhere: a no-op)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def ensure_jvm(heap: str | None = None) -> None:

@@ -15,7 +15,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from core.atomic import publish_model
-from core.data.groups import GroupBatch, TrainingGroup
+from core.data.groups import GroupBatch, TrainingGroup, groups_with_negatives
 from core.errors import TandemError
 from core.training.config import TrainingConfig
 from core.training.distributed import gather_with_grad, setup_distributed
@@ -55,8 +55,9 @@ def train_retriever(
 ) -> dict:
     """Fine-tune a bi-encoder on training groups and save it into `out_dir` (HF format)."""
     out_dir = Path(out_dir)
+    without_negatives = 0
     if config.group_size > 1:
-        groups = [g for g in groups if g.negatives]
+        groups, without_negatives = groups_with_negatives(groups)
     if not groups:
         raise TandemError("no training group has a negative passage")
     context = setup_distributed(config.device)
@@ -75,4 +76,4 @@ def train_retriever(
     if context.is_main:
         config_text = json.dumps(asdict(config), indent=2) + "\n"
         publish_model(out_dir, encoder.save_pretrained, "training_config.json", config_text)
-    return {**summary, "groups": len(groups)}
+    return {**summary, "groups": len(groups), "groups_without_negatives": without_negatives}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -265,3 +267,140 @@ def test_a_bad_faiss_factory_fails_before_encoding(tiny_dir: Path, tiny_bert: Pa
     assert not (tmp_path / "i.shards").exists()  # nothing was encoded
     assert main([*args, "--factory", "IVF4096,Flat"]) == 2  # 12 passages cannot train 4,096 lists
     assert not (tmp_path / "i").exists()
+
+
+def test_temporaries_of_killed_writers_are_removed_and_a_live_writer_s_kept(tmp_path: Path) -> None:
+    from core.atomic import atomic_dir, atomic_file
+
+    dead = _dead_pid()
+    stale_file = tmp_path / f".groups.jsonl.{dead}.abc123.tmp"
+    stale_dir = tmp_path / f".index.{dead}.xyz_9.tmp"
+    live = tmp_path / f".groups.jsonl.{os.getpid()}.live00.tmp"
+    other = tmp_path / f".groups.jsonl.5.{dead}.abc.tmp"  # a temporary of `groups.jsonl.5`, not ours
+    stale_file.write_text("half")
+    stale_dir.mkdir()
+    (stale_dir / "part").write_text("half")
+    live.write_text("being written")
+    other.write_text("x")
+    with atomic_file(tmp_path / "groups.jsonl") as out:
+        out.write("done\n")
+    with atomic_dir(tmp_path / "index") as staging:
+        (staging / "f").write_text("done")
+    assert not stale_file.exists() and not stale_dir.exists()
+    assert live.exists() and other.exists()
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def _tiny_groups(path: Path) -> Path:
+    rows = [
+        {"query_id": f"q{i}", "query": f"question {i}", "positives": [{"id": f"d{i}"}],
+         "negatives": [{"id": f"d{i + 4}"}, {"id": f"d{i + 5}"}] if i != 4 else []}
+        for i in range(1, 5)
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_reranker_train_refuses_a_used_out_without_resume_or_overwrite(
+    tiny_dir: Path, tiny_bert: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "ce"
+    args = ["reranker", "train", "--groups", str(_tiny_groups(tmp_path / "g.jsonl")), "--dataset", str(tiny_dir),
+            "--model", str(tiny_bert), "--batch-queries", "1", "--group-size", "3", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert "1 groups without a negative left out" in capsys.readouterr().out
+    history = (out / "loss.csv").read_text()
+    assert main(args) == 2
+    assert "is not empty" in capsys.readouterr().err and (out / "loss.csv").read_text() == history
+    (out / "stray.txt").write_text("from the earlier run")
+    assert main([*args, "--overwrite"]) == 0
+    assert not (out / "stray.txt").exists() and (out / "loss.csv").read_text().count("\n") == history.count("\n")
+    assert main([*args, "--resume"]) == 0  # finished: resuming changes nothing
+    assert (out / "loss.csv").read_text().count("\n") == history.count("\n")
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("mine")
+    assert main([*args[:-1], str(precious), "--overwrite"]) == 2
+    assert "does not look like a training output" in capsys.readouterr().err and (precious / "notes.txt").exists()
+
+
+def test_groups_without_negatives_are_counted_not_silently_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    from core.data.groups import Passage, TrainingGroup, groups_with_negatives
+
+    groups = [
+        TrainingGroup("q1", "a", [Passage("d1")], [Passage("d2")]),
+        TrainingGroup("q2", "b", [Passage("d3")], []),
+    ]
+    kept, dropped = groups_with_negatives(groups)
+    assert [g.query_id for g in kept] == ["q1"] and dropped == 1
+    assert "1 of 2 groups have no negative passage" in caplog.text
+
+
+def test_rerank_cli_reranks_the_split_s_queries(
+    tiny_dir: Path, tiny_bert: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture
+) -> None:
+    from core.data.runs import read_run, write_run
+
+    write_run({"q1": [("d1", 2.0), ("d2", 1.0)], "q2": [("d2", 2.0), ("d3", 1.0), ("d4", 0.5)]}, tmp_path / "r.trec")
+    args = ["rerank", "--run", str(tmp_path / "r.trec"), "--dataset", str(tiny_dir), "--model", str(tiny_bert),
+            "--allow-untrained-head", "--depth", "2", "--out", str(tmp_path / "o.trec")]  # fmt: skip
+    assert main(args) == 0 and set(read_run(tmp_path / "o.trec")) == {"q1", "q2"}
+    assert main([*args, "--split", "test"]) == 0  # q1 is judged in train only
+    reranked = read_run(tmp_path / "o.trec")
+    assert set(reranked) == {"q2"} and reranked["q2"][2][0] == "d4"  # below the depth: first-stage order
+    assert "1 of 2 queries" in caplog.text and "not judged in 'test'" in caplog.text
+    write_run({"q1": [("d1", 2.0)]}, tmp_path / "train-only.trec")
+    assert main([*args[:2], str(tmp_path / "train-only.trec"), *args[3:], "--split", "test"]) == 2
+    assert "no query of" in capsys.readouterr().err
+
+
+def test_a_run_with_no_judged_query_warns_that_its_zeros_mean_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    from pipelines.evaluation.metrics import evaluate
+
+    result = evaluate({"q9": [("d1", 1.0)]}, {"q1": {"d1": 1}})
+    assert result.aggregate["nDCG@10"] == 0.0
+    assert "none of the run's 1 queries is judged" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "message"),
+    [
+        ("docids.txt", "delete", "docids.txt: missing or damaged"),
+        ("docids.txt", "truncate", "complete lines, the index holds 12"),
+        ("index.faiss", "delete", "index.faiss: missing or damaged"),
+        ("index.faiss", "truncate", "index.faiss: missing or damaged"),
+        ("meta.json", "truncate", "meta.json: missing or damaged"),
+        ("embeddings.npy", "delete", "embeddings.npy: missing or damaged"),
+        ("embeddings.npy", "truncate", "embeddings.npy: missing or damaged"),
+    ],
+)
+def test_a_damaged_index_folder_is_a_one_line_error(
+    name: str, damage: str, message: str, tiny_dir: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    from retrieval.index import DenseIndex, build_dense_index
+
+    build_dense_index(str(tiny_bert), tiny_dir / "corpus.jsonl", tmp_path / "idx")
+    DenseIndex(tmp_path / "idx").embeddings()
+    path = tmp_path / "idx" / name
+    if damage == "delete":
+        path.unlink()
+    else:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(TandemError, match=message):
+        DenseIndex(tmp_path / "idx").embeddings()
+
+
+def test_an_unknown_model_offline_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rerank.model import CrossEncoder
+    from retrieval.encoder import BiEncoder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for load in (BiEncoder.from_pretrained, CrossEncoder.from_pretrained):
+        with pytest.raises(TandemError, match="cannot load model 'no-such-org/no-such-model'.*HF_HUB_OFFLINE"):
+            load("no-such-org/no-such-model")

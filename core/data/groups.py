@@ -15,6 +15,7 @@ Written by the mining job, read by both trainers."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from pathlib import Path
 from core.atomic import atomic_file
 from core.data.beir import Corpus, iter_jsonl_records
 from core.errors import DataFormatError, TandemError
+
+log = logging.getLogger(__name__)
 
 PASSAGE_FORMS = ("title+text", "text")
 
@@ -105,6 +108,16 @@ def read_groups(path: str | Path, corpus: Corpus | None = None, min_negatives: i
             raise DataFormatError(path, line, f"group has {len(negatives)} negatives, at least {min_negatives} needed")
         groups.append(TrainingGroup(str(record["query_id"]), record["query"], positives, negatives, form, corpus))
     return groups
+
+
+def groups_with_negatives(groups: list[TrainingGroup]) -> tuple[list[TrainingGroup], int]:
+    """The groups a contrastive loss can use, and how many were left out for having no negative (a
+    query whose candidates were all positives or filtered away); the count is logged, never silent."""
+    kept = [group for group in groups if group.negatives]
+    dropped = len(groups) - len(kept)
+    if dropped:
+        log.warning("%d of %d groups have no negative passage and are left out of training", dropped, len(groups))
+    return kept, dropped
 
 
 def write_groups(groups: Iterable[TrainingGroup], path: str | Path, with_text: bool = False) -> int:

@@ -54,7 +54,7 @@ class LossLog:
     def keep_until(self, step: int) -> None:
         """Drop rows after `step` (written after the checkpoint a resumed run restarts from), so a
         resumed run's log has each step once."""
-        if self.enabled and self.path.is_file():
+        if self.enabled and self.path.is_file() and self.path.read_text().strip():
             header, *rows = self.path.read_text().splitlines()
             kept = [row for row in rows if int(row.split(",", 1)[0]) <= step]
             self.path.write_text("\n".join([header, *kept]) + "\n")
@@ -106,6 +106,9 @@ class TrainLoop:
         self.scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         self.state = TrainState()
         self.loss_log = LossLog(self.out_dir / "loss.csv", context.is_main)
+        if context.is_main:  # staging folders of a killed save (one trainer per folder: none is live)
+            for staging in [*self.out_dir.glob(".checkpoint-*.tmp"), self.out_dir / ".final.tmp"]:
+                shutil.rmtree(staging, ignore_errors=True)
 
     # -- checkpoints ----------------------------------------------------------------------------
 
@@ -140,7 +143,9 @@ class TrainLoop:
     def resume(self) -> bool:
         """Load the newest checkpoint, if any; returns whether one was found."""
         checkpoints = self.checkpoints()
-        if not checkpoints:
+        if not checkpoints:  # nothing to continue from: start again, with a fresh history
+            self.loss_log.keep_until(0)
+            log.info("no checkpoint in %s: training from step 0", self.out_dir)
             return False
         path = checkpoints[-1] / "training_state.pt"
         try:  # weights_only: a crafted checkpoint cannot run code on --resume

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from core.atomic import atomic_file
 from core.data.beir import BeirDataset
 from core.data.sources import open_dataset
+from core.training.output import prepare_output_dir
 
 
 def positive_int(text: str) -> int:
@@ -112,9 +114,24 @@ def add_training_args(parser: argparse.ArgumentParser, lr: float, epochs: float,
     parser.add_argument(
         "--save-every", type=non_negative_int, default=0, help="checkpoint every K steps (default: 0 = only at the end)"
     )
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    resume.add_argument(
+        "--overwrite", action="store_true",
+        help="delete what an earlier training left in --out and start again (a non-empty --out is refused "
+        "without --resume or --overwrite)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=42, help="seed for sampling and initialisation (default: 42)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+
+
+def prepare_training_output(args: argparse.Namespace) -> bool:
+    """Check (and with --overwrite clear) a training command's --out; returns whether this process is
+    the one that writes files (rank 0 under torchrun, which alone checks the folder)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return False
+    prepare_output_dir(args.out, resume=args.resume, overwrite=args.overwrite)
+    return True
 
 
 def training_options(args: argparse.Namespace) -> dict:
@@ -124,3 +141,8 @@ def training_options(args: argparse.Namespace) -> dict:
         precision=args.precision, gradient_checkpointing=args.gradient_checkpointing, save_every=args.save_every,
         seed=args.seed, device=args.device,
     )  # fmt: skip
+
+
+def without_negatives_note(summary: dict) -> str:
+    dropped = summary.get("groups_without_negatives", 0)
+    return f" ({dropped} groups without a negative left out)" if dropped else ""

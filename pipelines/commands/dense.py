@@ -22,7 +22,9 @@ from pipelines.commands.common import (
     add_training_args,
     dataset_from,
     positive_int,
+    prepare_training_output,
     training_options,
+    without_negatives_note,
     write_config,
 )
 from pipelines.defaults import DenseDefaults, RetrieverDefaults
@@ -167,7 +169,7 @@ def run_train(args: argparse.Namespace) -> int:
             "under torchrun, mine negatives once first (`tandem mine ... --bm25-index DIR`) and pass --negatives"
         )
     dataset = dataset_from(args)
-    args.out.mkdir(parents=True, exist_ok=True)
+    writes = prepare_training_output(args)
     groups_path = args.negatives or bm25_groups(
         dataset, args.split, args.out, args.bm25_depth, args.num_negatives, args.seed
     )
@@ -182,10 +184,12 @@ def run_train(args: argparse.Namespace) -> int:
         model=args.model, encoder=encoder, group_size=args.group_size, batch_queries=args.batch_queries,
         attention_dropout=args.attention_dropout, **training_options(args),
     )  # fmt: skip
-    write_config(args.out / "command.json", args, groups=str(groups_path))
+    if writes:
+        write_config(args.out / "command.json", args, groups=str(groups_path))
     summary = train_retriever(read_groups(groups_path, dataset.corpus), config, args.out, resume=args.resume)
     print(
         f"trained {summary['steps']} steps on {summary['groups']} groups in {summary['seconds']:.0f} s; saved {args.out}"
+        + without_negatives_note(summary)
     )
     return 0
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
+from core.data.beir import BeirDataset
 from core.data.groups import read_groups
-from core.data.runs import read_run, write_run
+from core.data.runs import Run, read_run, write_run
 from core.data.sources import open_dataset
 from core.errors import TandemError
 from pipelines.commands.common import (
@@ -16,7 +18,9 @@ from pipelines.commands.common import (
     add_training_args,
     dataset_from,
     positive_int,
+    prepare_training_output,
     training_options,
+    without_negatives_note,
     write_config,
 )
 from pipelines.defaults import RerankDefaults, RerankerDefaults
@@ -25,6 +29,7 @@ from rerank.model import CrossEncoder, is_cross_encoder
 from rerank.rerank import rerank_run
 from rerank.train import RerankerConfig, train_reranker
 
+log = logging.getLogger(__name__)
 RERANK = RerankDefaults()
 RERANKER = RerankerDefaults()
 """Defaults shared with `tandem run` (pipelines/defaults.py)."""
@@ -76,7 +81,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Rescore the top --depth hits of each query; the rest keep their order beneath.",
     )
     rerank.add_argument("--run", required=True, type=Path, help="first-stage TREC run")
-    add_dataset_args(rerank)
+    add_dataset_args(rerank, split=None)
+    rerank.add_argument(
+        "--split",
+        help="rerank only the run's queries judged in this qrels split, e.g. test (default: every run query; "
+        "each must be in queries.jsonl)",
+    )
     rerank.add_argument("--model", required=True, help="cross-encoder folder or HF name")
     rerank.add_argument(
         "--depth", type=positive_int, default=RERANK.depth, help="hits per query to rescore (default: %(default)s)"
@@ -107,11 +117,12 @@ def run_train(args: argparse.Namespace) -> int:
         model=args.model, loss=args.loss, group_size=args.group_size, batch_queries=args.batch_queries,
         max_length=args.max_length, attention_dropout=args.attention_dropout, **training_options(args),
     )  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_config(args.out / "command.json", args)
+    if prepare_training_output(args):
+        write_config(args.out / "command.json", args)
     summary = train_reranker(groups, config, args.out, resume=args.resume)
     print(
         f"trained {summary['steps']} steps on {summary['groups']} groups in {summary['seconds']:.0f} s; saved {args.out}"
+        + without_negatives_note(summary)
     )
     return 0
 
@@ -123,7 +134,7 @@ def run_rerank(args: argparse.Namespace) -> int:
             "would be random; train one with `tandem reranker train`, or pass --allow-untrained-head"
         )
     dataset = dataset_from(args)
-    run = read_run(args.run)
+    run = queries_to_rerank(read_run(args.run), dataset, args.split, args.run)
     queries = dataset.queries
     model = CrossEncoder.from_pretrained(args.model, max_length=args.max_length).to_device(args.device)
     started = time.perf_counter()
@@ -138,3 +149,23 @@ def run_rerank(args: argparse.Namespace) -> int:
         f"reranked {pairs} pairs of {len(run)} queries in {seconds:.1f} s ({pairs / seconds:.1f} pairs/s); wrote {args.out}"
     )
     return 0
+
+
+def queries_to_rerank(run: Run, dataset: BeirDataset, split: str | None, run_path: Path) -> Run:
+    """The part of `run` to rerank: every query, or with `split` only those judged in it (the others
+    are counted in a warning, and a run with none of them is an error)."""
+    if split is None:
+        return run
+    judged = dataset.split_queries(split)
+    kept = {query_id: hits for query_id, hits in run.items() if query_id in judged}
+    if not kept:
+        raise TandemError(f"no query of {run_path} is judged in the '{split}' split of {dataset.root}")
+    if len(kept) < len(run):
+        log.warning(
+            "%d of %d queries in %s are not judged in '%s' and are left out",
+            len(run) - len(kept),
+            len(run),
+            run_path,
+            split,
+        )
+    return kept

@@ -10,6 +10,7 @@ better by skipping hard queries."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import ir_measures
@@ -17,6 +18,8 @@ from ir_measures import AP, RR, R, nDCG
 
 from core.data.beir import Qrels
 from core.data.runs import Run, ranked
+
+log = logging.getLogger(__name__)
 
 MEASURES = {"nDCG@10": nDCG @ 10, "MRR@10": RR @ 10, "Recall@100": R @ 100, "Recall@1000": R @ 1000, "MAP": AP}
 """Display name -> ir-measures measure. MRR@10 is trec_eval's recip_rank cut at 10."""
@@ -38,6 +41,12 @@ def evaluate(run: Run, qrels: Qrels, measures: list[str] | None = None) -> Evalu
     unknown = [name for name in names if name not in MEASURES]
     if unknown:
         raise ValueError(f"unknown measures {unknown}; known: {list(MEASURES)}")
+    judged_in_run = sum(1 for query_id in run if query_id in qrels)
+    if run and not judged_in_run:
+        log.warning(
+            "none of the run's %d queries is judged in these qrels (e.g. '%s'), so every figure is 0: "
+            "another split or another dataset's run?", len(run), next(iter(run)),
+        )  # fmt: skip
     by_measure = {MEASURES[name]: name for name in names}
     evaluator = ir_measures.evaluator(list(by_measure), qrels)
     scored = [

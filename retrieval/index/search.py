@@ -32,10 +32,10 @@ class DenseIndex:
             raise TandemError(
                 f"{self.dir}: not a tandem dense index (no meta.json); build one with `tandem index build`"
             )
-        self.meta = IndexMeta(**json.loads((self.dir / "meta.json").read_text()))
-        self.ids = (self.dir / "docids.txt").read_text().split("\n")[:-1]
+        self.meta = read_meta(self.dir)
+        self.ids = read_ids(self.dir / "docids.txt", self.meta.count)
         self.position = {doc_id: i for i, doc_id in enumerate(self.ids)}
-        self.index = faiss.read_index(str(self.dir / "index.faiss"))
+        self.index = read_faiss(self.dir / "index.faiss", self.meta.count)
         self.search_parameters = set_search_parameters(self.index, nprobe, ef_search)
         if use_gpu is None:
             use_gpu = hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
@@ -70,7 +70,48 @@ class DenseIndex:
         return scores, [[self.ids[r] for r in row if r >= 0] for row in rows]
 
     def embeddings(self) -> np.ndarray:
-        return np.load(self.dir / "embeddings.npy", mmap_mode="r")
+        path = self.dir / "embeddings.npy"
+        try:
+            embeddings = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise _damaged(path, err) from None
+        if embeddings.shape != (self.meta.count, self.meta.dim):
+            raise _damaged(path, f"shape {embeddings.shape}, expected ({self.meta.count}, {self.meta.dim})")
+        return embeddings
+
+
+def read_meta(index_dir: Path) -> IndexMeta:
+    path = index_dir / "meta.json"
+    try:
+        return IndexMeta(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as err:
+        raise _damaged(path, err) from None
+
+
+def read_ids(path: Path, count: int) -> list[str]:
+    """docids.txt: one passage id per line, exactly `count` of them (a truncated file is refused)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise _damaged(path, err) from None
+    ids = text.split("\n")[:-1]
+    if len(ids) != count or not text.endswith("\n"):
+        raise _damaged(path, f"{len(ids)} complete lines, the index holds {count} passages")
+    return ids
+
+
+def read_faiss(path: Path, count: int) -> faiss.Index:
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as err:
+        raise _damaged(path, str(err).strip().rsplit("failed: ", 1)[-1]) from None
+    if index.ntotal != count:
+        raise _damaged(path, f"{index.ntotal} vectors, the index holds {count} passages")
+    return index
+
+
+def _damaged(path: Path, reason: object) -> TandemError:
+    return TandemError(f"{path}: missing or damaged ({str(reason)[:200]}); rebuild the index with `tandem index build`")
 
 
 def set_search_parameters(index: faiss.Index, nprobe: int | None = None, ef_search: int | None = None) -> dict:
