@@ -21,6 +21,12 @@ class SplitDefaults:
     train: str = "train"
     test: str = "test"
     min_relevance: int = 1
+    dev_fraction: float = 0.1
+    """share of the train queries held out as dev (never trained on) to choose the result and weights"""
+    dev_max: int = 300
+    dev_min: int = 20
+    """below this many dev queries there is no dev split: the result is the system fixed in advance"""
+    dev_seed: int = 42
 
 
 @dataclass
@@ -86,6 +92,8 @@ class RerankerDefaults:
 class RerankDefaults:
     depth: int = 100
     batch_size: int = 64
+    fuse_weights: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(1, 10)])
+    """cross-encoder weights tried on dev for `w * CE + (1 - w) * first stage` (min-max normalised)"""
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from core.data.beir import BeirDataset
+from core.data.splits import carve_dev
 from core.errors import TandemError
 from core.precision import autocast, pick_device
 from pipelines.modes import TRAINED
@@ -182,7 +183,18 @@ def _train_queries(dataset: BeirDataset, config: dict, mode: str) -> int:
         return len(title_queries(dataset.corpus, config["mining"]["title_queries"], config["mining"]["seed"])[0])
     qrels = dataset.qrels(config["split"]["train"])
     floor = config["split"]["min_relevance"]
-    return sum(1 for judged in qrels.values() if any(rel >= floor for rel in judged.values()))
+    return sum(1 for judged in qrels.values() if any(rel >= floor for rel in judged.values())) - _dev_count(
+        dataset, config, mode
+    )
+
+
+def _dev_count(dataset: BeirDataset, config: dict, mode: str) -> int:
+    """Queries held out of train as dev (the same carving `RunContext.dev_query_ids` does)."""
+    if mode != "train":
+        return 0
+    split = config["split"]
+    train = dataset.split_queries(split["train"])
+    return len(carve_dev(train, split["dev_fraction"], split["dev_max"], split["dev_min"], split["dev_seed"]))
 
 
 def _steps(groups: int, options: dict) -> int:
@@ -195,9 +207,10 @@ def plan_run(
     dataset: BeirDataset, config: dict, mode: str, rates: Rates, has_bi_encoder: bool, rerankers: int
 ) -> list[StagePlan]:
     """Each stage's work and estimated seconds for this dataset, configuration and mode."""
-    n, tests = len(dataset.corpus), len(dataset.split_queries(config["split"]["test"]))
+    n, dev = len(dataset.corpus), _dev_count(dataset, config, mode)
+    tests = len(dataset.split_queries(config["split"]["test"])) + dev  # first stages and reranking run on both
     plans = [
-        StagePlan("bm25", f"index {n:,} passages, search {tests:,} test queries",
+        StagePlan("bm25", f"index {n:,} passages, search {tests:,} test + dev queries",
                   JVM_START_S + n / BM25_INDEX_PER_S + tests * bm25_query_seconds(config["bm25"]["k"])),
         StagePlan("dense-zeroshot", f"encode {n:,} passages", rates.encode_seconds(n, 256) + 3),
     ]  # fmt: skip

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from core.data.beir import BeirDataset
+from core.data.runs import read_run
 from core.errors import TandemError
 from pipelines.cli import main
 from pipelines.runner import load_config, run_all
@@ -131,14 +132,17 @@ def test_stress_shape_runs_with_one_group_per_query(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert main(["run", "--dataset", str(data), "--out", str(out), "--config", str(config), "--quick"]) == 0
     train_queries = {line.split("\t")[0] for line in (data / "qrels" / "train.tsv").read_text().splitlines()[1:]}
+    dev_queries = read_run(out / "bm25" / "dev.trec")
     for groups_file in (out / "retriever" / "bm25-negatives.jsonl", out / "mining" / "groups.jsonl"):
         lines = groups_file.read_text().splitlines()
-        assert len(lines) == len(train_queries) == 2500
+        assert len(train_queries) == 2500 and len(lines) == 2500 - 250  # one per query; 10 % held out as dev
+        assert not {json.loads(line)["query_id"] for line in lines} & set(dev_queries)
         assert groups_file.stat().st_size < 20e6
         first = json.loads(lines[0])
         assert len(first["positives"]) > 10 and all("text" not in p for p in first["positives"])
     text, metrics = report_of(out)
     assert "**Mode: train**" in text and "BM25 + CE (NLL)" in metrics["systems"]
+    assert "dev nDCG@10" in text and "the best nDCG@10 on the dev split (250 train queries" in text
 
 
 def test_plan_prints_sizes_and_estimates_then_exits(

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from core.data.beir import BeirDataset
+from core.data.runs import read_run
 from core.errors import TandemError
 from core.training.loop import TrainLoop
 from pipelines.cli import main
@@ -161,3 +162,50 @@ def test_fuse_cli(tmp_path: Path) -> None:
     )
     assert read_run(tmp_path / "g")["q"][0][0] == "x"
     assert main(["fuse", str(tmp_path / "a"), "--out", str(tmp_path / "h")]) == 2
+
+
+def test_dev_split_is_held_out_of_training_and_chooses_the_result(
+    tiny_dir: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    from core.data.splits import carve_dev
+
+    config = load_config(tiny_config(tmp_path, tiny_bert), quick=True)
+    config["split"].update(dev_fraction=0.34, dev_min=1)  # 1 of the 3 training queries
+    config["reranker"]["losses"] = ["nll"]
+    out = tmp_path / "run"
+    run_all(BeirDataset(tiny_dir), out, config)
+    dev = carve_dev(BeirDataset(tiny_dir).split_queries("test"), 0.34, 300, 1, 42)
+    assert len(dev) == 1 and set(read_run(out / "bm25" / "dev.trec")) == set(dev)
+    for groups in (out / "retriever" / "bm25-negatives.jsonl", out / "mining" / "groups.jsonl"):
+        trained_on = {json.loads(line)["query_id"] for line in groups.read_text().splitlines()}
+        assert trained_on and not trained_on & set(dev)
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    dev_figures = {name: row["dev_nDCG@10"] for name, row in metrics["systems"].items()}
+    assert None not in dev_figures.values()
+    assert metrics["result"] == max(dev_figures, key=lambda name: dev_figures[name])  # first of the best
+    fused = [name for name in metrics["systems"] if " fused with " in name]
+    assert len(fused) == 2 and (out / "rerank" / "dev" / "bm25-nll-fused.trec").is_file()
+    text = (out / "report" / "report.md").read_text()
+    assert "dev nDCG@10" in text and "best nDCG@10 on the dev split (1 train queries" in text
+    assert (out / "report" / "tradeoff.png").is_file()
+
+
+def test_carve_dev_is_seeded_bounded_and_empty_when_too_small() -> None:
+    from core.data.splits import carve_dev
+
+    ids = [f"q{i}" for i in range(1000)]
+    dev = carve_dev(ids, 0.1, 300, 20, 42)
+    assert len(dev) == 100 and dev == carve_dev(reversed(ids), 0.1, 300, 20, 42) != carve_dev(ids, 0.1, 300, 20, 7)
+    assert len(carve_dev(ids * 1, 0.5, 300, 20, 42)) == 300
+    assert carve_dev(ids[:150], 0.1, 300, 20, 42) == []  # 15 < dev_min
+
+
+def test_choose_weight_takes_the_best_dev_figure_ties_to_the_first() -> None:
+    from pipelines.evaluation.fusion import choose_weight
+
+    reranked = {"q1": [("d2", 5.0), ("d1", 4.0), ("d3", 0.0)]}  # the cross-encoder alone is wrong
+    first = {"q1": [("d1", 10.0), ("d2", 1.0), ("d3", 0.5)]}
+    weight, figure = choose_weight(reranked, first, {"q1": {"d1": 1}}, [0.1, 0.5, 0.9], depth=3)
+    assert weight == 0.1 and figure == 1.0
+    weight, _ = choose_weight(reranked, first, {"q1": {"d2": 1}}, [0.1, 0.5, 0.9], depth=3)
+    assert weight == 0.9

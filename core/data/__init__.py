@@ -1,5 +1,5 @@
 """Where data enters: BEIR corpus/queries/qrels (`beir`), `--dataset` resolution (`sources`), TREC runs
-(`runs`) and training groups (`groups`). Imports only from `core`."""
+(`runs`), training groups (`groups`) and the dev split carved from train (`splits`). Imports only from `core`."""
 
 from core.data.beir import BeirDataset, Corpus, Qrels
 from core.data.groups import TrainingGroup, read_groups, write_groups

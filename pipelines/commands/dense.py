@@ -32,6 +32,7 @@ from retrieval import bm25
 from retrieval.dense import dense_search
 from retrieval.encoder import POOLINGS, BiEncoder, BiEncoderConfig, saved_config
 from retrieval.index import DenseIndex, build_index, check_factory, encode_corpus_shard
+from retrieval.index.shards import plan_shards, torchrun_device, wait_for_shards
 from retrieval.mining import MiningConfig
 from retrieval.negatives import mine_negatives
 from retrieval.train import RetrieverConfig, train_retriever
@@ -96,7 +97,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="encode (optionally one shard) and build the FAISS index",
         description="Encode the corpus, longest passages first with dynamic padding, streaming embeddings to a "
         "memory-mapped file, then build a FAISS index. With --num-shards, run once per --shard-id (any order, any "
-        "machine) with --encode-only, then once without --shard-id to merge and index.",
+        "machine) with --encode-only, then once without --shard-id to merge and index; or start it under torchrun "
+        "(`torchrun --nnodes N --nproc_per_node K -m pipelines.cli index build ...`): each process encodes the "
+        "shards of its rank and rank 0 merges and indexes.",
     )
     add_dataset_args(build, split=None)
     build.add_argument("--encoder", help="bi-encoder folder or HF name (default: all-MiniLM-L6-v2)")
@@ -197,35 +200,25 @@ def run_train(args: argparse.Namespace) -> int:
 def run_build(args: argparse.Namespace) -> int:
     dataset = dataset_from(args)
     encoder_path = resolve_model(args.encoder)
-    encoder = BiEncoder.from_pretrained(encoder_path).to_device(args.device)
+    shards = plan_shards(args.num_shards, args.shard_id, args.encode_only)
+    encoder = BiEncoder.from_pretrained(encoder_path).to_device(torchrun_device(args.device))
     check_factory(args.factory, encoder.dim)
     shards_dir = args.out.with_name(args.out.name + ".shards")
-    shard_ids = [args.shard_id] if args.shard_id is not None else range(args.num_shards)
     started = time.perf_counter()
-    for shard_id in shard_ids:
+    for shard_id in shards.shard_ids:
         encode_corpus_shard(
-            encoder,
-            dataset.corpus_path,
-            shards_dir,
-            shard_id,
-            args.num_shards,
-            args.batch_size,
+            encoder, dataset.corpus_path, shards_dir, shard_id, shards.num_shards, args.batch_size,
             precision=args.precision,
-        )
+        )  # fmt: skip
     encode_seconds = time.perf_counter() - started
-    if args.encode_only or args.shard_id is not None:
-        print(f"encoded shard(s) {list(shard_ids)} into {shards_dir} in {encode_seconds:.0f} s")
+    if not shards.builds_index:
+        print(f"encoded shard(s) {shards.shard_ids} into {shards_dir} in {encode_seconds:.0f} s")
         return 0
+    wait_for_shards(shards_dir, shards.num_shards)
     meta = build_index(
-        encoder_path,
-        encoder,
-        dataset.corpus_path,
-        shards_dir,
-        args.out,
-        args.num_shards,
-        args.factory,
+        encoder_path, encoder, dataset.corpus_path, shards_dir, args.out, shards.num_shards, args.factory,
         encode_seconds=encode_seconds,
-    )
+    )  # fmt: skip
     write_config(args.out / "config.json", args)
     shutil.rmtree(shards_dir, ignore_errors=True)
     print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyserini.fusion import interpolation, reciprocal_rank_fusion
 from pyserini.trectools import RescoreMethod, TrecRun
 
+from core.data.beir import Qrels
 from core.data.runs import Run, ranked, truncate
 
 
@@ -46,3 +47,16 @@ def interpolate_reranked(reranked: Run, first: Run, alpha: float, depth: int) ->
         floor = min((score for _, score in top), default=0.0)
         out[query_id] = top + [(doc_id, floor - 1.0 - i) for i, (doc_id, _) in enumerate(hits[depth:])]
     return out
+
+
+def choose_weight(
+    reranked: Run, first: Run, qrels: Qrels, weights: list[float], depth: int, measure: str = "nDCG@10"
+) -> tuple[float, float]:
+    """The cross-encoder weight of `interpolate_reranked` that scores best on these (dev) qrels, and
+    its figure; ties go to the earlier weight in `weights`."""
+    from pipelines.evaluation.metrics import evaluate
+
+    scored = [(evaluate(interpolate_reranked(reranked, first, w, depth), qrels, [measure]).aggregate[measure], w)
+              for w in weights]  # fmt: skip
+    best = max(range(len(scored)), key=lambda i: (scored[i][0], -i))
+    return scored[best][1], scored[best][0]

@@ -24,6 +24,8 @@ class System:
     """seconds per query of each stage, e.g. {"retrieve": 0.01, "rerank": 0.9}"""
     first_stage: str | None = None
     """for a reranked system, the name of the system whose run it reranked"""
+    dev: Evaluation | None = None
+    """its figures on the dev split, when the run has one (what the result is chosen on)"""
 
 
 def paired_p_value(system: Evaluation, baseline: Evaluation, measure: str = "nDCG@10") -> float | None:
@@ -49,6 +51,7 @@ def metrics_payload(systems: list[System], baseline: str | None, measures=TABLE_
                 else None,
                 "latency_s_per_query": s.latency,
                 "first_stage": s.first_stage,
+                "dev_nDCG@10": s.dev.aggregate["nDCG@10"] if s.dev else None,
             }
             for s in systems
         },
@@ -60,13 +63,19 @@ def markdown_table(
 ) -> str:
     payload = metrics_payload(systems, baseline, measures)["systems"]
     stages = sorted({stage for s in systems for stage in s.latency})
-    header = ["system", *measures, f"p vs {baseline} (nDCG@10)" if baseline else None, *(f"{st} ms/q" for st in stages)]
+    dev = any(s.dev for s in systems)
+    header = [
+        "system", "dev nDCG@10" if dev else None, *measures, f"p vs {baseline} (nDCG@10)" if baseline else None,
+        *(f"{st} ms/q" for st in stages),
+    ]  # fmt: skip
     header = [h for h in header if h is not None]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {m: max(payload[s.name][m] for s in systems) for m in measures}
     for s in systems:
         row = payload[s.name]
         cells = [f"★ {s.name}" if s.name == result else s.name]
+        if dev:
+            cells.append(f"{row['dev_nDCG@10']:.4f}" if s.dev else "")
         cells += [f"**{row[m]:.4f}**" if row[m] == best[m] else f"{row[m]:.4f}" for m in measures]
         if baseline:
             p = row["p_value_vs_baseline_nDCG@10"]
@@ -96,6 +105,34 @@ def plot_metrics(systems: list[System], path: Path, measures=TABLE_MEASURES) -> 
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_tradeoff(systems: list[System], path: Path, measure: str = "nDCG@10") -> bool:
+    """Each system's test `measure` against its total ms per query (log scale): what each stage costs
+    and buys. Returns False (no plot) when no system has a latency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timed = [s for s in systems if sum(s.latency.values()) > 0]
+    if not timed:
+        return False
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for s in timed:
+        ms = sum(s.latency.values()) * 1000
+        ax.scatter(ms, s.evaluation.aggregate[measure], s=18)
+        ax.annotate(
+            s.name, (ms, s.evaluation.aggregate[measure]), fontsize=6, xytext=(3, 3), textcoords="offset points"
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("ms per query (all stages, this machine)")
+    ax.set_ylabel(f"{measure} (test)")
+    ax.set_title("Quality against cost per query", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
 
 
 def plot_per_query(reranked: System, first: System, path: Path, measure: str = "nDCG@10") -> None:
@@ -152,6 +189,8 @@ def write_report(
     if notes:
         lines += [notes, ""]
     lines += ["![metrics per system](metrics.png)", ""]
+    if plot_tradeoff(systems, out_dir / "tradeoff.png"):
+        lines += ["![nDCG@10 against ms per query](tradeoff.png)", ""]
     lines += [f"![{name} vs its first stage]({png})" for name, png in plots]
     with atomic_file(out_dir / "report.md") as out:
         out.write("\n".join(lines) + "\n")

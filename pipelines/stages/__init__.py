@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.stages.context import RunContext
-from pipelines.stages.results import stage_report, stage_rerank
+from pipelines.stages.rerank import stage_rerank
+from pipelines.stages.results import stage_report
 from pipelines.stages.retrieval import stage_bm25, stage_dense_zeroshot, stage_index
 from pipelines.stages.training import stage_mining, stage_reranker, stage_retriever
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.data.beir import BeirDataset
+from core.data.splits import carve_dev
 from pipelines.modes import TRAINED, Models
 
 DENSE_NAMES = {
@@ -27,6 +28,31 @@ class RunContext:
     mode: str = "train"
     mode_reason: str = ""
     transferred: Models = field(default_factory=Models)
+
+    def dev_query_ids(self) -> list[str]:
+        """The dev split carved from the train queries (train mode only; empty when too small)."""
+        if "_dev" not in self.__dict__:
+            split = self.config["split"]
+            train = self.dataset.split_queries(split["train"]) if self.mode == "train" else {}
+            self.__dict__["_dev"] = carve_dev(
+                train, split["dev_fraction"], split["dev_max"], split["dev_min"], split["dev_seed"]
+            )
+        return self.__dict__["_dev"]
+
+    def dev_queries(self) -> dict[str, str]:
+        return {query_id: self.dataset.queries[query_id] for query_id in self.dev_query_ids()}
+
+    def dev_qrels(self) -> dict[str, dict[str, int]]:
+        """The train qrels of the dev queries only (others would count as misses)."""
+        judged = self.dataset.qrels(self.config["split"]["train"])
+        return {query_id: judged[query_id] for query_id in self.dev_query_ids()}
+
+    def train_queries(self) -> dict[str, str]:
+        """The train split's queries less the dev ones: what the retriever and the cross-encoder learn from."""
+        dev = set(self.dev_query_ids())
+        return {
+            q: text for q, text in self.dataset.split_queries(self.config["split"]["train"]).items() if q not in dev
+        }
 
     def stage_dir(self, stage: str) -> Path:
         return self.out / stage

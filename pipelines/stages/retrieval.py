@@ -1,5 +1,6 @@
 """The first-stage stages: BM25, the zero-shot dense index, and the index of the fine-tuned bi-encoder.
-Each calls the library functions its command calls and writes a TREC run of the test queries."""
+Each calls the library functions its command calls and writes a TREC run of the test queries
+(`test.trec`) and, when the run has a dev split, of the dev queries (`dev.trec`)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ def stage_bm25(ctx: RunContext, work: Path) -> dict:
     queries = ctx.dataset.split_queries(ctx.config["split"]["test"])
     started = time.perf_counter()
     run = bm25.search(work / "index", queries, k=options["k"], k1=options["k1"], b=options["b"])
+    latency = seconds_per_query(started, queries)
     write_run(run, work / "test.trec", tag="bm25")
-    return {"latency": {"retrieve": seconds_per_query(started, queries)}}
+    if ctx.dev_queries():
+        dev = bm25.search(work / "index", ctx.dev_queries(), k=options["k"], k1=options["k1"], b=options["b"])
+        write_run(dev, work / "dev.trec", tag="bm25")
+    return {"latency": {"retrieve": latency}}
 
 
 def _dense_stage(ctx: RunContext, work: Path, encoder: str | None) -> dict:
@@ -32,10 +37,15 @@ def _dense_stage(ctx: RunContext, work: Path, encoder: str | None) -> dict:
     encode_seconds = time.perf_counter() - started
     queries = ctx.dataset.split_queries(ctx.config["split"]["test"])
     started = time.perf_counter()
-    run, _ = dense_search(DenseIndex(work / "index"), queries, options["k"], options["batch_size"])
+    index = DenseIndex(work / "index")
+    run, _ = dense_search(index, queries, options["k"], options["batch_size"])
+    latency = seconds_per_query(started, queries)
     write_run(run, work / "test.trec", tag="dense")
+    if ctx.dev_queries():
+        dev, _ = dense_search(index, ctx.dev_queries(), options["k"], options["batch_size"])
+        write_run(dev, work / "dev.trec", tag="dense")
     return {
-        "latency": {"retrieve": seconds_per_query(started, queries)},
+        "latency": {"retrieve": latency},
         "encode_seconds": encode_seconds,
         "passages": meta.count,
     }

@@ -33,8 +33,8 @@ def trainable_groups(groups: list) -> int:
 
 
 def stage_retriever(ctx: RunContext, work: Path) -> dict:
-    """Mine BM25 negatives for the training queries (the train split's, or title pseudo-queries in
-    self-supervised mode), then fine-tune the bi-encoder (in-batch NLL)."""
+    """Mine BM25 negatives for the training queries (the train split's less the dev ones, or title
+    pseudo-queries in self-supervised mode), then fine-tune the bi-encoder (in-batch NLL)."""
     if not ctx.trains:
         return skipped(f"nothing to train in {ctx.mode} mode")
     options = ctx.config["retriever"]
@@ -47,8 +47,7 @@ def stage_retriever(ctx: RunContext, work: Path) -> dict:
         count = ctx.config["mining"]["title_queries"]
         stats = mine_title_negatives(ctx.dataset, count, groups_path, mining, bm25_index)
     else:
-        split = ctx.config["split"]["train"]
-        queries, qrels = ctx.dataset.split_queries(split), ctx.dataset.qrels(split)
+        queries, qrels = ctx.train_queries(), ctx.dataset.qrels(ctx.config["split"]["train"])
         stats = mine_negatives(ctx.dataset, queries, qrels, groups_path, mining, bm25_index=bm25_index)
     encoder = BiEncoderConfig(
         temperature=options["temperature"], passage_max_length=options["passage_max_length"],
@@ -86,8 +85,7 @@ def stage_mining(ctx: RunContext, work: Path) -> dict:
             ctx.dataset, queries, qrels, work / "groups.jsonl", config, passage_form="text", **indexes
         )
         return {"stats": stats.to_dict()}
-    split = ctx.config["split"]["train"]
-    queries, qrels = ctx.dataset.split_queries(split), ctx.dataset.qrels(split)
+    queries, qrels = ctx.train_queries(), ctx.dataset.qrels(ctx.config["split"]["train"])
     result = {"stats": mine_negatives(ctx.dataset, queries, qrels, work / "groups.jsonl", config, **indexes).to_dict()}
     if options["title_queries"]:
         title_config = mining_config({**options, "margin": None})

@@ -1,0 +1,70 @@
+"""The rerank stage: each cross-encoder reranks BM25's and the dense stage's runs, BM25 and dense are
+fused (RRF), and, when the run has a dev split, each reranked run is also interpolated with its first
+stage at the cross-encoder weight that scored best on dev. Test runs go to `rerank/`, dev runs to
+`rerank/dev/`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from core.data.runs import read_run, write_run
+from pipelines.evaluation.fusion import choose_weight, interpolate_reranked, rrf
+from pipelines.stages.context import RunContext, seconds_per_query
+from rerank.model import CrossEncoder
+from rerank.rerank import rerank_run
+
+
+def run_path(work: Path, split: str, name: str) -> Path:
+    """Where the rerank stage keeps the `split` run of system `name` (test runs at the top)."""
+    return work / f"{name}.trec" if split == "test" else work / split / f"{name}.trec"
+
+
+def first_stage_run(ctx: RunContext, stage: str, split: str) -> Path:
+    return ctx.stage_dir(stage) / f"{split}.trec"
+
+
+def stage_rerank(ctx: RunContext, work: Path) -> dict:
+    """Rerank BM25's and the dense stage's runs with each cross-encoder; fuse BM25 and dense (RRF); on
+    a dev split, choose each cross-encoder's interpolation weight."""
+    options = ctx.config["rerank"]
+    splits = ["test", "dev"] if ctx.dev_queries() else ["test"]
+    firsts = ("bm25", ctx.dense_stage())
+    latency = {}
+    for label, path in ctx.rerankers().items():
+        model = CrossEncoder.from_pretrained(path).to_device()
+        for first in firsts:
+            for split in splits:
+                run = read_run(first_stage_run(ctx, first, split))
+                started = time.perf_counter()
+                reranked = rerank_run(
+                    run, ctx.dataset.queries, ctx.dataset.corpus, model, options["depth"], options["batch_size"]
+                )
+                if split == "test":
+                    latency[f"{first}-{label}"] = seconds_per_query(started, run)
+                write_run(reranked, run_path(work, split, f"{first}-{label}"), tag=f"{first}-ce-{label}")
+    for split in splits:
+        runs = [read_run(first_stage_run(ctx, stage, split)) for stage in firsts]
+        hybrid = rrf(runs, ctx.config["hybrid"]["rrf_k"], ctx.config["hybrid"]["depth"])
+        write_run(hybrid, run_path(work, split, "hybrid"), tag="hybrid-rrf")
+    weights = fuse_on_dev(ctx, work, firsts) if "dev" in splits else {}
+    return {"latency": latency, "fuse_weights": weights}
+
+
+def fuse_on_dev(ctx: RunContext, work: Path, firsts: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """For each reranked run: the weight `w` of `w * CE + (1 - w) * first stage` that scores best on dev
+    (from `rerank.fuse_weights`), applied to the test run as `<first>-<label>-fused`."""
+    depth, weights = ctx.config["rerank"]["depth"], ctx.config["rerank"]["fuse_weights"]
+    dev_qrels = ctx.dev_qrels()
+    chosen = {}
+    for label in ctx.rerankers():
+        for first in firsts:
+            name = f"{first}-{label}"
+            runs = {split: (read_run(run_path(work, split, name)), read_run(first_stage_run(ctx, first, split)))
+                    for split in ("dev", "test")}  # fmt: skip
+            weight, dev_figure = choose_weight(*runs["dev"], dev_qrels, weights, depth)
+            for split, (reranked, first_run) in runs.items():
+                fused = interpolate_reranked(reranked, first_run, weight, depth)
+                write_run(fused, run_path(work, split, f"{name}-fused"), tag=f"{name}-fused")
+            chosen[name] = {"weight": weight, "dev_nDCG@10": dev_figure}
+    return chosen
