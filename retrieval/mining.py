@@ -81,15 +81,25 @@ class MiningStats:
         }
 
     def summary(self) -> str:
-        lines = [
-            f"queries: {self.queries}, groups written: {self.groups} (one per query, {self.positives} positives), "
-            f"candidates seen: {self.candidates}",
-            f"queries with fewer negatives than asked: {self.queries_short_of_negatives}",
-            "removed: " + (", ".join(f"{k} {v}" for k, v in sorted(self.removed.items())) or "nothing"),
-            "negatives per group: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.negatives_per_group.items())),
-            "kept ranks: " + ", ".join(f"{k} {v}" for k, v in self.to_dict()["kept_rank_histogram"].items()),
+        return summarise(self.to_dict())
+
+
+def summarise(stats: dict) -> str:
+    """A few readable lines from `MiningStats.to_dict()` (also the merged statistics of torchrun parts)."""
+
+    def items(values: dict) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in values.items())
+
+    return "\n".join(
+        [
+            f"queries: {stats['queries']}, groups written: {stats['groups']} (one per query, {stats['positives']} "
+            f"positives), candidates seen: {stats['candidates']}",
+            f"queries with fewer negatives than asked: {stats['queries_short_of_negatives']}",
+            "removed: " + (", ".join(f"{k} {v}" for k, v in stats["removed"].items()) or "nothing"),
+            "negatives per group: " + items(stats["negatives_per_group"]),
+            "kept ranks: " + ", ".join(f"{k} {v}" for k, v in stats["kept_rank_histogram"].items()),
         ]
-        return "\n".join(lines)
+    )
 
 
 @dataclass

@@ -4,6 +4,7 @@ process encodes only the missing shards."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -76,3 +77,48 @@ def test_shard_id_under_torchrun_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(TandemError, match="leave out --shard-id"):
         plan_shards(3, shard_id=0)
+
+
+def test_torchrun_mining_equals_a_single_process_run_and_reuses_a_finished_part(
+    tiny_dir: Path, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["index", "build", "--dataset", str(tiny_dir), "--encoder", str(tiny_bert),
+                 "--out", str(tmp_path / "idx")]) == 0  # fmt: skip
+    mine = ["mine", "--dataset", str(tiny_dir), "--split", "test", "--index", str(tmp_path / "idx"),
+            "--num-negatives", "3", "--depth", "8"]  # fmt: skip
+    assert main([*mine, "--out", str(tmp_path / "single.jsonl")]) == 0
+    torchrun([*mine, "--out", str(tmp_path / "multi.jsonl")])
+    single = (tmp_path / "single.jsonl").read_bytes()
+    assert single.count(b"\n") == 3 and (tmp_path / "multi.jsonl").read_bytes() == single
+    single_stats = json.loads((tmp_path / "single.jsonl.stats.json").read_text())
+    assert json.loads((tmp_path / "multi.jsonl.stats.json").read_text()) == json.loads(json.dumps(single_stats))
+    assert not list(tmp_path.glob("multi.jsonl.part-*"))
+
+    with monkeypatch.context() as rank_one:  # rank 1 of 2 finished its part, then the job was lost
+        rank_one.setenv("WORLD_SIZE", "2")
+        rank_one.setenv("RANK", "1")
+        assert main([*mine, "--out", str(tmp_path / "lost.jsonl")]) == 0
+    assert (tmp_path / "lost.jsonl.part-1-of-2").is_file() and not (tmp_path / "lost.jsonl").exists()
+    log = torchrun([*mine, "--out", str(tmp_path / "lost.jsonl")])
+    assert "lost.jsonl.part-1-of-2 already done" in log and "part-0-of-2 already done" not in log
+    assert (tmp_path / "lost.jsonl").read_bytes() == single
+
+
+def test_torchrun_rerank_merges_the_shares_of_every_process(tiny_dir: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    from core.data.runs import read_run, write_run
+    from rerank.model import CrossEncoder
+
+    CrossEncoder.from_pretrained(tiny_bert).save_pretrained(tmp_path / "ce")  # one head for every process
+    run = {q: [(f"d{i}", 10.0 - i) for i in range(1, 9)] for q in ("q1", "q2", "q3", "q4", "q5")}
+    write_run(run, tmp_path / "first.trec")
+    rerank = ["rerank", "--first-stage", str(tmp_path / "first.trec"), "--dataset", str(tiny_dir), "--model", str(tmp_path / "ce"),
+              "--depth", "5"]  # fmt: skip
+    assert main([*rerank, "--out", str(tmp_path / "single.trec")]) == 0
+    torchrun([*rerank, "--out", str(tmp_path / "multi.trec")])
+    single, multi = read_run(tmp_path / "single.trec"), read_run(tmp_path / "multi.trec")
+    assert list(multi) == list(single) == list(run)
+    for query_id, hits in single.items():  # same scores (batches differ, so up to float rounding)
+        expected, got = dict(hits), dict(multi[query_id])
+        assert set(got) == set(expected)
+        np.testing.assert_allclose([got[d] for d in expected], list(expected.values()), rtol=1e-4, atol=1e-5)
+    assert not list(tmp_path.glob("multi.trec.part-*"))

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from core.atomic import atomic_file
 from core.errors import TandemError
+from core.parts import add_up, torchrun_world, work_in_parts
 from pipelines.commands.common import add_dataset_args, dataset_from, positive_int, write_config
 from pipelines.defaults import MiningDefaults, SplitDefaults
-from retrieval.mining import MiningConfig, parse_rank_range
+from retrieval.mining import MiningConfig, MiningStats, parse_rank_range, summarise
 from retrieval.negatives import mine_negatives
 from retrieval.pseudo import title_queries
 
@@ -91,20 +92,37 @@ def run_mine(args: argparse.Namespace) -> int:
     else:
         qrels = dataset.qrels(args.split)
         queries = dataset.split_queries(args.split)
-    queries = {qid: text for i, (qid, text) in enumerate(queries.items()) if i % args.num_shards == args.shard_id}
     reranker_filter = None
     if args.reranker:
         from rerank.filter import cross_encoder_filter
 
         reranker_filter = cross_encoder_filter(args.reranker, dataset.corpus, args.batch_size)
-    stats = mine_negatives(
-        dataset, queries, qrels, args.out, config, bm25_index=args.bm25_index, dense_index=args.index,
-        reranker_filter=reranker_filter, passage_form=passage_form, batch_size=args.batch_size,
-        with_text=args.with_text,
-    )  # fmt: skip
+
+    def mine(part_queries: dict[str, str], out: Path) -> MiningStats:
+        return mine_negatives(
+            dataset, part_queries, qrels, out, config, bm25_index=args.bm25_index, dense_index=args.index,
+            reranker_filter=reranker_filter, passage_form=passage_form, batch_size=args.batch_size,
+            with_text=args.with_text,
+        )  # fmt: skip
+
+    rank, world = torchrun_world()
+    if world > 1:
+        if args.num_shards != 1:
+            raise TandemError("under torchrun each process mines the share of its rank: leave out --num-shards")
+        made_with = {"args": {k: str(v) for k, v in vars(args).items() if k != "handler"}, "config": asdict(config)}
+        parts = work_in_parts(
+            lambda ids, path: mine({q: queries[q] for q in ids}, path).to_dict(), list(queries), args.out, made_with
+        )
+        if parts is None:
+            print(f"rank {rank}: mined its share of the queries; rank 0 merges them into {args.out}")
+            return 0
+        stats = add_up(parts)
+    else:
+        queries = {q: text for i, (q, text) in enumerate(queries.items()) if i % args.num_shards == args.shard_id}
+        stats = mine(queries, args.out).to_dict()
     with atomic_file(args.out.with_name(args.out.name + ".stats.json")) as out:
-        out.write(json.dumps({"config": asdict(config), **stats.to_dict()}, indent=2) + "\n")
+        out.write(json.dumps({"config": asdict(config), **stats}, indent=2) + "\n")
     write_config(args.out.with_name(args.out.name + ".config.json"), args)
-    print(stats.summary())
-    print(f"wrote {stats.groups} groups to {args.out}")
+    print(summarise(stats))
+    print(f"wrote {stats['groups']} groups to {args.out}")
     return 0

@@ -12,6 +12,7 @@ from core.data.groups import read_groups
 from core.data.runs import Run, read_run, write_run
 from core.data.sources import open_dataset
 from core.errors import TandemError
+from core.parts import torchrun_world, work_in_parts
 from pipelines.commands.common import (
     add_dataset_args,
     add_precision_arg,
@@ -28,6 +29,7 @@ from pipelines.evaluation.fusion import interpolate_reranked
 from rerank.model import CrossEncoder, is_cross_encoder
 from rerank.rerank import rerank_run
 from rerank.train import RerankerConfig, train_reranker
+from retrieval.index.shards import torchrun_device
 
 log = logging.getLogger(__name__)
 RERANK = RerankDefaults()
@@ -80,7 +82,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="rerank the top of a run with a cross-encoder",
         description="Rescore the top --depth hits of each query; the rest keep their order beneath.",
     )
-    rerank.add_argument("--run", required=True, type=Path, help="first-stage TREC run")
+    rerank.add_argument(
+        "--run", "--first-stage", dest="run", required=True, type=Path,
+        help="first-stage TREC run (--first-stage: the same, for torchrun, which mistakes --run for its --run-path)",
+    )  # fmt: skip
     add_dataset_args(rerank, split=None)
     rerank.add_argument(
         "--split",
@@ -136,14 +141,32 @@ def run_rerank(args: argparse.Namespace) -> int:
     dataset = dataset_from(args)
     run = queries_to_rerank(read_run(args.run), dataset, args.split, args.run)
     queries = dataset.queries
-    model = CrossEncoder.from_pretrained(args.model, max_length=args.max_length).to_device(args.device)
-    started = time.perf_counter()
-    reranked = rerank_run(run, queries, dataset.corpus, model, args.depth, args.batch_size, precision=args.precision)
-    seconds = time.perf_counter() - started
-    if args.interpolate is not None:
-        reranked = interpolate_reranked(reranked, run, args.interpolate, args.depth)
-    pairs = sum(min(len(h), args.depth) for h in run.values())
-    write_run(reranked, args.out, tag="rerank" if args.interpolate is None else f"rerank-interp{args.interpolate}")
+    model = CrossEncoder.from_pretrained(args.model, max_length=args.max_length).to_device(torchrun_device(args.device))
+    tag = "rerank" if args.interpolate is None else f"rerank-interp{args.interpolate}"
+
+    def rerank_share(query_ids: list[str], out: Path) -> dict:
+        share = {query_id: run[query_id] for query_id in query_ids}
+        started = time.perf_counter()
+        reranked = rerank_run(
+            share, queries, dataset.corpus, model, args.depth, args.batch_size, precision=args.precision
+        )
+        seconds = time.perf_counter() - started
+        if args.interpolate is not None:
+            reranked = interpolate_reranked(reranked, share, args.interpolate, args.depth)
+        write_run(reranked, out, tag=tag)
+        return {"seconds": seconds, "pairs": sum(min(len(h), args.depth) for h in share.values())}
+
+    rank, world = torchrun_world()
+    if world > 1:  # each process reranks a share of the queries; rank 0 merges
+        made_with = {k: str(v) for k, v in vars(args).items() if k != "handler"}
+        parts = work_in_parts(rerank_share, list(run), args.out, made_with)
+        if parts is None:
+            print(f"rank {rank}: reranked its share of the queries; rank 0 merges them into {args.out}")
+            return 0
+        done = {"seconds": max(p["seconds"] for p in parts), "pairs": sum(p["pairs"] for p in parts)}
+    else:
+        done = rerank_share(list(run), args.out)
+    seconds, pairs = done["seconds"], done["pairs"]
     write_config(args.out.with_name(args.out.name + ".config.json"), args, seconds=seconds, pairs=pairs)
     print(
         f"reranked {pairs} pairs of {len(run)} queries in {seconds:.1f} s ({pairs / seconds:.1f} pairs/s); wrote {args.out}"
