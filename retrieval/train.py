@@ -1,8 +1,11 @@
-"""Bi-encoder training with the DPR objective: in-batch negatives plus mined hard negatives.
+"""Bi-encoder training with the DPR objective: in-batch negatives plus mined hard negatives; or
+distillation from a cross-encoder's scores of the same groups.
 
-A batch holds B groups (1 positive + N hard negatives each). Every query is scored against all
-B*(1+N) passages of the batch (gathered from every process under torchrun) and the loss is the
-listwise NLL with each query's own positive as target.
+A batch holds B groups (1 positive + N hard negatives each). With `loss="nll"` every query is scored
+against all B*(1+N) passages of the batch (gathered from every process under torchrun) and the loss is
+the listwise NLL with each query's own positive as target. With `loss="kl"` or `"margin-mse"` each
+query is scored against its own group's passages and the scores are matched to the teacher's (stored
+in the groups by `tandem reranker score-groups`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from core.errors import TandemError
 from core.training.config import TrainingConfig
 from core.training.distributed import gather_with_grad, setup_distributed
 from core.training.loop import seed_everything, train_on_groups
-from core.training.losses import ListwiseNLLLoss
+from core.training.losses import DISTILLATION_LOSSES, ListwiseKLLoss, ListwiseNLLLoss, MarginMSELoss
 from retrieval.encoder import BiEncoder, BiEncoderConfig
 
 
@@ -32,6 +35,9 @@ class RetrieverConfig(TrainingConfig):
     batch_queries: int = 32
     attention_dropout: float | None = None
     device: str | None = None
+    loss: str = "nll"
+    """nll (in-batch DPR), or distillation from the groups' teacher scores: kl (listwise) or margin-mse"""
+    teacher_temperature: float = 1.0
 
 
 def in_batch_nll(
@@ -50,11 +56,41 @@ def in_batch_nll(
     return ListwiseNLLLoss()(scores, targets) * world_size
 
 
+def group_distillation(
+    model: torch.nn.Module, encoder: BiEncoder, batch: GroupBatch, temperature: float, loss: torch.nn.Module
+) -> torch.Tensor:
+    """Distillation loss for one batch of (query, texts, teacher scores): each query against its own
+    group's passages (B x (1+N) student scores) matched to the teacher's scores of the same passages."""
+    queries = encoder.tokenize([query for query, _, _ in batch], "query")
+    passages = encoder.tokenize([text for _, texts, _ in batch for text in texts], "passage")
+    query_vectors, passage_vectors = model(queries, passages)
+    grouped = passage_vectors.view(len(batch), len(batch[0][1]), -1)
+    student = torch.einsum("bd,bcd->bc", query_vectors, grouped) / temperature
+    teacher = torch.tensor([scores for _, _, scores in batch], dtype=torch.float32, device=student.device)
+    return loss(student, teacher)
+
+
+def check_teacher_scores(groups: list[TrainingGroup]) -> None:
+    """Distillation needs a teacher score on every passage of every group."""
+    for group in groups:
+        if any(p.teacher is None for p in [*group.positives, *group.negatives]):
+            raise TandemError(
+                f"group '{group.query_id}' has passages without a teacher score: distillation needs groups "
+                "scored by a cross-encoder (`tandem reranker score-groups`)"
+            )
+
+
 def train_retriever(
     groups: list[TrainingGroup], config: RetrieverConfig, out_dir: str | Path, resume: bool = False
 ) -> dict:
     """Fine-tune a bi-encoder on training groups and save it into `out_dir` (HF format)."""
     out_dir = Path(out_dir)
+    if config.loss not in ("nll", *DISTILLATION_LOSSES):
+        raise TandemError(f"unknown retriever loss '{config.loss}'; choose nll, {', '.join(DISTILLATION_LOSSES)}")
+    if config.loss != "nll":
+        if config.group_size < 2:
+            raise TandemError("distillation needs --group-size of at least 2 (a positive and a negative)")
+        check_teacher_scores(groups)
     without_negatives = 0
     if config.group_size > 1:
         groups, without_negatives = groups_with_negatives(groups)
@@ -69,9 +105,20 @@ def train_retriever(
     encoder.to(context.device)
     # BERT's pooler is unused by mean/CLS pooling of the last hidden state
     model = DistributedDataParallel(encoder, find_unused_parameters=True) if context.enabled else encoder
+    temperature = config.encoder.temperature
+    if config.loss == "nll":
+
+        def loss_fn(batch: GroupBatch) -> torch.Tensor:
+            return in_batch_nll(model, encoder, batch, temperature, context.world_size)
+    else:
+        distill = ListwiseKLLoss(config.teacher_temperature) if config.loss == "kl" else MarginMSELoss()
+
+        def loss_fn(batch: GroupBatch) -> torch.Tensor:
+            return group_distillation(model, encoder, batch, temperature, distill)
+
     summary = train_on_groups(
-        model, groups, config, out_dir, context, encoder.save_pretrained,
-        lambda batch: in_batch_nll(model, encoder, batch, config.encoder.temperature, context.world_size), resume,
+        model, groups, config, out_dir, context, encoder.save_pretrained, loss_fn, resume,
+        with_teacher=config.loss != "nll",
     )  # fmt: skip
     if context.is_main:
         config_text = json.dumps(asdict(config), indent=2) + "\n"

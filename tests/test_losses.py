@@ -1,4 +1,4 @@
-"""The two losses compute exactly what their docstrings say."""
+"""The losses compute exactly what their docstrings say."""
 
 from __future__ import annotations
 
@@ -59,3 +59,25 @@ def test_auto_precision_uses_bf16_only_where_it_is_fast(monkeypatch: pytest.Monk
     assert training.autocast_dtype("fp32", cpu) is None
     with pytest.raises(ValueError, match="unknown precision"):
         training.autocast_dtype("int4", cpu)
+
+
+def test_listwise_kl_is_the_kl_divergence_of_the_two_softmaxes() -> None:
+    from core.training.losses import ListwiseKLLoss
+
+    student, teacher = torch.tensor([[1.0, 0.0, -1.0]]), torch.tensor([[4.0, 1.0, 0.0]])
+    p = [math.exp(t / 2) for t in teacher[0].tolist()]
+    p = [x / sum(p) for x in p]
+    q = [math.exp(s) for s in student[0].tolist()]
+    q = [x / sum(q) for x in q]
+    by_hand = sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True))
+    assert ListwiseKLLoss(teacher_temperature=2.0)(student, teacher).item() == pytest.approx(by_hand, rel=1e-5)
+    assert ListwiseKLLoss()(teacher, teacher).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_margin_mse_compares_margins_not_scores() -> None:
+    from core.training.losses import MarginMSELoss
+
+    teacher = torch.tensor([[9.0, 7.0, 4.0]])  # margins 2 and 5
+    assert MarginMSELoss()(teacher - 100, teacher).item() == pytest.approx(0.0, abs=1e-6)  # a shift costs nothing
+    student = torch.tensor([[1.0, 0.0, 0.0]])  # margins 1 and 1
+    assert MarginMSELoss()(student, teacher).item() == pytest.approx(((2 - 1) ** 2 + (5 - 1) ** 2) / 2)

@@ -224,3 +224,30 @@ def test_ivf_and_hnsw_are_searched_with_real_breadth_not_faiss_defaults() -> Non
     hnsw.add(vectors)
     assert set_search_parameters(hnsw, ef_search=300) == {"efSearch": 300}
     assert faiss.downcast_index(hnsw).hnsw.efSearch == 300
+
+
+def test_distillation_from_scored_groups(tiny_dir: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    """`reranker score-groups` stores a teacher score on every passage; `retriever train --loss kl` then
+    lowers the KL to it (and refuses groups without teacher scores)."""
+    import csv
+
+    from core.data.beir import BeirDataset
+    from core.data.groups import read_groups
+    from rerank.model import CrossEncoder
+
+    CrossEncoder.from_pretrained(tiny_bert).save_pretrained(tmp_path / "ce")
+    mine = ["mine", "--dataset", str(tiny_dir), "--split", "test", "--bm25-index", str(tmp_path / "bm25"),
+            "--num-negatives", "4", "--depth", "10", "--out", str(tmp_path / "g.jsonl")]  # fmt: skip
+    assert main(["bm25", "index", "--dataset", str(tiny_dir), "--out", str(tmp_path / "bm25")]) == 0
+    assert main(mine) == 0
+    score = ["reranker", "score-groups", "--groups", str(tmp_path / "g.jsonl"), "--dataset", str(tiny_dir),
+             "--model", str(tmp_path / "ce"), "--out", str(tmp_path / "scored.jsonl")]  # fmt: skip
+    assert main(score) == 0
+    groups = read_groups(tmp_path / "scored.jsonl", BeirDataset(tiny_dir).corpus)
+    assert all(p.teacher is not None for g in groups for p in [*g.positives, *g.negatives])
+    train = ["retriever", "train", "--dataset", str(tiny_dir), "--split", "test", "--model", str(tiny_bert),
+             "--group-size", "4", "--batch-queries", "3", "--epochs", "12", "--lr", "1e-3", "--loss", "kl"]  # fmt: skip
+    assert main([*train, "--negatives", str(tmp_path / "g.jsonl"), "--out", str(tmp_path / "no")]) == 2
+    assert main([*train, "--negatives", str(tmp_path / "scored.jsonl"), "--out", str(tmp_path / "kl")]) == 0
+    losses = [float(row["loss"]) for row in csv.DictReader(open(tmp_path / "kl" / "loss.csv"))]
+    assert len(losses) >= 2 and losses[-1] < losses[0] / 2  # logged every 10 steps

@@ -38,6 +38,8 @@ class Passage:
     rank: int | None = None
     source: str | None = None
     relevance: int | None = None
+    teacher: float | None = None
+    """a cross-encoder's score of (query, passage), for distillation (`tandem reranker score-groups`)"""
 
 
 @dataclass
@@ -65,7 +67,7 @@ class TrainingGroup:
     def to_json(self, with_text: bool = False) -> str:
         def clean(p: Passage) -> dict:
             item = {"id": p.id, "text": self.text(p) if with_text else None, "score": p.score, "rank": p.rank,
-                    "source": p.source, "relevance": p.relevance}  # fmt: skip
+                    "source": p.source, "relevance": p.relevance, "teacher": p.teacher}  # fmt: skip
             return {k: v for k, v in item.items() if v is not None}
 
         record = {"query_id": self.query_id, "query": self.query, "passage_form": self.passage_form}
@@ -86,7 +88,7 @@ def _passages(path: Path, line: int, record: dict, key: str, corpus: Corpus | No
             raise DataFormatError(path, line, f"{key}[{i}].text must be a string")
         if "text" not in item and corpus is not None and item["id"] not in corpus:
             raise DataFormatError(path, line, f"{key}[{i}]: passage '{item['id']}' is not in the corpus")
-        fields = ("id", "text", "score", "rank", "source", "relevance")
+        fields = ("id", "text", "score", "rank", "source", "relevance", "teacher")
         passages.append(Passage(**{k: item[k] for k in fields if k in item}))
     return passages
 
@@ -131,18 +133,24 @@ def write_groups(groups: Iterable[TrainingGroup], path: str | Path, with_text: b
     return count
 
 
-GroupBatch = list[tuple[str, list[str]]]
-"""One training batch: (query, [positive, negative_1 .. negative_N]) per group, positive first."""
+GroupBatch = list[tuple]
+"""One training batch: (query, [positive, negative_1 .. negative_N]) per group, positive first; with
+`with_teacher`, (query, texts, [teacher score of each text]) for distillation."""
 
 
-def sample_group(group: TrainingGroup, group_size: int, rng: random.Random) -> list[str]:
-    """[positive, N negatives] texts: one of the query's positives, and negatives drawn without
-    replacement when the group has enough, else with replacement (so every group has the same shape)."""
+def sample_passages(group: TrainingGroup, group_size: int, rng: random.Random) -> list[Passage]:
+    """[positive, N negatives]: one of the query's positives, and negatives drawn without replacement
+    when the group has enough, else with replacement (so every group has the same shape)."""
     positive = rng.choice(group.positives)
     wanted = group_size - 1
     pool = group.negatives
     negatives = rng.sample(pool, wanted) if len(pool) >= wanted else rng.choices(pool, k=wanted)
-    return [group.text(positive), *(group.text(n) for n in negatives)]
+    return [positive, *negatives]
+
+
+def sample_group(group: TrainingGroup, group_size: int, rng: random.Random) -> list[str]:
+    """The texts of `sample_passages`."""
+    return [group.text(p) for p in sample_passages(group, group_size, rng)]
 
 
 def epoch_batches(
@@ -153,6 +161,7 @@ def epoch_batches(
     epoch: int,
     rank: int = 0,
     world_size: int = 1,
+    with_teacher: bool = False,
 ) -> Iterator[GroupBatch]:
     """The batches of one epoch for this process: groups (one per query) shuffled by (seed, epoch),
     then dealt to processes so each sees a disjoint, equal share."""
@@ -163,4 +172,11 @@ def epoch_batches(
     usable = len(order) - len(order) % per_step
     for start in range(0, usable, per_step):
         mine = order[start + rank * batch_queries : start + (rank + 1) * batch_queries]
-        yield [(groups[i].query, sample_group(groups[i], group_size, rng)) for i in mine]
+        if not with_teacher:
+            yield [(groups[i].query, sample_group(groups[i], group_size, rng)) for i in mine]
+            continue
+        batch = []
+        for i in mine:
+            passages = sample_passages(groups[i], group_size, rng)
+            batch.append((groups[i].query, [groups[i].text(p) for p in passages], [p.teacher for p in passages]))
+        yield batch

@@ -225,6 +225,7 @@ def train_on_groups(
     save_model: Callable[[Path], None],
     loss_fn: Callable[[GroupBatch], Tensor],
     resume: bool = False,
+    with_teacher: bool = False,
 ) -> dict[str, float]:
     """Both trainers' outer loop: epochs of `config.batch_queries` groups per process, each group
     resampled to `config.group_size` passages per epoch."""
@@ -238,7 +239,10 @@ def train_on_groups(
         loop.resume()
     seed, size, per_batch = config.seed, config.group_size, config.batch_queries
     return loop.run(
-        lambda epoch: epoch_batches(groups, size, per_batch, seed, epoch, context.rank, context.world_size), loss_fn
+        lambda epoch: epoch_batches(
+            groups, size, per_batch, seed, epoch, context.rank, context.world_size, with_teacher
+        ),
+        loss_fn,
     )
 
 

@@ -21,6 +21,7 @@ from pipelines.commands.common import (
     add_precision_arg,
     add_training_args,
     dataset_from,
+    positive_float,
     positive_int,
     prepare_training_output,
     training_options,
@@ -78,6 +79,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     tip = " (default: the start model's tandem config, else %s)"
     train.add_argument("--temperature", type=float, help="softmax temperature tau" + tip % "0.05")
+    train.add_argument(
+        "--loss", choices=["nll", "kl", "margin-mse"], default="nll",
+        help="nll: in-batch DPR loss (default); kl / margin-mse: distil the cross-encoder scores stored in "
+        "--negatives by `tandem reranker score-groups` (listwise KL, RocketQAv2; Margin-MSE, Hofstaetter et al.)",
+    )  # fmt: skip
+    train.add_argument("--teacher-temperature", type=positive_float, default=1.0,
+                       help="divides the teacher's scores before the softmax of --loss kl (default: 1)")  # fmt: skip
     train.add_argument("--pooling", choices=POOLINGS, help="embedding pooling" + tip % "mean")
     train.add_argument(
         "--normalize", action=argparse.BooleanOptionalAction, help="L2-normalise embeddings" + tip % "yes"
@@ -167,6 +175,9 @@ def bm25_groups(dataset, split: str, out_dir: Path, depth: int, num_negatives: i
 
 def run_train(args: argparse.Namespace) -> int:
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if args.loss != "nll" and not args.negatives:
+        raise TandemError(f"--loss {args.loss} distils a cross-encoder: give --negatives with scored groups "
+                          "(`tandem reranker score-groups`)")  # fmt: skip
     if distributed and not args.negatives:
         raise TandemError(
             "under torchrun, mine negatives once first (`tandem mine ... --bm25-index DIR`) and pass --negatives"
@@ -185,7 +196,8 @@ def run_train(args: argparse.Namespace) -> int:
     encoder = replace(start, **{name: value for name, value in given.items() if value is not None})
     config = RetrieverConfig(
         model=args.model, encoder=encoder, group_size=args.group_size, batch_queries=args.batch_queries,
-        attention_dropout=args.attention_dropout, **training_options(args),
+        attention_dropout=args.attention_dropout, loss=args.loss, teacher_temperature=args.teacher_temperature,
+        **training_options(args),
     )  # fmt: skip
     if writes:
         write_config(args.out / "command.json", args, groups=str(groups_path))

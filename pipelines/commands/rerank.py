@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from core.data.beir import BeirDataset
-from core.data.groups import read_groups
+from core.data.groups import read_groups, write_groups
 from core.data.runs import Run, read_run, write_run
 from core.data.sources import open_dataset
 from core.errors import TandemError
@@ -28,6 +28,7 @@ from pipelines.defaults import RerankDefaults, RerankerDefaults
 from pipelines.evaluation.fusion import interpolate_reranked
 from rerank.model import CrossEncoder, is_cross_encoder
 from rerank.rerank import rerank_run
+from rerank.teacher import score_groups
 from rerank.train import RerankerConfig, train_reranker
 from retrieval.index.shards import torchrun_device
 
@@ -76,6 +77,27 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_training_args(train, lr=RERANKER.learning_rate, epochs=RERANKER.epochs, dropout=RERANKER.attention_dropout)
     train.set_defaults(handler=run_train)
+
+    score = sub.add_parser(
+        "score-groups",
+        help="store a cross-encoder's score of every passage in training groups (for distillation)",
+        description="Score every (query, passage) of every group with a trained cross-encoder and write the groups "
+        "with a `teacher` score on each passage; `tandem retriever train --negatives OUT --loss kl` (or margin-mse) "
+        "then distils the cross-encoder into the bi-encoder.",
+    )
+    score.add_argument("--groups", required=True, type=Path, help="training groups JSONL (from `tandem mine`)")
+    score.add_argument("--dataset", help="BEIR folder or name the groups' passage ids refer to")
+    score.add_argument("--model", required=True, help="trained cross-encoder folder or HF name (the teacher)")
+    score.add_argument("--out", required=True, type=Path, help="scored groups JSONL to write")
+    score.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=RERANK.batch_size,
+        help="pairs per forward pass (default: %(default)s)",
+    )
+    add_precision_arg(score)
+    score.add_argument("--device", help="cpu, cuda (default: cuda if available)")
+    score.set_defaults(handler=run_score_groups)
 
     rerank = commands.add_parser(
         "rerank",
@@ -129,6 +151,20 @@ def run_train(args: argparse.Namespace) -> int:
         f"trained {summary['steps']} steps on {summary['groups']} groups in {summary['seconds']:.0f} s; saved {args.out}"
         + without_negatives_note(summary)
     )
+    return 0
+
+
+def run_score_groups(args: argparse.Namespace) -> int:
+    if not is_cross_encoder(args.model):
+        raise TandemError(f"{args.model} is not a trained cross-encoder: its scores would teach nothing")
+    corpus = open_dataset(args.dataset).corpus if args.dataset else None
+    groups = read_groups(args.groups, corpus)
+    model = CrossEncoder.from_pretrained(args.model).to_device(args.device)
+    started = time.perf_counter()
+    score_groups(groups, model, args.batch_size, args.precision)
+    count = write_groups(groups, args.out)
+    pairs = sum(len(g.positives) + len(g.negatives) for g in groups)
+    print(f"scored {pairs} pairs of {count} groups in {time.perf_counter() - started:.0f} s; wrote {args.out}")
     return 0
 
 

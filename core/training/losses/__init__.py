@@ -1,18 +1,25 @@
-"""The two training objectives, one per module, shared by the bi-encoder and the cross-encoder.
-
-Both take a score matrix; what differs between the stages is only how that matrix is built. Imports only torch.
+"""The training objectives, one per module. The listwise NLL and the pointwise BCE baseline are shared
+by the bi-encoder and the cross-encoder (both take a score matrix; the stages differ only in how it is
+built); the distillation losses (listwise KL, Margin-MSE) take the student's and a teacher's scores of
+the same passages. Imports only torch.
 """
 
 from __future__ import annotations
 
 import torch
 
+from core.training.losses.listwise_kl import ListwiseKLLoss
 from core.training.losses.listwise_nll import ListwiseNLLLoss
+from core.training.losses.margin_mse import MarginMSELoss
 from core.training.losses.pointwise_bce import PointwiseBCELoss
 
 LOSSES = {"nll": ListwiseNLLLoss, "bce": PointwiseBCELoss}
+DISTILLATION_LOSSES = {"kl": ListwiseKLLoss, "margin-mse": MarginMSELoss}
 
-__all__ = ["LOSSES", "ListwiseNLLLoss", "PointwiseBCELoss", "make_loss"]
+__all__ = [
+    "DISTILLATION_LOSSES", "LOSSES", "ListwiseKLLoss", "ListwiseNLLLoss", "MarginMSELoss", "PointwiseBCELoss",
+    "make_loss",
+]  # fmt: skip
 
 
 def make_loss(name: str) -> torch.nn.Module:
