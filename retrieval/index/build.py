@@ -28,6 +28,7 @@ from core.progress import progress_bar
 from retrieval.encoder import BiEncoder
 from retrieval.index.encode import encode_corpus_shard
 from retrieval.index.meta import IndexMeta
+from retrieval.index.search import make_index
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def build_index(
             merged[offset : offset + len(part)] = part
             offset += len(part)
         merged.flush()
-        index = faiss.index_factory(encoder.dim, factory, faiss.METRIC_INNER_PRODUCT)
+        index = make_index(factory, encoder.dim)
         if not index.is_trained:
             rng = np.random.default_rng(seed)
             sample = np.sort(rng.choice(len(ids), size=min(train_sample, len(ids)), replace=False))

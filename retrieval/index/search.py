@@ -129,6 +129,18 @@ def set_search_parameters(index: faiss.Index, nprobe: int | None = None, ef_sear
     return applied
 
 
+def make_index(factory: str, dim: int) -> faiss.Index:
+    """`faiss.index_factory` for inner product, without the polysemous training the factory turns on for
+    IVF-PQ: that simulated annealing over the PQ codes only serves Hamming-threshold search, which tandem
+    never uses, and it dominated IVF-PQ build time (training IVF512,PQ64 on 20,000 vectors, one thread:
+    over 300 s with it, 60 s without)."""
+    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    ivf = _find(index, faiss.extract_index_ivf)
+    if ivf is not None and hasattr(faiss.downcast_index(ivf), "do_polysemous_training"):
+        faiss.downcast_index(ivf).do_polysemous_training = False
+    return index
+
+
 def _find(index: faiss.Index, probe):
     """The first sub-index (the index itself, or what a refine/pre-transform wrapper holds) `probe` accepts."""
     seen = index
