@@ -24,6 +24,33 @@ def torchrun_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def torchrun_device(device: str | None) -> str | None:
+    """Under torchrun on GPUs, each process takes the GPU of its local rank unless --device says otherwise."""
+    import torch
+
+    if device is None and torchrun_world()[1] > 1 and torch.cuda.is_available():
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    return device
+
+
+def shard_range(total: int, shard_id: int, num_shards: int) -> tuple[int, int]:
+    """The contiguous `shard_id`-th of `num_shards` shares of `total` items, as [start, stop)."""
+    if not 0 <= shard_id < num_shards:
+        raise TandemError(f"--shard-id must be in 0..{num_shards - 1}")
+    return total * shard_id // num_shards, total * (shard_id + 1) // num_shards
+
+
+def wait_for_files(paths: list[Path], what: str, poll_seconds: float = 1.0) -> None:
+    """Block until every path exists (each is written atomically by another process). torchrun stops the
+    waiting process if another one fails, so this never waits for a file nobody is writing."""
+    missing = [path for path in paths if not path.exists()]
+    if missing:
+        log.info("waiting for %d %s from the other processes", len(missing), what)
+    while missing:
+        time.sleep(poll_seconds)
+        missing = [path for path in missing if not path.exists()]
+
+
 def part_paths(out: Path, rank: int, world: int) -> tuple[Path, Path]:
     part = out.with_name(f"{out.name}.part-{rank}-of-{world}")
     return part, part.with_name(part.name + ".done.json")
@@ -35,7 +62,7 @@ def work_in_parts(
     """Run `work(keys_of_this_rank, part_path) -> result` for this rank's share of `keys`; in rank 0, wait
     for every part and merge them into `out`. Returns every part's result (rank order) in rank 0, else None."""
     rank, world = torchrun_world()
-    start, stop = len(keys) * rank // world, len(keys) * (rank + 1) // world
+    start, stop = shard_range(len(keys), rank, world)
     part, record_path = part_paths(out, rank, world)
     record = {"made_with": made_with, "share": [start, stop, keys[start] if start < stop else None]}
     done = json.loads(record_path.read_text()) if record_path.is_file() and part.is_file() else None
@@ -48,12 +75,7 @@ def work_in_parts(
     if rank != 0:
         return None
     parts = [part_paths(out, r, world) for r in range(world)]
-    waiting = [r for r, (_, record_file) in enumerate(parts) if not record_file.is_file()]
-    if waiting:
-        log.info("waiting for the parts of rank(s) %s", waiting)
-    while waiting:  # torchrun stops this process if another rank fails
-        time.sleep(1.0)
-        waiting = [r for r in waiting if not parts[r][1].is_file()]
+    wait_for_files([record_file for _, record_file in parts], "parts")
     results = []
     with atomic_file(out) as handle:
         for part_file, record_file in parts:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from core.atomic import atomic_file
 from core.data.beir import BeirDataset
 from core.data.sources import open_dataset
+from core.parts import torchrun_world
 from core.training.output import prepare_output_dir
 
 
@@ -128,7 +128,7 @@ def add_training_args(parser: argparse.ArgumentParser, lr: float, epochs: float,
 def prepare_training_output(args: argparse.Namespace) -> bool:
     """Check (and with --overwrite clear) a training command's --out; returns whether this process is
     the one that writes files (rank 0 under torchrun, which alone checks the folder)."""
-    if int(os.environ.get("RANK", "0")) != 0:
+    if torchrun_world()[0] != 0:
         return False
     prepare_output_dir(args.out, resume=args.resume, overwrite=args.overwrite)
     return True

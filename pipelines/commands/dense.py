@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import time
 from dataclasses import replace
@@ -16,6 +15,7 @@ from core.data.groups import read_groups
 from core.data.runs import write_run
 from core.errors import TandemError
 from core.models import resolve_model
+from core.parts import torchrun_device, torchrun_world
 from pipelines.commands.common import (
     add_dataset_args,
     add_precision_arg,
@@ -33,7 +33,7 @@ from retrieval import bm25
 from retrieval.dense import dense_search
 from retrieval.encoder import POOLINGS, BiEncoder, BiEncoderConfig, saved_config
 from retrieval.index import DenseIndex, build_index, check_factory, encode_corpus_shard
-from retrieval.index.shards import plan_shards, torchrun_device, wait_for_shards
+from retrieval.index.shards import plan_shards, wait_for_shards
 from retrieval.mining import MiningConfig
 from retrieval.negatives import mine_negatives
 from retrieval.train import RetrieverConfig, train_retriever
@@ -174,7 +174,7 @@ def bm25_groups(dataset, split: str, out_dir: Path, depth: int, num_negatives: i
 
 
 def run_train(args: argparse.Namespace) -> int:
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    distributed = torchrun_world()[1] > 1
     if args.loss != "nll" and not args.negatives:
         raise TandemError(f"--loss {args.loss} distils a cross-encoder: give --negatives with scored groups "
                           "(`tandem reranker score-groups`)")  # fmt: skip

@@ -12,7 +12,7 @@ from core.data.groups import read_groups, write_groups
 from core.data.runs import Run, read_run, write_run
 from core.data.sources import open_dataset
 from core.errors import TandemError
-from core.parts import torchrun_world, work_in_parts
+from core.parts import torchrun_device, torchrun_world, work_in_parts
 from pipelines.commands.common import (
     add_dataset_args,
     add_precision_arg,
@@ -30,7 +30,6 @@ from rerank.model import CrossEncoder, is_cross_encoder
 from rerank.rerank import rerank_run
 from rerank.teacher import score_groups
 from rerank.train import RerankerConfig, train_reranker
-from retrieval.index.shards import torchrun_device
 
 log = logging.getLogger(__name__)
 RERANK = RerankDefaults()

@@ -18,6 +18,7 @@ import numpy as np
 from core.atomic import atomic_dir
 from core.data.beir import file_fingerprint, iter_jsonl_records, join_title
 from core.errors import TandemError
+from core.parts import shard_range
 from core.progress import progress_bar
 from retrieval.encoder import BiEncoder
 
@@ -36,12 +37,6 @@ def iter_passages(corpus_path: Path, start: int, stop: int) -> Iterator[tuple[st
             return
         if position >= start:
             yield record["_id"], join_title(record.get("title") or "", record["text"] or "")
-
-
-def shard_range(total: int, shard_id: int, num_shards: int) -> tuple[int, int]:
-    if not 0 <= shard_id < num_shards:
-        raise TandemError(f"--shard-id must be in 0..{num_shards - 1}")
-    return total * shard_id // num_shards, total * (shard_id + 1) // num_shards
 
 
 def encode_corpus_shard(
