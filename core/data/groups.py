@@ -172,11 +172,11 @@ def epoch_batches(
     usable = len(order) - len(order) % per_step
     for start in range(0, usable, per_step):
         mine = order[start + rank * batch_queries : start + (rank + 1) * batch_queries]
-        if not with_teacher:
-            yield [(groups[i].query, sample_group(groups[i], group_size, rng)) for i in mine]
-            continue
         batch = []
         for i in mine:
             passages = sample_passages(groups[i], group_size, rng)
-            batch.append((groups[i].query, [groups[i].text(p) for p in passages], [p.teacher for p in passages]))
+            texts = [groups[i].text(p) for p in passages]
+            batch.append(
+                (groups[i].query, texts, [p.teacher for p in passages]) if with_teacher else (groups[i].query, texts)
+            )
         yield batch

@@ -54,8 +54,9 @@ class LossLog:
     def keep_until(self, step: int) -> None:
         """Drop rows after `step` (written after the checkpoint a resumed run restarts from), so a
         resumed run's log has each step once."""
-        if self.enabled and self.path.is_file() and self.path.read_text().strip():
-            header, *rows = self.path.read_text().splitlines()
+        lines = self.path.read_text().splitlines() if self.enabled and self.path.is_file() else []
+        if lines:
+            header, *rows = lines
             kept = [row for row in rows if int(row.split(",", 1)[0]) <= step]
             self.path.write_text("\n".join([header, *kept]) + "\n")
 
