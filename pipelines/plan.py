@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from core.data.beir import BeirDataset
-from core.data.splits import carve_dev
+from core.data.splits import dev_split_ids
 from core.errors import TandemError
 from core.precision import autocast, pick_device
 from pipelines.modes import TRAINED
@@ -189,12 +189,8 @@ def _train_queries(dataset: BeirDataset, config: dict, mode: str) -> int:
 
 
 def _dev_count(dataset: BeirDataset, config: dict, mode: str) -> int:
-    """Queries held out of train as dev (the same carving `RunContext.dev_query_ids` does)."""
-    if mode != "train":
-        return 0
-    split = config["split"]
-    train = dataset.split_queries(split["train"])
-    return len(carve_dev(train, split["dev_fraction"], split["dev_max"], split["dev_min"], split["dev_seed"]))
+    """Queries held out of train as dev (the ones `RunContext.dev_query_ids` holds out)."""
+    return len(dev_split_ids(dataset, config["split"])) if mode == "train" else 0
 
 
 def _steps(groups: int, options: dict) -> int:

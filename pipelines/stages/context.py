@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.data.beir import BeirDataset
-from core.data.splits import carve_dev
+from core.data.splits import dev_split_ids
 from pipelines.modes import TRAINED, Models
 
 DENSE_NAMES = {
@@ -32,11 +32,8 @@ class RunContext:
     def dev_query_ids(self) -> list[str]:
         """The dev split carved from the train queries (train mode only; empty when too small)."""
         if "_dev" not in self.__dict__:
-            split = self.config["split"]
-            train = self.dataset.split_queries(split["train"]) if self.mode == "train" else {}
-            self.__dict__["_dev"] = carve_dev(
-                train, split["dev_fraction"], split["dev_max"], split["dev_min"], split["dev_seed"]
-            )
+            train_mode = self.mode == "train"
+            self.__dict__["_dev"] = dev_split_ids(self.dataset, self.config["split"]) if train_mode else []
         return self.__dict__["_dev"]
 
     def dev_queries(self) -> dict[str, str]:
