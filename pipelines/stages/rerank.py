@@ -30,38 +30,40 @@ def stage_rerank(ctx: RunContext, work: Path) -> dict:
     options = ctx.config["rerank"]
     splits = ["test", "dev"] if ctx.dev_queries() else ["test"]
     firsts = ("bm25", ctx.dense_stage())
+    first_runs = {(first, split): read_run(first_stage_run(ctx, first, split)) for first in firsts for split in splits}
     latency = {}
     for label, path in ctx.rerankers().items():
         model = CrossEncoder.from_pretrained(path).to_device()
-        for first in firsts:
-            for split in splits:
-                run = read_run(first_stage_run(ctx, first, split))
-                started = time.perf_counter()
-                reranked = rerank_run(
-                    run, ctx.dataset.queries, ctx.dataset.corpus, model, options["depth"], options["batch_size"]
-                )
-                if split == "test":
-                    latency[f"{first}-{label}"] = seconds_per_query(started, run)
-                write_run(reranked, run_path(work, split, f"{first}-{label}"), tag=f"{first}-ce-{label}")
+        for (first, split), run in first_runs.items():
+            started = time.perf_counter()
+            result = rerank_run(
+                run, ctx.dataset.queries, ctx.dataset.corpus, model, options["depth"], options["batch_size"]
+            )
+            if split == "test":
+                latency[f"{first}-{label}"] = seconds_per_query(started, run)
+            write_run(result, run_path(work, split, f"{first}-{label}"), tag=f"{first}-ce-{label}")
     for split in splits:
-        runs = [read_run(first_stage_run(ctx, stage, split)) for stage in firsts]
-        hybrid = rrf(runs, ctx.config["hybrid"]["rrf_k"], ctx.config["hybrid"]["depth"])
+        hybrid = rrf(
+            [first_runs[first, split] for first in firsts], ctx.config["hybrid"]["rrf_k"], ctx.config["hybrid"]["depth"]
+        )
         write_run(hybrid, run_path(work, split, "hybrid"), tag="hybrid-rrf")
-    weights = fuse_on_dev(ctx, work, firsts) if "dev" in splits else {}
+    weights = fuse_on_dev(ctx, work, firsts, first_runs) if "dev" in splits else {}
     return {"latency": latency, "fuse_weights": weights}
 
 
-def fuse_on_dev(ctx: RunContext, work: Path, firsts: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    """For each reranked run: the weight `w` of `w * CE + (1 - w) * first stage` that scores best on dev
-    (from `rerank.fuse_weights`), applied to the test run as `<first>-<label>-fused`."""
+def fuse_on_dev(ctx: RunContext, work: Path, firsts: tuple[str, ...], first_runs: dict) -> dict[str, dict[str, float]]:
+    """For each reranked run (as written, so the fusion mixes the scores the report evaluates) and its
+    first stage (`first_runs[first, split]`): the weight `w` of `w * CE + (1 - w) * first stage` that
+    scores best on dev (from `rerank.fuse_weights`), applied to the test run as `<first>-<label>-fused`."""
     depth, weights = ctx.config["rerank"]["depth"], ctx.config["rerank"]["fuse_weights"]
     dev_qrels = ctx.dev_qrels()
     chosen = {}
     for label in ctx.rerankers():
         for first in firsts:
             name = f"{first}-{label}"
-            runs = {split: (read_run(run_path(work, split, name)), read_run(first_stage_run(ctx, first, split)))
-                    for split in ("dev", "test")}  # fmt: skip
+            runs = {
+                split: (read_run(run_path(work, split, name)), first_runs[first, split]) for split in ("dev", "test")
+            }
             weight, dev_figure = choose_weight(*runs["dev"], dev_qrels, weights, depth)
             for split, (reranked, first_run) in runs.items():
                 fused = interpolate_reranked(reranked, first_run, weight, depth)
