@@ -69,10 +69,15 @@ def dataset_from(args: argparse.Namespace) -> BeirDataset:
     return open_dataset(args.dataset, strict=args.strict)
 
 
+def command_options(args: argparse.Namespace) -> dict:
+    """The options a command was given (paths as strings, the handler left out): what it records beside
+    its output, and what torchrun parts are checked against before one is reused."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "handler"}
+
+
 def write_config(path: str | Path, args: argparse.Namespace, **extra: object) -> None:
     """Save the exact configuration a command ran with, beside its output."""
-    config = {k: v for k, v in vars(args).items() if k != "handler"}
-    config = {k: str(v) if isinstance(v, Path) else v for k, v in config.items()}
+    config = command_options(args)
     config["argv"] = sys.argv
     config.update(extra)
     with atomic_file(path) as out:

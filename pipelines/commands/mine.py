@@ -10,7 +10,7 @@ from pathlib import Path
 from core.atomic import atomic_file
 from core.errors import TandemError
 from core.parts import add_up, torchrun_world, work_in_parts
-from pipelines.commands.common import add_dataset_args, dataset_from, positive_int, write_config
+from pipelines.commands.common import add_dataset_args, command_options, dataset_from, positive_int, write_config
 from pipelines.defaults import MiningDefaults, SplitDefaults
 from retrieval.mining import MiningConfig, MiningStats, parse_rank_range, summarise
 from retrieval.negatives import mine_negatives
@@ -109,7 +109,7 @@ def run_mine(args: argparse.Namespace) -> int:
     if world > 1:
         if args.num_shards != 1:
             raise TandemError("under torchrun each process mines the share of its rank: leave out --num-shards")
-        made_with = {"args": {k: str(v) for k, v in vars(args).items() if k != "handler"}, "config": asdict(config)}
+        made_with = {"args": command_options(args), "config": asdict(config)}
         parts = work_in_parts(
             lambda ids, path: mine({q: queries[q] for q in ids}, path).to_dict(), list(queries), args.out, made_with
         )

@@ -17,6 +17,7 @@ from pipelines.commands.common import (
     add_dataset_args,
     add_precision_arg,
     add_training_args,
+    command_options,
     dataset_from,
     positive_int,
     prepare_training_output,
@@ -193,7 +194,7 @@ def run_rerank(args: argparse.Namespace) -> int:
 
     rank, world = torchrun_world()
     if world > 1:  # each process reranks a share of the queries; rank 0 merges
-        made_with = {k: str(v) for k, v in vars(args).items() if k != "handler"}
+        made_with = command_options(args)
         parts = work_in_parts(rerank_share, list(run), args.out, made_with)
         if parts is None:
             print(f"rank {rank}: reranked its share of the queries; rank 0 merges them into {args.out}")
