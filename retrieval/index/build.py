@@ -70,18 +70,7 @@ def build_index(
             merged[offset : offset + len(part)] = part
             offset += len(part)
         merged.flush()
-        index = make_index(factory, encoder.dim)
-        if not index.is_trained:
-            rng = np.random.default_rng(seed)
-            sample = np.sort(rng.choice(len(ids), size=min(train_sample, len(ids)), replace=False))
-            log.info("training %s on %d vectors", factory, len(sample))
-            try:
-                index.train(np.ascontiguousarray(merged[sample]))
-            except RuntimeError as err:  # e.g. more IVF lists than passages
-                reason = str(err).strip().splitlines()[-1]
-                raise TandemError(f"FAISS could not train '{factory}' on {len(sample)} passages: {reason}") from None
-        for start in progress_bar(range(0, len(ids), 100_000), desc="adding to index", unit=" chunks", disable=None):
-            index.add(np.ascontiguousarray(merged[start : start + 100_000]))
+        index = index_vectors(factory, merged, train_sample, seed)
         faiss.write_index(index, str(staging / "index.faiss"))
         (staging / "docids.txt").write_text("\n".join(ids) + "\n")
         meta = IndexMeta(
@@ -92,6 +81,25 @@ def build_index(
         )  # fmt: skip
         (staging / "meta.json").write_text(json.dumps(asdict(meta), indent=2) + "\n")
     return meta
+
+
+def index_vectors(factory: str, vectors: np.ndarray, train_sample: int = 200_000, seed: int = 0) -> faiss.Index:
+    """A FAISS index from `factory` over `vectors` (a memmap is fine): trained, when it needs training, on
+    a seeded sample of at most `train_sample` rows, then filled in chunks of 100,000, so memory stays
+    bounded by the sample and one chunk."""
+    index = make_index(factory, vectors.shape[1])
+    if not index.is_trained:
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(len(vectors), size=min(train_sample, len(vectors)), replace=False))
+        log.info("training %s on %d vectors", factory, len(sample))
+        try:
+            index.train(np.ascontiguousarray(vectors[sample]))
+        except RuntimeError as err:  # e.g. more IVF lists than passages
+            reason = str(err).strip().splitlines()[-1]
+            raise TandemError(f"FAISS could not train '{factory}' on {len(sample)} passages: {reason}") from None
+    for start in progress_bar(range(0, len(vectors), 100_000), desc="adding to index", unit=" chunks", disable=None):
+        index.add(np.ascontiguousarray(vectors[start : start + 100_000]))
+    return index
 
 
 def check_factory(factory: str, dim: int) -> None:
