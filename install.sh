@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Install tandem into ./.venv from scratch: torch first (the pinned CPU build, so nothing pulls CUDA
 # wheels), then the package with pinned dependencies. Re-running it is cheap.
-# Usage: bash install.sh [extras]    (default extras: cpu,test; on a CUDA machine use gpu,test)
+# Usage: bash install.sh [extras]    (default extras: cpu,test,int8; on a CUDA machine use gpu,test)
 set -euo pipefail
 cd "$(dirname "$0")"
-extras="${1:-cpu,test}"
+extras="${1:-cpu,test,int8}"
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet torch==2.13.0

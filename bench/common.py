@@ -28,7 +28,7 @@ def add_dtype_args(parser, peer: bool = True) -> None:
     compared by default."""
     parser.add_argument(
         "--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-        help="tandem's precision (default: auto, its own default: bf16 on CUDA and on CPUs with AMX, else fp32)",
+        help="tandem's precision (default: auto, its own default: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32)",
     )  # fmt: skip
     if peer:
         parser.add_argument(
@@ -42,6 +42,9 @@ def data_root() -> Path:
 
 
 def set_threads(threads: int) -> None:
+    """This process on `threads` cores (affinity, so no library can use more) and `threads` torch threads;
+    the peers' process pins itself the same way."""
+    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:threads]))
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -155,3 +158,131 @@ def encode_measured(encoder, corpus: Path, out_dir: Path, args) -> tuple[Path, f
         )
         seconds = time.perf_counter() - started
     return shard, seconds, memory
+
+
+PEERS_PYTHON = Path(__file__).resolve().parents[1] / ".venv-peers" / "bin" / "python"
+PEER_BACKENDS = (
+    "torch-fp32",
+    "torch-bf16",
+    "onnx-fp32",
+    "onnx-int8",
+    "openvino-fp32",
+    "openvino-bf16",
+    "openvino-int8",
+)
+
+
+def add_peer_args(parser) -> None:
+    parser.add_argument(
+        "--peers", nargs="*", default=list(PEER_BACKENDS), choices=PEER_BACKENDS,
+        help="sentence-transformers backends to compare with (default: all; they run in .venv-peers)",
+    )  # fmt: skip
+    parser.add_argument("--peer-cache", default="runs/bench-peers", help="exported peer models are kept here")
+    parser.add_argument(
+        "--quality-peers", nargs="*", default=["onnx-int8", "openvino-int8"], choices=PEER_BACKENDS,
+        help="with --quality, the peers whose nDCG@10 is measured (default: the int8 ones; the others agree "
+        "with fp32 to a cosine or correlation of 0.9999 and are reported without one)",
+    )  # fmt: skip
+
+
+def run_peers(task: str, model: str, inputs: dict, args, quality_inputs: list | None = None) -> dict[str, dict]:
+    """Time sentence-transformers on each backend in `args.peers` (in `.venv-peers`, one process, pinned to
+    the same threads): {backend: {"rate": items/s, "outputs": array, "quality_outputs": array | None}}."""
+    import subprocess
+    import sys
+    import tempfile
+
+    if not args.peers:
+        return {}
+    if not PEERS_PYTHON.is_file():
+        sys.exit(
+            "the peers' environment is missing: run `bash bench/install_peers.sh` (or pass --peers with no backend)"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        payload = dict(inputs)
+        if quality_inputs is not None:
+            payload["quality"] = quality_inputs
+            payload["quality_backends"] = args.quality_peers
+        (Path(tmp) / "inputs.json").write_text(json.dumps(payload))
+        command = [
+            str(PEERS_PYTHON), str(Path(__file__).parent / "peers" / "run.py"), "--task", task, "--model", model,
+            "--inputs", f"{tmp}/inputs.json", "--out", f"{tmp}/out", "--cache", str(Path(args.peer_cache).resolve()),
+            "--threads", str(args.threads), "--max-length", str(args.max_length), "--batch-size", str(args.batch_size),
+            "--repeats", str(args.repeats), "--backends", *args.peers,
+        ]  # fmt: skip
+        subprocess.run(command, check=True)
+        out = Path(tmp) / "out"
+        rates = json.loads((out / "rates.json").read_text())
+        return {
+            backend: {
+                "rate": rate,
+                "outputs": np.load(out / f"{backend}.npy"),
+                "quality_outputs": np.load(out / f"{backend}.quality.npy")
+                if (out / f"{backend}.quality.npy").is_file()
+                else None,
+            }
+            for backend, rate in rates.items()
+        }
+
+
+def scifact_test() -> tuple[list[str], list[str], list[str], dict]:
+    """SciFact's whole corpus and its test queries: (passage ids, passages, query ids + texts, qrels)."""
+    from core.data.beir import BeirDataset
+
+    dataset = BeirDataset(data_root() / "scifact")
+    corpus = dataset.corpus
+    passages = [corpus.passage(doc_id) for doc_id in corpus.ids]
+    queries = dataset.split_queries("test")
+    return corpus.ids, passages, list(queries.items()), dataset.qrels("test")
+
+
+def dense_ndcg(
+    passage_vectors: np.ndarray, query_vectors: np.ndarray, ids: list[str], query_ids: list[str], qrels
+) -> float:
+    """nDCG@10 of exact inner-product search (vectors L2-normalised first, as every row here is)."""
+    from pipelines.evaluation.metrics import evaluate
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    scores = unit(query_vectors) @ unit(passage_vectors).T
+    top = np.argsort(-scores, axis=1)[:, :100]
+    run = {qid: [(ids[j], float(scores[i, j])) for j in top[i]] for i, qid in enumerate(query_ids)}
+    return evaluate(run, qrels, ["nDCG@10"]).aggregate["nDCG@10"]
+
+
+def roofline(gflop_per_item: float, rate: float, peak_gflops: float) -> str:
+    """'X GFLOP/s, Y % of peak' for `rate` items/s of `gflop_per_item` each."""
+    achieved = gflop_per_item * rate
+    return f"{achieved:.0f} GFLOP/s ({100 * achieved / peak_gflops:.0f} % of the measured peak)"
+
+
+def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """Achieved GFLOP/s (int8: GOP/s, via `torch._int_mm`) of a large square matmul on this process's
+    threads: the practical peak a model's matrix multiplies can approach."""
+    if dtype == torch.int8:
+        a = torch.randint(-128, 127, (size, size), dtype=torch.int8)
+        b = torch.randint(-128, 127, (size, size), dtype=torch.int8)
+        multiply = torch._int_mm
+    else:
+        a = torch.randn(size, size).to(dtype)
+        b = torch.randn(size, size).to(dtype)
+        multiply = torch.mm
+    multiply(a, b)
+    best = min(_timed(lambda: multiply(a, b)) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def encoder_gflop(config, lengths: list[int]) -> float:
+    """Matrix-multiply GFLOP of a BERT-style encoder over sequences of `lengths` tokens: 2 x tokens x the
+    layer weights, plus attention's two L x L x d products per layer (embeddings, norms, GELU left out)."""
+    d, layers, ff = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+    per_token = 2 * layers * (4 * d * d + 2 * d * ff)
+    return sum(per_token * n + layers * 4 * n * n * d for n in lengths) / 1e9

@@ -1,15 +1,22 @@
 """Device and numeric precision for training and inference alike: which device, whether this CPU
-has fast bf16 (AMX), and the autocast context every forward pass runs under.
+has fast bf16 (AMX or AVX512-BF16), and the autocast context every forward pass runs under.
 
 Inference code imports this module, never the training loop."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import os
 
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+CPU_BF16_ENV = "TANDEM_CPU_BF16"
+"""Set to 0 or 1 to decide what `auto` means on a CPU instead of detecting it (the same numbers on every
+machine, e.g. in tests and their subprocesses)."""
+INFERENCE_PRECISIONS = (*PRECISIONS, "int8")
+"""int8 (OpenVINO, `core.int8`) is for encoding and scoring only: training runs in one of PRECISIONS."""
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -20,16 +27,21 @@ def pick_device(device: str | None = None) -> torch.device:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True on CPUs with AMX tiles (Intel Sapphire Rapids and later), where oneDNN's bf16 matrix
-    multiplies run several times faster than fp32 (measured 2.1x per cross-encoder training step,
-    5x per linear layer, on this project's machine). Plain AVX-512 bf16 gains little, so it is not enough."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(probe and probe())
+    """True on CPUs with bf16 matrix instructions: AMX tiles (Intel Sapphire Rapids and later) or
+    AVX512-BF16 (AMD Zen 4 and later, Intel Cooper Lake), where oneDNN's bf16 matrix multiplies beat fp32.
+    Measured on this project's machines: with AMX 2.1x per cross-encoder training step; on an AMD EPYC
+    with AVX512-BF16 and no AMX, 2048x2048 matmuls 199 vs 96 GFLOP/s, encoding 1.8x, scoring 1.8x, a
+    training step 1.8-2.2x (bench/README, 2026-12-01)."""
+    forced = os.environ.get(CPU_BF16_ENV)
+    if forced in ("0", "1"):
+        return forced == "1"
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(probe is not None and probe() for probe in probes)
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `precision` on `device`, or None for plain fp32. `auto`: bf16 on CUDA
-    (fp16 where bf16 is unsupported) and on CPUs with AMX; fp32 on other CPUs."""
+    (fp16 where bf16 is unsupported) and on CPUs with bf16 matrix instructions; fp32 on other CPUs."""
     if precision == "fp32":
         return None
     if precision == "auto":
@@ -40,7 +52,17 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16
     if precision == "fp16":
         return torch.float16
+    if precision == "int8":
+        raise ValueError("int8 is an inference precision (encoding, scoring); train in auto, bf16 or fp32")
     raise ValueError(f"unknown precision '{precision}' ({', '.join(PRECISIONS)})")
+
+
+def resolved_precision(precision: str, device: torch.device) -> str:
+    """What `precision` runs as on `device`: fp32, bf16, fp16 or int8 (`auto` resolved), for the records
+    that must tell vectors of different precisions apart."""
+    if precision == "int8":
+        return "int8"
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype(precision, device)]
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
@@ -49,3 +71,14 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def casts_weights(precision: str, device: torch.device) -> bool:
+    """Whether inference runs a bf16 copy of the weights rather than autocast: on the CPU, where autocast
+    re-casts every weight on every call (19 % of a bf16 encode in bench.profile)."""
+    return device.type == "cpu" and precision != "int8" and autocast_dtype(precision, device) == torch.bfloat16
+
+
+def bf16_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A bf16 copy of `model` for inference (the original keeps its float32 weights for training)."""
+    return copy.deepcopy(model).to(torch.bfloat16).eval()

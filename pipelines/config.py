@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from core.errors import TandemError
+from core.precision import INFERENCE_PRECISIONS, PRECISIONS
 from pipelines.defaults import DEFAULTS
 
 QUICK: dict = {
@@ -46,16 +47,25 @@ OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
 }  # fmt: skip
 """Types of the options whose default is None (unset)."""
 
+CHOICES: dict[str, tuple[str, ...]] = {
+    "dense.precision": INFERENCE_PRECISIONS,
+    "rerank.precision": INFERENCE_PRECISIONS,
+    "retriever.precision": PRECISIONS,
+    "reranker.precision": PRECISIONS,
+}
+"""Options that take one of a few values."""
 
-def check_types(config: dict, defaults: dict = DEFAULTS, where: str = "config") -> None:
-    """Every option must have its default's type (an int where a float is expected is fine), so a typo
-    such as `epochs: "one"` stops the run before its first stage, not after five."""
+
+def check_types(config: dict, defaults: dict = DEFAULTS, where: str = "config", section: str = "") -> None:
+    """Every option must have its default's type (an int where a float is expected is fine), and a value
+    from CHOICES where it has some, so a typo such as `epochs: "one"` stops the run before its first
+    stage, not after five. `where` names the file (its own dots are not option names)."""
     for key, default in defaults.items():
-        value, name = config[key], f"{where}.{key}"
+        dotted = f"{section}.{key}" if section else key
+        value, name = config[key], f"{where}.{dotted}"
         if isinstance(default, dict):
-            check_types(value, default, name)
+            check_types(value, default, where, dotted)
             continue
-        dotted = name.split(".", 1)[1]
         expected = OPTIONAL_TYPES.get(dotted) if default is None else (type(default),)
         if value is None and default is None:
             continue
@@ -64,6 +74,8 @@ def check_types(config: dict, defaults: dict = DEFAULTS, where: str = "config") 
         if expected and (not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)):
             names = " or ".join(t.__name__ for t in expected)
             raise TandemError(f"{name} must be {names}, not {value!r}")
+        if dotted in CHOICES and value not in CHOICES[dotted]:
+            raise TandemError(f"{name} must be one of {', '.join(CHOICES[dotted])}, not {value!r}")
 
 
 def load_config(path: Path | None, quick: bool) -> dict:

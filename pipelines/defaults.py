@@ -43,6 +43,8 @@ class DenseDefaults:
     factory: str = "Flat"
     batch_size: int = 64
     k: int = 1000
+    precision: str = "auto"
+    """corpus encoding: auto (bf16 where fast, else fp32), fp32, bf16 or int8 (OpenVINO; queries stay auto)"""
 
 
 @dataclass
@@ -60,6 +62,8 @@ class RetrieverDefaults:
     negatives_depth: int = 100
     num_negatives: int = 30
     seed: int = 42
+    precision: str = "auto"
+    """training: auto (bf16 where fast, else fp32), fp32, bf16 or fp16"""
 
 
 @dataclass
@@ -86,12 +90,16 @@ class RerankerDefaults:
     attention_dropout: float = 0.0
     save_every: int = 50
     seed: int = 42
+    precision: str = "auto"
+    """training: auto (bf16 where fast, else fp32), fp32, bf16 or fp16"""
 
 
 @dataclass
 class RerankDefaults:
     depth: int = 100
     batch_size: int = 64
+    precision: str = "auto"
+    """pair scoring: auto (bf16 where fast, else fp32), fp32, bf16 or int8 (OpenVINO, calibrated on the first run's pairs)"""
     fuse_weights: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(1, 10)])
     """cross-encoder weights tried on dev for `w * CE + (1 - w) * first stage` (min-max normalised)"""
 

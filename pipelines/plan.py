@@ -1,31 +1,24 @@
 """`tandem run --plan`: every stage with its size and an estimated time, from a short measured warm-up on
 this machine, and `--budget` cuts that make the whole run fit.
 
-The warm-up times what dominates each stage with the run's own models and settings: encoding a sample of
-passages, two bi-encoder and two cross-encoder training steps, and scoring a batch of pairs. BM25 is
-costed from Anserini's measured rates (indexing ~10k passages/s; a query ~35 ms at depth 1000)."""
+The warm-up (`pipelines.warmup`) times what dominates each stage with the run's own models and settings.
+BM25 is costed from Anserini's measured rates (indexing ~10k passages/s; a query ~35 ms at depth 1000)."""
 
 from __future__ import annotations
 
 import json
 import math
-import random
 import re
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import torch
 
 from core.data.beir import BeirDataset
 from core.data.splits import dev_split_ids
 from core.errors import TandemError
-from core.precision import autocast, pick_device
 from pipelines.modes import TRAINED
+from pipelines.warmup import Rates
 from retrieval.pseudo import title_queries
 
-WARMUP_PASSAGES = 64
-LENGTH_SAMPLE = 1000
 BM25_INDEX_PER_S = 10_000.0
 JVM_START_S = 8.0  # the indexing subprocess and the in-process searcher each start Java
 
@@ -33,25 +26,6 @@ JVM_START_S = 8.0  # the indexing subprocess and the in-process searcher each st
 def bm25_query_seconds(k: int) -> float:
     """One BM25 query at depth k (measured with Pyserini on 2 cores: ~35 ms at k=1000 on SciFact)."""
     return 0.01 + 0.025 * k / 1000
-
-
-@dataclass
-class Rates:
-    """What the warm-up measured on this machine, per token where cost follows length."""
-
-    encode_s_per_token: float
-    score_s_per_token: float
-    retriever_step_s: float
-    reranker_step_s: float
-    passage_tokens: dict[int, float]  # max length -> mean tokens per passage (from a corpus sample)
-    pair_tokens: float  # mean tokens per (query, passage) pair at the cross-encoder's max length
-    warmup_seconds: float
-
-    def encode_seconds(self, passages: int, max_length: int) -> float:
-        return passages * self.passage_tokens[max_length] * self.encode_s_per_token
-
-    def score_seconds(self, pairs: int) -> float:
-        return pairs * self.pair_tokens * self.score_s_per_token
 
 
 @dataclass
@@ -73,109 +47,6 @@ def parse_budget(text: str) -> float:
     if total <= 0:
         raise TandemError("--budget must be positive")
     return total
-
-
-def measure(dataset: BeirDataset, config: dict, seed: int = 0) -> Rates:
-    """Time the expensive operations with the run's start models, lengths and batch shapes (each timed
-    after an untimed call, once kernels for the shape exist), and the corpus's token lengths from a sample.
-    Inference cost is kept per padded token: the run's length-sorted batches pad little."""
-    from rerank.model import CrossEncoder
-    from retrieval.encoder import BiEncoder, BiEncoderConfig
-    from retrieval.train import in_batch_nll
-
-    started = time.perf_counter()
-    rng = random.Random(seed)
-    corpus = dataset.corpus
-    picked = rng.sample(range(len(corpus)), min(LENGTH_SAMPLE, len(corpus)))
-    texts = [corpus.passage(corpus.ids[i]) for i in picked]
-    sample = texts[:WARMUP_PASSAGES]
-    queries = list(dataset.queries.values())[:64]
-    device = pick_device()
-    encoder = BiEncoder.from_pretrained(config["dense"]["model"]).to_device()
-    lengths = {length: _mean_tokens(encoder.tokenizer, texts, length)
-               for length in {256, config["retriever"]["passage_max_length"]}}  # fmt: skip
-    padded = len(sample) * max(
-        len(ids) for ids in encoder.tokenizer(sample, truncation=True, max_length=256)["input_ids"]
-    )
-    encode_s_per_token = _timed(lambda: encoder.encode(sample, show_progress=False)) / padded
-
-    options = config["retriever"]
-    bi = BiEncoder.from_pretrained(
-        options["model"] or config["dense"]["model"],
-        BiEncoderConfig(passage_max_length=options["passage_max_length"], query_max_length=options["query_max_length"]),
-        attention_dropout=options["attention_dropout"],
-    ).to(device)
-    batch = [
-        (rng.choice(queries), rng.choices(texts, k=options["group_size"])) for _ in range(options["batch_queries"])
-    ]
-    retriever_step_s = _time_steps(bi, lambda: in_batch_nll(bi, bi, batch, options["temperature"]), device)
-
-    options = config["reranker"]
-    start = options["model"] if config["run"]["mode"] != "transfer" else None
-    ce = CrossEncoder.from_pretrained(start, max_length=options["max_length"], attention_dropout=0.0).to(device)
-    pairs = [(rng.choice(queries), rng.choice(texts)) for _ in range(options["batch_queries"] * options["group_size"])]
-    qs, ps = [q for q, _ in pairs], [p for _, p in pairs]
-    reranker_step_s = _time_steps(ce, lambda: ce(ce.tokenize(qs, ps)).float().logsumexp(0), device)
-    ce.eval()
-    timed_pairs = ([q for q, _ in pairs] * 2, [p for _, p in pairs] * 2)
-    score_seconds = _timed(
-        lambda: ce.score(*timed_pairs, batch_size=config["rerank"]["batch_size"], show_progress=False)
-    )
-    timed_tokens = len(timed_pairs[0]) * max(_pair_lengths(ce, *timed_pairs))  # one batch, padded to its longest
-    mean_pair = _pair_tokens(ce, [rng.choice(queries) for _ in texts], texts) / len(texts)
-    return Rates(
-        encode_s_per_token,
-        score_seconds / timed_tokens,
-        retriever_step_s,
-        reranker_step_s,
-        lengths,
-        mean_pair,
-        time.perf_counter() - started,
-    )
-
-
-def _tokens(tokenizer, texts: list[str], max_length: int) -> int:
-    return sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"])
-
-
-def _pair_lengths(model, queries: list[str], passages: list[str]) -> list[int]:
-    encoded = model.tokenizer(queries, passages, truncation=True, max_length=model.max_length)
-    return [len(ids) for ids in encoded["input_ids"]]
-
-
-def _pair_tokens(model, queries: list[str], passages: list[str]) -> int:
-    return sum(_pair_lengths(model, queries, passages))
-
-
-def _mean_tokens(tokenizer, texts: list[str], max_length: int) -> float:
-    return _tokens(tokenizer, texts, max_length) / max(len(texts), 1)
-
-
-def _timed(fn, repeats: int = 2) -> float:
-    """Seconds of the fastest of `repeats` calls after one untimed call (kernel set-up for the shape)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tick)
-    return min(times)
-
-
-def _time_steps(model: torch.nn.Module, loss_fn, device: torch.device, steps: int = 2) -> float:
-    """Seconds per optimiser step (forward, backward, AdamW), after one untimed step."""
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-9)
-    times = []
-    for _ in range(steps + 1):
-        tick = time.perf_counter()
-        with autocast("auto", device):
-            loss = loss_fn()
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - tick)
-    return sum(times[1:]) / steps
 
 
 def _train_queries(dataset: BeirDataset, config: dict, mode: str) -> int:
@@ -208,7 +79,7 @@ def plan_run(
     plans = [
         StagePlan("bm25", f"index {n:,} passages, search {tests:,} test + dev queries",
                   JVM_START_S + n / BM25_INDEX_PER_S + tests * bm25_query_seconds(config["bm25"]["k"])),
-        StagePlan("dense-zeroshot", f"encode {n:,} passages", rates.encode_seconds(n, 256) + 3),
+        StagePlan("dense-zeroshot", f"encode {n:,} passages", rates.encode_seconds(n, 256) + rates.encode_quantise_s + 3),
     ]  # fmt: skip
     trains = mode in TRAINED
     options = config["retriever"]
@@ -219,7 +90,8 @@ def plan_run(
                            else "skipped", queries * bm25_query_seconds(options["negatives_depth"]) + retriever_steps * rates.retriever_step_s,
                            retriever_steps))  # fmt: skip
     plans.append(StagePlan("index", f"encode {n:,} passages" if has_bi_encoder else "skipped",
-                           rates.encode_seconds(n, options["passage_max_length"]) + 3 if has_bi_encoder else 0))  # fmt: skip
+                           rates.encode_seconds(n, options["passage_max_length"]) + rates.encode_quantise_s + 3
+                           if has_bi_encoder else 0))  # fmt: skip
     plans.append(StagePlan("mining", f"{queries + titles:,} queries, dense + BM25" if trains else "skipped",
                            (queries + titles) * bm25_query_seconds(config["mining"]["depth"]) * 2 if trains else 0))  # fmt: skip
     losses = len(config["reranker"]["losses"]) if trains else 0
@@ -227,7 +99,8 @@ def plan_run(
     plans.append(StagePlan("reranker", f"{losses} x {reranker_steps:,} steps" if trains else "skipped",
                            losses * reranker_steps * rates.reranker_step_s, reranker_steps))  # fmt: skip
     pairs = tests * config["rerank"]["depth"] * 2 * rerankers
-    plans.append(StagePlan("rerank", f"{pairs:,} pairs to score", rates.score_seconds(pairs) + 2))
+    plans.append(StagePlan("rerank", f"{pairs:,} pairs to score",
+                           rates.score_seconds(pairs) + rerankers * rates.score_quantise_s + 2))  # fmt: skip
     plans.append(StagePlan("report", "evaluate and plot", 5.0))
     return plans
 

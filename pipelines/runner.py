@@ -28,9 +28,10 @@ from core.errors import TandemError
 from core.models import resolve_model
 from pipelines.config import STAGES, load_config, print_config, stage_config
 from pipelines.modes import choose_mode
-from pipelines.plan import fit_budget, format_plan, measure, plan_run, save_plan
+from pipelines.plan import fit_budget, format_plan, plan_run, save_plan
 from pipelines.stages import STAGE_FUNCTIONS
 from pipelines.stages.context import RunContext
+from pipelines.warmup import measure
 
 __all__ = ["STAGES", "load_config", "print_config", "resumable", "run_all"]
 

@@ -6,7 +6,7 @@ unchanged in `transformers` and as a `sentence_transformers.CrossEncoder`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +14,9 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BatchEncoding
 
 from core.batching import length_sorted_batches
+from core.int8 import Int8Model, calibration_sample, require_cpu
 from core.models import loading_model, resolve_model
-from core.precision import autocast, pick_device
+from core.precision import autocast, bf16_copy, casts_weights, pick_device
 from core.progress import progress_bar
 
 CONFIG_FILE = "tandem_cross_encoder.json"
@@ -61,6 +62,7 @@ class CrossEncoder(torch.nn.Module):
         self.max_length = max_length
         # parameters the start checkpoint lacked (the one-logit head of an encoder-only start)
         self.new_parameter_names = tuple(new_parameter_names)
+        self._inference: dict[str, Callable] = {}  # int8|bf16 -> forward to logits, built on first use
         _run_head_in_float32(model)
 
     @classmethod
@@ -127,21 +129,60 @@ class CrossEncoder(torch.nn.Module):
         precision: str = "auto",
         show_progress: bool = True,
     ) -> np.ndarray:
-        """Logits for each (query, passage) pair; pairs are batched longest-first to pad little."""
+        """Logits for each (query, passage) pair; pairs are batched longest-first to pad little.
+        `precision="int8"` quantises the model on first use, calibrated on these pairs (see `prepare_int8`)."""
         if len(queries) != len(passages):
             raise ValueError("queries and passages must have the same length")
         self.model.eval()
         lengths = [len(q) + len(p) for q, p in zip(queries, passages, strict=True)]
+        forward, context = self.inference_forward(precision, queries, passages)
         scores = np.empty(len(queries), dtype=np.float32)
         batches = length_sorted_batches(lengths, batch_size)
         for batch in progress_bar(
             batches, desc="scoring pairs", unit=" batches", disable=None if show_progress else True
         ):
             encoded = self.tokenize([queries[i] for i in batch], [passages[i] for i in batch])
-            with autocast(precision, self.device):
-                logits = self.forward(encoded)
+            with autocast(context, self.device):
+                logits = forward(encoded).squeeze(-1) if forward else self.forward(encoded)
             scores[batch] = logits.float().cpu().numpy()
         return scores
+
+    def inference_forward(
+        self, precision: str, queries: Sequence[str], passages: Sequence[str]
+    ) -> tuple[Callable | None, str]:
+        """(the forward pass to logits for `precision`, the autocast precision to run it under): int8 through
+        OpenVINO, bf16 on a CPU through a bf16 copy of the weights with the head in float32
+        (`casts_weights`), else the model itself under autocast (None)."""
+        if precision == "int8":
+            return self.prepare_int8(queries, passages), "fp32"
+        if casts_weights(precision, self.device):
+            if "bf16" not in self._inference:
+                model = bf16_copy(self.model)
+                head = getattr(model, "classifier", None)
+                if head is not None:
+                    head.__dict__.pop("forward", None)  # the copied wrapper still calls the original head
+                    head.float()
+                    _run_head_in_float32(model)
+                self._inference["bf16"] = lambda batch: model(**batch).logits
+            return self._inference["bf16"], "fp32"
+        return None, precision
+
+    def prepare_int8(self, queries: Sequence[str], passages: Sequence[str]) -> Int8Model:
+        """The int8 (OpenVINO) model, quantised on first use with activation ranges from a length-spread
+        sample of these pairs; later calls reuse it."""
+        if "int8" not in self._inference:
+            require_cpu(self.device)
+            sample = calibration_sample([len(q) + len(p) for q, p in zip(queries, passages, strict=True)])
+            calibration = [self.tokenize([queries[i]], [passages[i]]) for i in sample]
+            shortest, longest = sample[0], sample[-1]
+            example = self.tokenize([queries[shortest], queries[longest]], [passages[shortest], passages[longest]])
+            self._inference["int8"] = Int8Model(self.model, calibration, example)
+        return self._inference["int8"]
+
+    def train(self, mode: bool = True) -> CrossEncoder:
+        if mode:
+            self._inference.clear()  # trained weights make quantised and bf16 copies stale
+        return super().train(mode)
 
     def to_device(self, device: str | None = None) -> CrossEncoder:
         return self.to(pick_device(device))

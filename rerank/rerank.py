@@ -14,6 +14,21 @@ from core.errors import TandemError
 from rerank.model import CrossEncoder
 
 
+def rerank_pairs(run: Run, queries: dict[str, str], corpus: Corpus, depth: int) -> tuple[list[str], list[str]]:
+    """(query texts, passage texts) of each query's top `depth` hits, in run order."""
+    missing = [qid for qid in run if qid not in queries]
+    if missing:
+        raise TandemError(f"{len(missing)} run queries are not in the dataset's queries (e.g. '{missing[0]}')")
+    pair_queries, pair_passages = [], []
+    for query_id, hits in run.items():
+        for doc_id, _ in hits[:depth]:
+            if doc_id not in corpus:
+                raise TandemError(f"run hit '{doc_id}' for query '{query_id}' is not in the corpus")
+            pair_queries.append(queries[query_id])
+            pair_passages.append(corpus.passage(doc_id))
+    return pair_queries, pair_passages
+
+
 def rerank_run(
     run: Run,
     queries: dict[str, str],
@@ -25,17 +40,7 @@ def rerank_run(
     precision: str = "auto",
 ) -> Run:
     """Rescore each query's top `depth` hits with the model's raw logits."""
-    missing = [qid for qid in run if qid not in queries]
-    if missing:
-        raise TandemError(f"{len(missing)} run queries are not in the dataset's queries (e.g. '{missing[0]}')")
-    pair_queries, pair_passages, owners = [], [], []
-    for query_id, hits in run.items():
-        for doc_id, _ in hits[:depth]:
-            if doc_id not in corpus:
-                raise TandemError(f"run hit '{doc_id}' for query '{query_id}' is not in the corpus")
-            pair_queries.append(queries[query_id])
-            pair_passages.append(corpus.passage(doc_id))
-            owners.append(query_id)
+    pair_queries, pair_passages = rerank_pairs(run, queries, corpus, depth)
     scores = model.score(
         pair_queries, pair_passages, batch_size=batch_size, precision=precision, show_progress=show_progress
     )

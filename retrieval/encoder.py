@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer, BatchEncoding
 
 from core.batching import length_sorted_batches
+from core.int8 import Int8Model, calibration_sample, require_cpu
 from core.models import absolute, loading_model, model_fingerprint, resolve_model
-from core.precision import autocast, pick_device
+from core.precision import autocast, bf16_copy, casts_weights, pick_device
 from core.progress import progress_bar
 
 CONFIG_FILE = "tandem_bi_encoder.json"
@@ -72,6 +73,7 @@ class BiEncoder(torch.nn.Module):
         self.config = config
         self.source = ""  # where it was loaded from, absolute (recorded in indexes)
         self._fingerprint: str | None = None
+        self._inference: dict[tuple[str, str], Callable] = {}  # (kind, int8|bf16) -> forward, built on first use
 
     @property
     def fingerprint(self) -> str | None:
@@ -159,10 +161,16 @@ class BiEncoder(torch.nn.Module):
             list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
         ).to(self.device)
 
-    def embed(self, batch: BatchEncoding, kind: str) -> torch.Tensor:
-        """Pooled (and, if configured, L2-normalised) embeddings of a tokenised batch."""
-        model = self.query_model if kind == "query" else self.passage_model
-        hidden = model(**batch).last_hidden_state
+    def embed(
+        self, batch: BatchEncoding, kind: str, forward: Callable[[BatchEncoding], torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Pooled (and, if configured, L2-normalised) embeddings of a tokenised batch; `forward` (from
+        `inference_forward`) replaces the tower's own pass."""
+        if forward is not None:
+            hidden = forward(batch)
+        else:
+            model = self.query_model if kind == "query" else self.passage_model
+            hidden = model(**batch).last_hidden_state
         vectors = pool(hidden, batch["attention_mask"], self.config.pooling)
         return F.normalize(vectors, dim=-1) if self.config.normalize else vectors
 
@@ -180,19 +188,53 @@ class BiEncoder(torch.nn.Module):
         on_batch: Callable[[int], object] | None = None,
     ) -> np.ndarray:
         """float32 embeddings (n, dim), batched longest-first with dynamic padding. `on_batch(n)` is
-        called after each batch of n texts (e.g. an outer progress bar's `update`)."""
+        called after each batch of n texts (e.g. an outer progress bar's `update`). `precision="int8"`
+        quantises the tower on first use, calibrated on these texts (see `prepare_int8`)."""
         self.eval()
+        forward, context = self.inference_forward(kind, precision, texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         batches = length_sorted_batches([len(t) for t in texts], batch_size)
         for batch in progress_bar(
             batches, desc=f"encoding {kind}s", unit=" batches", disable=None if show_progress else True
         ):
-            with autocast(precision, self.device):
-                vectors = self.embed(self.tokenize([texts[i] for i in batch], kind), kind)
+            with autocast(context, self.device):
+                vectors = self.embed(self.tokenize([texts[i] for i in batch], kind), kind, forward)
             out[batch] = vectors.float().cpu().numpy()
             if on_batch is not None:
                 on_batch(len(batch))
         return out
+
+    def inference_forward(self, kind: str, precision: str, texts: Sequence[str]) -> tuple[Callable | None, str]:
+        """(the tower's forward pass for `precision`, the autocast precision to run it under): int8 through
+        OpenVINO, bf16 on a CPU through a bf16 copy of the weights (`casts_weights`), else the tower itself
+        under autocast (None)."""
+        if precision == "int8":
+            return self.prepare_int8(kind, texts), "fp32"
+        if casts_weights(precision, self.device):
+            tower_kind = "query" if kind == "query" and not self.config.shared else "passage"  # one copy if shared
+            if (tower_kind, "bf16") not in self._inference:
+                tower = bf16_copy(self.query_model if tower_kind == "query" else self.passage_model)
+                self._inference[tower_kind, "bf16"] = lambda batch: tower(**batch).last_hidden_state
+            return self._inference[tower_kind, "bf16"], "fp32"
+        return None, precision
+
+    def prepare_int8(self, kind: str, calibration_texts: Sequence[str]) -> Int8Model:
+        """The tower's int8 (OpenVINO) model, quantised on first use with activation ranges from a
+        length-spread sample of `calibration_texts`; later calls reuse it. Call it first with a fixed
+        sample (e.g. the corpus's first passages) to make sharded encodes calibrate alike."""
+        if (kind, "int8") not in self._inference:
+            require_cpu(self.device)
+            model = self.query_model if kind == "query" else self.passage_model
+            sample = calibration_sample([len(t) for t in calibration_texts])
+            calibration = [self.tokenize([calibration_texts[i]], kind) for i in sample]
+            example = self.tokenize([calibration_texts[sample[0]], calibration_texts[sample[-1]]], kind)
+            self._inference[kind, "int8"] = Int8Model(model, calibration, example)
+        return self._inference[kind, "int8"]
+
+    def train(self, mode: bool = True) -> BiEncoder:
+        if mode:
+            self._inference.clear()  # trained weights make quantised and bf16 copies stale
+        return super().train(mode)
 
     def to_device(self, device: str | None = None) -> BiEncoder:
         return self.to(pick_device(device))

@@ -15,20 +15,15 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TANDEM_OFFLINE"] = "1"
 os.environ.setdefault("TANDEM_DATA_DIR", str(REPO.parent / "shared" / "data"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `precision=auto` picks bf16 on CPUs with AMX or AVX512-BF16; tests that compare numbers exactly must not
+# depend on the CI machine's CPU, so every test and every process a test starts sees a CPU without it
+# (bf16 is tested explicitly).
+os.environ["TANDEM_CPU_BF16"] = "0"
 
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TANDEM_CACHE", str(tmp_path_factory.getbasetemp() / "tandem-cache"))
-
-
-@pytest.fixture(autouse=True)
-def _fp32_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`precision=auto` picks bf16 on CPUs with AMX; tests that compare numbers exactly must not depend
-    on the CI machine's CPU, so in-process tests see a CPU without it (bf16 is tested explicitly)."""
-    from core import precision
-
-    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)
 
 
 @pytest.fixture

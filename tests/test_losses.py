@@ -61,6 +61,23 @@ def test_auto_precision_uses_bf16_only_where_it_is_fast(monkeypatch: pytest.Monk
         training.autocast_dtype("int4", cpu)
 
 
+@pytest.mark.parametrize(
+    ("amx", "avx512_bf16", "fast"), [(True, False, True), (False, True, True), (False, False, False)]
+)
+def test_fast_bf16_means_amx_or_avx512_bf16(
+    monkeypatch: pytest.MonkeyPatch, amx: bool, avx512_bf16: bool, fast: bool
+) -> None:
+    """AVX512-BF16 without AMX (AMD Zen 4) measured ~2x over fp32 too, so `auto` must pick bf16 there."""
+    from core.precision import CPU_BF16_ENV, cpu_has_fast_bf16
+
+    monkeypatch.delenv(CPU_BF16_ENV)  # detect, as outside the tests
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    assert cpu_has_fast_bf16() is fast
+    monkeypatch.setenv(CPU_BF16_ENV, "1")
+    assert cpu_has_fast_bf16()  # the override wins over detection
+
+
 def test_listwise_kl_is_the_kl_divergence_of_the_two_softmaxes() -> None:
     from core.training.losses import ListwiseKLLoss
 

@@ -71,13 +71,18 @@ def test_transfer_and_self_supervised_modes(
     run_all(BeirDataset(tiny_dir), trained, load_config(write_config(tmp_path / "t.yaml", options), quick=True))
 
     base = write_config(tmp_path / "c.yaml", tiny_options(tiny_bert))
+    int8 = write_config(
+        tmp_path / "i.yaml", tiny_options(tiny_bert, dense={"precision": "int8"}, rerank={"precision": "int8"})
+    )
     transfer = tmp_path / "transfer"
     args = ["run", "--dataset", str(no_train), "--out", str(transfer), "--config", str(base), "--quick"]
-    assert main([*args, "--models-from", str(trained)]) == 0
+    assert main([*args[:6], str(int8), "--quick", "--models-from", str(trained)]) == 0
     text, metrics = report_of(transfer)
     assert "**Mode: transfer**" in text
     assert {"dense transferred", "BM25 + CE (NLL)", "dense transferred + CE (NLL)"} <= set(metrics["systems"])
     assert not (transfer / "reranker" / "nll").exists()  # nothing trained: the transferred model was used
+    meta = json.loads((transfer / "index" / "index" / "meta.json").read_text())
+    assert meta["precision"] == "int8"  # the int8 options reached the stages
 
     selfsup = tmp_path / "self"
     assert main([*args[:4], str(selfsup), *args[5:], "--mode", "self-supervised"]) == 0
@@ -159,7 +164,8 @@ def test_plan_prints_sizes_and_estimates_then_exits(
 
 
 def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> None:
-    from pipelines.plan import Rates, StagePlan, fit_budget, parse_budget
+    from pipelines.plan import StagePlan, fit_budget, parse_budget
+    from pipelines.warmup import Rates
 
     assert parse_budget("45m") == 2700 and parse_budget("1h30m") == 5400 and parse_budget("90") == 90
     with pytest.raises(TandemError, match="duration"):
@@ -184,6 +190,12 @@ def test_config_types_are_checked_before_any_stage(tmp_path: Path) -> None:
     bad = write_config(tmp_path / "bad.yaml", {"reranker": {"epochs": "one"}})
     with pytest.raises(TandemError, match=r"reranker.epochs must be int or float, not 'one'"):
         load_config(bad, quick=False)
+    unset = write_config(tmp_path / "unset.yaml", {"dense": {"model": 5}})  # an option whose default is None
+    with pytest.raises(TandemError, match=r"unset.yaml.dense.model must be str, not 5"):
+        load_config(unset, quick=False)
+    precision = write_config(tmp_path / "p.yaml", {"rerank": {"precision": "int4"}})
+    with pytest.raises(TandemError, match=r"rerank.precision must be one of auto, fp32, bf16, fp16, int8, not 'int4'"):
+        load_config(precision, quick=False)
     listed = tmp_path / "list.yaml"
     listed.write_text("- reranker\n")
     with pytest.raises(TandemError, match="top level must be a table"):

@@ -10,7 +10,7 @@ from core.errors import TandemError
 @dataclass
 class TrainingConfig:
     """Options every trainer has. `precision`: auto = bf16 autocast on CUDA (fp16 where bf16 is
-    unsupported) and on CPUs with AMX, fp32 elsewhere (see `autocast_dtype`)."""
+    unsupported) and on CPUs with AMX or AVX512-BF16, fp32 elsewhere (see `autocast_dtype`)."""
 
     epochs: float = 1.0
     max_steps: int = 0

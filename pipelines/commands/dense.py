@@ -126,7 +126,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--shard-id", type=int, help="encode only this shard")
     build.add_argument("--num-shards", type=positive_int, default=1, help="number of contiguous shards (default: 1)")
     build.add_argument("--encode-only", action="store_true", help="encode the shard(s) without building the index")
-    add_precision_arg(build)
+    add_precision_arg(build, inference=True)
     build.add_argument("--device", help="cpu, cuda (default: cuda if available)")
     build.set_defaults(handler=run_build)
 

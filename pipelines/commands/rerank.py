@@ -95,7 +95,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=RERANK.batch_size,
         help="pairs per forward pass (default: %(default)s)",
     )
-    add_precision_arg(score)
+    add_precision_arg(score, inference=True)
     score.add_argument("--device", help="cpu, cuda (default: cuda if available)")
     score.set_defaults(handler=run_score_groups)
 
@@ -128,7 +128,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     rerank.add_argument("--max-length", type=positive_int, help="max tokens per pair (default: the model's)")
     rerank.add_argument("--interpolate", type=float, metavar="ALPHA",
                         help="report ALPHA*CE + (1-ALPHA)*first-stage (min-max normalised) instead of the CE score")  # fmt: skip
-    add_precision_arg(rerank)
+    add_precision_arg(rerank, inference=True)
     rerank.add_argument("--device", help="cpu, cuda (default: cuda if available)")
     rerank.add_argument("--allow-untrained-head", action="store_true",
                         help="accept a model without a trained one-logit head (e.g. a plain BERT: its scores are random)")  # fmt: skip

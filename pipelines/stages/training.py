@@ -57,6 +57,7 @@ def stage_retriever(ctx: RunContext, work: Path) -> dict:
         model=options["model"] or ctx.config["dense"]["model"], encoder=encoder, group_size=options["group_size"],
         batch_queries=options["batch_queries"], attention_dropout=options["attention_dropout"], epochs=options["epochs"],
         max_steps=options["max_steps"], learning_rate=options["learning_rate"], seed=options["seed"],
+        precision=options["precision"],
     )  # fmt: skip
     groups = read_groups(groups_path, ctx.dataset.corpus)
     config.batch_queries = min(config.batch_queries, trainable_groups(groups))
@@ -112,6 +113,7 @@ def stage_reranker(ctx: RunContext, work: Path) -> dict:
             model=options["model"], loss=loss, group_size=options["group_size"], batch_queries=min(options["batch_queries"], trainable_groups(groups)),
             max_length=options["max_length"], attention_dropout=options["attention_dropout"], epochs=options["epochs"], max_steps=options["max_steps"],
             learning_rate=options["learning_rate"], save_every=options["save_every"], seed=options["seed"],
+            precision=options["precision"],
         )  # fmt: skip
         summaries[loss] = train_reranker(groups, config, work / loss, resume=True)
     return {"training": summaries}

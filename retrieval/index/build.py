@@ -51,6 +51,11 @@ def build_index(
     missing = [s for s in shards if not (s / "docids.txt").is_file()]
     if missing:
         raise TandemError(f"shards not encoded yet: {', '.join(str(m) for m in missing)}")
+    precisions = {json.loads((s / "shard.json").read_text()).get("precision") for s in shards}
+    if len(precisions) > 1:
+        raise TandemError(
+            f"the shards in {shards_dir} were encoded in different precisions ({sorted(map(str, precisions))})"
+        )
     started = time.perf_counter()
     corpus_path = Path(corpus_path).resolve()
     with atomic_dir(out_dir) as staging:
@@ -77,7 +82,7 @@ def build_index(
             encoder=absolute(encoder_path), encoder_fingerprint=encoder.fingerprint, pooling=encoder.config.pooling, normalize=encoder.config.normalize, dim=encoder.dim,
             passage_max_length=encoder.config.passage_max_length, query_max_length=encoder.config.query_max_length,
             corpus_path=str(corpus_path), corpus_fingerprint=file_fingerprint(corpus_path), factory=factory, count=len(ids),
-            encode_seconds=encode_seconds, build_seconds=time.perf_counter() - started,
+            encode_seconds=encode_seconds, build_seconds=time.perf_counter() - started, precision=precisions.pop(),
         )  # fmt: skip
         (staging / "meta.json").write_text(json.dumps(asdict(meta), indent=2) + "\n")
     return meta

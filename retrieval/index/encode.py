@@ -19,10 +19,14 @@ from core.atomic import atomic_dir
 from core.data.beir import file_fingerprint, iter_jsonl_records, join_title
 from core.errors import TandemError
 from core.parts import shard_range
+from core.precision import resolved_precision
 from core.progress import progress_bar
 from retrieval.encoder import BiEncoder
 
 log = logging.getLogger(__name__)
+
+INT8_CALIBRATION_POOL = 1000
+"""int8 calibrates on a length-spread sample of the corpus's first passages, the same for every shard."""
 
 
 def count_lines(path: Path) -> int:
@@ -61,6 +65,7 @@ def encode_corpus_shard(
         "corpus": str(corpus_path.resolve()),
         "corpus_fingerprint": file_fingerprint(corpus_path),  # a corpus edited in place is not the same corpus
         "range": [start, stop],
+        "precision": resolved_precision(precision, encoder.device),  # fp32, bf16 and int8 vectors differ
     }
     if (shard_dir / "docids.txt").is_file():
         previous = json.loads((shard_dir / "shard.json").read_text()) if (shard_dir / "shard.json").is_file() else None
@@ -68,6 +73,8 @@ def encode_corpus_shard(
             raise TandemError(f"{shard_dir} was encoded differently ({previous}); delete it or use another --out")
         log.info("%s already encoded", shard_dir)
         return shard_dir
+    if precision == "int8":  # every shard calibrates on the same passages: the corpus's first ones
+        encoder.prepare_int8("passage", [text for _, text in iter_passages(corpus_path, 0, INT8_CALIBRATION_POOL)])
     with atomic_dir(shard_dir) as staging:
         (staging / "shard.json").write_text(json.dumps(made_with, indent=2) + "\n")
         embeddings = np.lib.format.open_memmap(

@@ -21,3 +21,5 @@ class IndexMeta:
     build_seconds: float = 0.0
     encoder_fingerprint: str | None = None
     """content hash of the encoder's weights (None for a hub name, or an index from before it was recorded)"""
+    precision: str | None = None
+    """what the passages were encoded in: fp32, bf16, fp16 or int8 (None: an index from before it was recorded)"""

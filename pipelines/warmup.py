@@ -1,0 +1,161 @@
+"""The warm-up `tandem run` plans from: it times what dominates each stage with the run's own models,
+settings and precisions (encoding a sample of passages, two bi-encoder and two cross-encoder training
+steps, scoring a batch of pairs) and samples the corpus's token lengths."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+import torch
+
+from core.data.beir import BeirDataset
+from core.precision import autocast, pick_device
+
+WARMUP_PASSAGES = 64
+LENGTH_SAMPLE = 1000
+
+
+@dataclass
+class Rates:
+    """What the warm-up measured on this machine, per token where cost follows length."""
+
+    encode_s_per_token: float
+    score_s_per_token: float
+    retriever_step_s: float
+    reranker_step_s: float
+    passage_tokens: dict[int, float]  # max length -> mean tokens per passage (from a corpus sample)
+    pair_tokens: float  # mean tokens per (query, passage) pair at the cross-encoder's max length
+    warmup_seconds: float
+    encode_quantise_s: float = 0.0  # int8: quantising the encoder, once per model
+    score_quantise_s: float = 0.0  # int8: quantising the cross-encoder, once per model
+
+    def encode_seconds(self, passages: int, max_length: int) -> float:
+        return passages * self.passage_tokens[max_length] * self.encode_s_per_token
+
+    def score_seconds(self, pairs: int) -> float:
+        return pairs * self.pair_tokens * self.score_s_per_token
+
+
+def measure(dataset: BeirDataset, config: dict, seed: int = 0) -> Rates:
+    """Time the expensive operations with the run's start models, lengths and batch shapes (each timed
+    after an untimed call, once kernels for the shape exist), and the corpus's token lengths from a sample.
+    Inference cost is kept per padded token: the run's length-sorted batches pad little."""
+    from rerank.model import CrossEncoder
+    from retrieval.encoder import BiEncoder, BiEncoderConfig
+    from retrieval.train import in_batch_nll
+
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    corpus = dataset.corpus
+    picked = rng.sample(range(len(corpus)), min(LENGTH_SAMPLE, len(corpus)))
+    texts = [corpus.passage(corpus.ids[i]) for i in picked]
+    sample = texts[:WARMUP_PASSAGES]
+    queries = list(dataset.queries.values())[:64]
+    device = pick_device()
+    encoder = BiEncoder.from_pretrained(config["dense"]["model"]).to_device()
+    lengths = {length: _mean_tokens(encoder.tokenizer, texts, length)
+               for length in {256, config["retriever"]["passage_max_length"]}}  # fmt: skip
+    padded = len(sample) * max(
+        len(ids) for ids in encoder.tokenizer(sample, truncation=True, max_length=256)["input_ids"]
+    )
+    dense_precision = config["dense"]["precision"]
+    encode_quantise_s = (
+        _timed_once(lambda: encoder.prepare_int8("passage", texts)) if dense_precision == "int8" else 0.0
+    )
+    encode_s_per_token = _timed(lambda: encoder.encode(sample, precision=dense_precision, show_progress=False)) / padded
+
+    options = config["retriever"]
+    bi = BiEncoder.from_pretrained(
+        options["model"] or config["dense"]["model"],
+        BiEncoderConfig(passage_max_length=options["passage_max_length"], query_max_length=options["query_max_length"]),
+        attention_dropout=options["attention_dropout"],
+    ).to(device)
+    batch = [
+        (rng.choice(queries), rng.choices(texts, k=options["group_size"])) for _ in range(options["batch_queries"])
+    ]
+    retriever_step_s = _time_steps(
+        bi, lambda: in_batch_nll(bi, bi, batch, options["temperature"]), device, options["precision"]
+    )
+
+    options = config["reranker"]
+    start = options["model"] if config["run"]["mode"] != "transfer" else None
+    ce = CrossEncoder.from_pretrained(start, max_length=options["max_length"], attention_dropout=0.0).to(device)
+    pairs = [(rng.choice(queries), rng.choice(texts)) for _ in range(options["batch_queries"] * options["group_size"])]
+    qs, ps = [q for q, _ in pairs], [p for _, p in pairs]
+    reranker_step_s = _time_steps(
+        ce, lambda: ce(ce.tokenize(qs, ps)).float().logsumexp(0), device, options["precision"]
+    )
+    ce.eval()
+    timed_pairs = ([q for q, _ in pairs] * 2, [p for _, p in pairs] * 2)
+    rerank_precision = config["rerank"]["precision"]
+    score_quantise_s = _timed_once(lambda: ce.prepare_int8(*timed_pairs)) if rerank_precision == "int8" else 0.0
+    score_seconds = _timed(
+        lambda: ce.score(
+            *timed_pairs, batch_size=config["rerank"]["batch_size"], precision=rerank_precision, show_progress=False
+        )
+    )
+    timed_tokens = len(timed_pairs[0]) * max(_pair_lengths(ce, *timed_pairs))  # one batch, padded to its longest
+    mean_pair = _pair_tokens(ce, [rng.choice(queries) for _ in texts], texts) / len(texts)
+    return Rates(
+        encode_s_per_token,
+        score_seconds / timed_tokens,
+        retriever_step_s,
+        reranker_step_s,
+        lengths,
+        mean_pair,
+        time.perf_counter() - started,
+        encode_quantise_s,
+        score_quantise_s,
+    )
+
+
+def _tokens(tokenizer, texts: list[str], max_length: int) -> int:
+    return sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"])
+
+
+def _pair_lengths(model, queries: list[str], passages: list[str]) -> list[int]:
+    encoded = model.tokenizer(queries, passages, truncation=True, max_length=model.max_length)
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
+def _pair_tokens(model, queries: list[str], passages: list[str]) -> int:
+    return sum(_pair_lengths(model, queries, passages))
+
+
+def _mean_tokens(tokenizer, texts: list[str], max_length: int) -> float:
+    return _tokens(tokenizer, texts, max_length) / max(len(texts), 1)
+
+
+def _timed_once(fn) -> float:
+    tick = time.perf_counter()
+    fn()
+    return time.perf_counter() - tick
+
+
+def _timed(fn, repeats: int = 2) -> float:
+    """Seconds of the fastest of `repeats` calls after one untimed call (kernel set-up for the shape)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - tick)
+    return min(times)
+
+
+def _time_steps(model: torch.nn.Module, loss_fn, device: torch.device, precision: str, steps: int = 2) -> float:
+    """Seconds per optimiser step (forward, backward, AdamW), after one untimed step."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-9)
+    times = []
+    for _ in range(steps + 1):
+        tick = time.perf_counter()
+        with autocast(precision, device):
+            loss = loss_fn()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - tick)
+    return sum(times[1:]) / steps
