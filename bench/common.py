@@ -6,21 +6,24 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pipelines.warmup import fastest_seconds
 
-def add_inference_args(parser, batch_size: int = 64) -> None:
-    """The options the encode and rerank benchmarks share (same settings for tandem and its peer)."""
+
+def add_inference_args(parser, batch_size: int = 64, dtypes: bool = True) -> None:
+    """The options the inference benchmarks share (same settings for tandem and its peers); `dtypes`: also
+    `--dtype`/`--peer-dtype` (encode and rerank time every precision instead: `--settings`, `--peers`)."""
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default="cpu")
-    add_dtype_args(parser)
+    if dtypes:
+        add_dtype_args(parser)
 
 
 def add_dtype_args(parser, peer: bool = True) -> None:
@@ -48,17 +51,6 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-
-
-def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    """Seconds of the fastest of `repeats` calls (after one warm-up call on the same input)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def synthetic_passages(count: int, seed: int = 0) -> list[str]:
@@ -97,10 +89,9 @@ def scifact_passages(limit: int) -> list[str]:
 
 def resolved_dtypes(args) -> tuple[str, str]:
     """(tandem's dtype after resolving `auto` on this device, the peer's dtype), as names."""
-    from core.precision import autocast_dtype
+    from core.precision import resolved_precision
 
-    names = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-    ours = names[autocast_dtype(args.dtype, torch.device(args.device))]
+    ours = resolved_precision(args.dtype, torch.device(args.device))
     peer = getattr(args, "peer_dtype", "same")
     return ours, ours if peer == "same" else peer
 
@@ -269,15 +260,8 @@ def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -
         a = torch.randn(size, size).to(dtype)
         b = torch.randn(size, size).to(dtype)
         multiply = torch.mm
-    multiply(a, b)
-    best = min(_timed(lambda: multiply(a, b)) for _ in range(repeats))
+    best = fastest_seconds(lambda: multiply(a, b), repeats)
     return 2 * size**3 / best / 1e9
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def encoder_gflop(config, lengths: list[int]) -> float:

@@ -23,7 +23,6 @@ import torch
 from bench.common import (
     add_inference_args,
     add_peer_args,
-    best_of,
     dense_ndcg,
     encoder_gflop,
     matmul_peak_gflops,
@@ -34,6 +33,7 @@ from bench.common import (
     set_threads,
 )
 from core.models import resolve_model
+from pipelines.warmup import fastest_seconds
 from retrieval.encoder import BiEncoder
 
 TANDEM_SETTINGS = ("fp32", "bf16", "int8")
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500, help="SciFact passages timed (default: 500)")
     parser.add_argument("--settings", nargs="+", default=list(TANDEM_SETTINGS), help="tandem precisions to time")
     parser.add_argument("--quality", action="store_true", help="also nDCG@10 on SciFact test for every row")
-    add_inference_args(parser)
+    add_inference_args(parser, dtypes=False)
     add_peer_args(parser)
     parser.set_defaults(threads=1)
     args = parser.parse_args()
@@ -72,7 +72,7 @@ def main() -> None:
         def encode(texts: list[str], precision: str = setting) -> np.ndarray:
             return ours.encode(texts, "passage", args.batch_size, precision, show_progress=False)
 
-        seconds = best_of(args.repeats, lambda e=encode: e(passages))
+        seconds = fastest_seconds(lambda e=encode: e(passages), args.repeats)
         row = rows[f"tandem {setting}"] = {"rate": len(passages) / seconds, "outputs": encode(passages)}
         if quality_inputs:
             row["quality_outputs"] = encode(quality_inputs)

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import add_inference_args, add_peer_args, best_of, data_root, run_peers, set_threads
+from bench.common import add_inference_args, add_peer_args, data_root, run_peers, set_threads
 from bench.encode import report
 from core.data.runs import read_run
 from core.models import resolve_model
+from pipelines.warmup import fastest_seconds
 from rerank.model import CrossEncoder, is_cross_encoder
 
 TANDEM_SETTINGS = ("fp32", "bf16", "int8")
@@ -67,7 +68,7 @@ def main() -> None:
         "--quality", type=int, nargs="?", const=20, default=None, metavar="DEPTH",
         help="also nDCG@10 on SciFact test for every row, reranking each query's top DEPTH (default 20)",
     )  # fmt: skip
-    add_inference_args(parser)
+    add_inference_args(parser, dtypes=False)
     add_peer_args(parser)
     parser.set_defaults(threads=1)
     args = parser.parse_args()
@@ -94,7 +95,7 @@ def main() -> None:
         def score(q: list[str], p: list[str], precision: str = setting) -> np.ndarray:
             return ours.score(q, p, args.batch_size, precision, show_progress=False)
 
-        seconds = best_of(args.repeats, lambda s=score: s(queries, passages))
+        seconds = fastest_seconds(lambda s=score: s(queries, passages), args.repeats)
         row = rows[f"tandem {setting}"] = {"rate": len(queries) / seconds, "outputs": score(queries, passages)}
         if quality:
             row["quality_outputs"] = score(quality[0], quality[1])
