@@ -19,11 +19,12 @@ QUICK: dict = {
     "retriever": {"epochs": 0.25, "passage_max_length": 128},
     "mining": {"num_negatives": 7, "depth": 30, "title_queries": 100},
     "reranker": {"epochs": 0.05, "max_length": 128, "save_every": 5},
+    "distill": {"num_negatives": 3, "group_size": 4, "epochs": 0.25},
     "rerank": {"depth": 10},
 }
 """The smoke-test profile: every stage runs, on little compute."""
 
-STAGES = ["bm25", "dense-zeroshot", "retriever", "index", "mining", "reranker", "rerank", "report"]
+STAGES = ["bm25", "dense-zeroshot", "retriever", "index", "mining", "reranker", "distill", "rerank", "report"]
 
 
 def merge(base: dict, override: dict, where: str = "config") -> dict:
@@ -52,6 +53,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "rerank.precision": INFERENCE_PRECISIONS,
     "retriever.precision": PRECISIONS,
     "reranker.precision": PRECISIONS,
+    "distill.precision": INFERENCE_PRECISIONS,
+    "distill.loss": ("kl", "margin-mse"),
 }
 """Options that take one of a few values."""
 
@@ -107,7 +110,8 @@ def stage_config(config: dict, stage: str, mode: str = "train") -> dict:
         "index": ["run", "split", "dense", "retriever", *title_queries],
         "mining": ["run", "split", "bm25", "dense", "retriever", "mining"],
         "reranker": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker"],
-        "rerank": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker", "rerank", "hybrid"],
+        "distill": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker", "distill"],
+        "rerank": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker", "distill", "rerank", "hybrid"],
         "report": list(config),
     }[stage]
     return {name: config[name] for name in sections}

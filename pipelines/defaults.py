@@ -95,9 +95,33 @@ class RerankerDefaults:
 
 
 @dataclass
+class DistillDefaults:
+    enabled: bool = True
+    teacher: str = "nll"
+    """the trained cross-encoder (a `reranker.losses` entry) whose scores the bi-encoder learns; else the first"""
+    loss: str = "kl"
+    """kl (listwise, RocketQAv2) or margin-mse (Hofstaetter et al. 2020)"""
+    num_negatives: int = 15
+    """the top mined negatives of each group the cross-encoder scores (scoring all 30 doubles the stage)"""
+    group_size: int = 8
+    batch_queries: int = 32
+    epochs: float = 1.0
+    max_steps: int = 0
+    learning_rate: float = 2e-5
+    teacher_temperature: float = 1.0
+    batch_size: int = 64
+    precision: str = "auto"
+    """the teacher's scoring: auto (bf16 where fast, else fp32), fp32, bf16 or int8"""
+    seed: int = 42
+
+
+@dataclass
 class RerankDefaults:
     depth: int = 100
     batch_size: int = 64
+    first_stages: list[str] = field(default_factory=lambda: ["bm25", "hybrid"])
+    """the runs each cross-encoder reranks: bm25, dense, hybrid (the hybrid's Recall@100 on dev is above
+    either's, and a cross-encoder can only reorder what its first stage found)"""
     precision: str = "auto"
     """pair scoring: auto (bf16 where fast, else fp32), fp32, bf16 or int8 (OpenVINO, calibrated on the first run's pairs)"""
     fuse_weights: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(1, 10)])
@@ -119,6 +143,7 @@ class RunConfig:
     retriever: RetrieverDefaults = field(default_factory=RetrieverDefaults)
     mining: MiningDefaults = field(default_factory=MiningDefaults)
     reranker: RerankerDefaults = field(default_factory=RerankerDefaults)
+    distill: DistillDefaults = field(default_factory=DistillDefaults)
     rerank: RerankDefaults = field(default_factory=RerankDefaults)
     hybrid: HybridDefaults = field(default_factory=HybridDefaults)
 

@@ -98,18 +98,37 @@ def plan_run(
     reranker_steps = _steps(queries + titles, config["reranker"]) if trains else 0
     plans.append(StagePlan("reranker", f"{losses} x {reranker_steps:,} steps" if trains else "skipped",
                            losses * reranker_steps * rates.reranker_step_s, reranker_steps))  # fmt: skip
-    pairs = tests * config["rerank"]["depth"] * 2 * rerankers
+    plans.append(_distill_plan(config, mode, rates, queries, n, rerankers))
+    pairs = tests * config["rerank"]["depth"] * len(config["rerank"]["first_stages"]) * rerankers
     plans.append(StagePlan("rerank", f"{pairs:,} pairs to score",
                            rates.score_seconds(pairs) + rerankers * rates.score_quantise_s + 2))  # fmt: skip
     plans.append(StagePlan("report", "evaluate and plot", 5.0))
     return plans
 
 
+def _distill_plan(config: dict, mode: str, rates: Rates, queries: int, passages: int, rerankers: int) -> StagePlan:
+    """Scoring the mined groups, training steps (costed as bi-encoder steps scaled by the passages per step)
+    and re-encoding the corpus."""
+    options, retriever = config["distill"], config["retriever"]
+    if not (options["enabled"] and mode == "train" and rerankers):
+        return StagePlan("distill", "skipped", 0)
+    pairs = queries * (1 + options["num_negatives"])
+    steps = _steps(queries, options)
+    per_step = (options["batch_queries"] * (options["group_size"] + 1)) / (
+        retriever["batch_queries"] * (retriever["group_size"] + 1)
+    )
+    seconds = (
+        rates.score_seconds(pairs) + rates.score_quantise_s + steps * per_step * rates.retriever_step_s
+        + rates.encode_seconds(passages, retriever["passage_max_length"]) + rates.encode_quantise_s + 3
+    )  # fmt: skip
+    return StagePlan("distill", f"score {pairs:,} pairs, {steps:,} steps, encode {passages:,} passages", seconds, steps)
+
+
 def fit_budget(config: dict, plans: list[StagePlan], budget: float) -> list[str]:
     """Scale training steps and rerank depth (in `config`) so the estimate fits `budget` seconds; returns
     what was cut. Stages that cannot be cut (BM25, encoding, mining) are kept whole."""
     by_stage = {p.stage: p for p in plans}
-    cuttable = sum(by_stage[s].seconds for s in ("retriever", "reranker", "rerank"))
+    cuttable = sum(by_stage[s].seconds for s in ("retriever", "reranker", "distill", "rerank"))
     fixed = sum(p.seconds for p in plans) - cuttable
     if fixed + cuttable <= budget:
         return []
@@ -117,7 +136,7 @@ def fit_budget(config: dict, plans: list[StagePlan], budget: float) -> list[str]
         raise TandemError(f"--budget {budget:.0f} s is below the stages that cannot be cut (~{fixed:.0f} s)")
     factor = (budget - fixed) / cuttable
     cuts = []
-    for stage in ("retriever", "reranker"):
+    for stage in ("retriever", "reranker", "distill"):
         steps = by_stage[stage].steps
         if steps:
             config[stage]["max_steps"] = max(1, int(steps * factor))

@@ -1,6 +1,6 @@
 """`tandem run`: every stage in order, each in DIR/<stage>/, resumable.
 
-    bm25 -> dense-zeroshot -> retriever -> index -> mining -> reranker -> rerank -> report
+    bm25 -> dense-zeroshot -> retriever -> index -> mining -> reranker -> distill -> rerank -> report
 
 A stage is finished when DIR/<stage>/done.json exists; it records the stage's configuration, its
 outputs and timings. A finished stage whose configuration is unchanged is skipped; a stage that

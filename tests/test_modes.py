@@ -79,7 +79,9 @@ def test_transfer_and_self_supervised_modes(
     assert main([*args[:6], str(int8), "--quick", "--models-from", str(trained)]) == 0
     text, metrics = report_of(transfer)
     assert "**Mode: transfer**" in text
-    assert {"dense transferred", "BM25 + CE (NLL)", "dense transferred + CE (NLL)"} <= set(metrics["systems"])
+    assert {"dense transferred", "BM25 + CE (NLL)", "hybrid (RRF BM25 + dense transferred) + CE (NLL)"} <= set(
+        metrics["systems"]
+    )
     assert not (transfer / "reranker" / "nll").exists()  # nothing trained: the transferred model was used
     meta = json.loads((transfer / "index" / "index" / "meta.json").read_text())
     assert meta["precision"] == "int8"  # the int8 options reached the stages
@@ -157,7 +159,18 @@ def test_plan_prints_sizes_and_estimates_then_exits(
     out = tmp_path / "run"
     assert main(["run", "--dataset", str(tiny_dir), "--out", str(out), "--config", str(config), "--plan"]) == 0
     printed = capsys.readouterr().out
-    for stage in ("bm25", "dense-zeroshot", "retriever", "index", "mining", "reranker", "rerank", "report", "total"):
+    for stage in (
+        "bm25",
+        "dense-zeroshot",
+        "retriever",
+        "index",
+        "mining",
+        "reranker",
+        "distill",
+        "rerank",
+        "report",
+        "total",
+    ):
         assert f"\n{stage} " in printed, stage
     assert "encode 12 passages" in printed and "pairs to score" in printed and "measured in a" in printed
     assert not (out / "bm25").exists()  # nothing ran
@@ -172,13 +185,14 @@ def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> N
         parse_budget("soon")
     config = load_config(None, quick=False)
     plans = [StagePlan("bm25", "", 60), StagePlan("retriever", "", 600, steps=100), StagePlan("reranker", "", 1200, steps=400),
-             StagePlan("rerank", "", 600), StagePlan("report", "", 40)]  # fmt: skip
+             StagePlan("distill", "", 300, steps=40), StagePlan("rerank", "", 600), StagePlan("report", "", 40)]  # fmt: skip
     cuts = fit_budget(config, plans, budget=1300)
-    factor = (1300 - 100) / 2400
+    factor = (1300 - 100) / 2700
     assert config["retriever"]["max_steps"] == int(100 * factor) and config["reranker"]["max_steps"] == int(
         400 * factor
     )
-    assert config["rerank"]["depth"] == int(100 * factor) and len(cuts) == 3
+    assert config["distill"]["max_steps"] == int(40 * factor)
+    assert config["rerank"]["depth"] == int(100 * factor) and len(cuts) == 4
     assert sum(p.seconds for p in plans) == pytest.approx(1300, rel=0.05)
     with pytest.raises(TandemError, match="cannot be cut"):
         fit_budget(load_config(None, quick=False), plans, budget=50)

@@ -69,18 +69,27 @@ def test_run_resumes_after_interruption(
     assert [p.name for p in (out / "reranker" / "bce").glob("checkpoint-*")] == ["checkpoint-2"]
 
     with caplog.at_level(logging.INFO, logger="core.training.loop"):
-        assert run_all(dataset, out, config) == ["reranker", "rerank", "report"]
+        assert run_all(dataset, out, config) == ["reranker", "distill", "rerank", "report"]
     assert (
         out / "reranker" / "nll" / "model.safetensors"
     ).stat().st_mtime_ns == nll_model  # finished loss not retrained
     assert "resumed from" in caplog.text and "checkpoint-2 (step 2)" in caplog.text  # not restarted from scratch
     metrics = json.loads((out / "report" / "metrics.json").read_text())
+    hybrid = "hybrid (RRF BM25 + dense ft)"
     assert set(metrics["systems"]) == {
-        "BM25", "dense zero-shot", "dense fine-tuned", "hybrid (RRF BM25 + dense ft)",
-        "BM25 + CE (NLL)", "dense fine-tuned + CE (NLL)", "BM25 + CE (BCE)", "dense fine-tuned + CE (BCE)",
+        "BM25", "dense zero-shot", "dense fine-tuned", "dense distilled", hybrid, "hybrid (RRF BM25 + dense distilled)",
+        "BM25 + CE (NLL)", f"{hybrid} + CE (NLL)", "BM25 + CE (BCE)", f"{hybrid} + CE (BCE)",
     }  # fmt: skip
-    assert (out / "report" / "metrics.png").is_file() and (out / "report" / "report.md").read_text().count("|") > 20
-    assert len(list((out / "report").glob("per_query_*.png"))) == 4
+    assert metrics["systems"]["dense distilled"]["first_stage"] == "dense fine-tuned"
+    scored = [json.loads(line) for line in (out / "distill" / "scored-groups.jsonl").read_text().splitlines()]
+    assert all(p["teacher"] is not None for g in scored for p in g["positives"] + g["negatives"])
+    assert max(len(g["negatives"]) for g in scored) == config["distill"]["num_negatives"]
+    distilled = json.loads((out / "distill" / "done.json").read_text())["result"]
+    assert distilled["teacher"] == "nll" and distilled["training"]["steps"] >= 1
+    report = (out / "report" / "report.md").read_text()
+    assert report.count("|") > 20 and "| dense distilled | dense fine-tuned |" in report
+    assert (out / "report" / "metrics.png").is_file()
+    assert len(list((out / "report").glob("per_query_*.png"))) == 5
 
     assert run_all(dataset, out, config) == []  # everything finished: nothing reruns
     assert run_all(dataset, out, config, force=["rerank"]) == ["rerank", "report"]

@@ -23,7 +23,8 @@ class System:
     latency: dict[str, float] = field(default_factory=dict)
     """seconds per query of each stage, e.g. {"retrieve": 0.01, "rerank": 0.9}"""
     first_stage: str | None = None
-    """for a reranked system, the name of the system whose run it reranked"""
+    """the system this one builds on: the run a reranked system reranked, the bi-encoder a distilled one
+    trained on from; the report tests it against that system"""
     dev: Evaluation | None = None
     """its figures on the dev split, when the run has one (what the result is chosen on)"""
 
@@ -40,6 +41,7 @@ def paired_p_value(system: Evaluation, baseline: Evaluation, measure: str = "nDC
 
 def metrics_payload(systems: list[System], baseline: str | None, measures=TABLE_MEASURES) -> dict:
     base = next((s for s in systems if s.name == baseline), None)
+    by_name = {s.name: s for s in systems}
     return {
         "baseline": baseline,
         "systems": {
@@ -51,6 +53,9 @@ def metrics_payload(systems: list[System], baseline: str | None, measures=TABLE_
                 else None,
                 "latency_s_per_query": s.latency,
                 "first_stage": s.first_stage,
+                "p_value_vs_first_stage_nDCG@10": paired_p_value(s.evaluation, by_name[s.first_stage].evaluation)
+                if s.first_stage in by_name
+                else None,
                 "dev_nDCG@10": s.dev.aggregate["nDCG@10"] if s.dev else None,
             }
             for s in systems
@@ -83,6 +88,20 @@ def markdown_table(
         cells += [f"{s.latency[st] * 1000:.1f}" if st in s.latency else "" for st in stages]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def comparisons_table(systems: list[System], measure: str = "nDCG@10") -> str:
+    """Each system against the one it builds on (`first_stage`): the difference and its paired p-value."""
+    by_name = {s.name: s for s in systems}
+    lines = [f"| system | against | Δ {measure} | p |", "|---|---|---|---|"]
+    for s in systems:
+        if s.first_stage in by_name:
+            base = by_name[s.first_stage]
+            delta = s.evaluation.aggregate[measure] - base.evaluation.aggregate[measure]
+            p = paired_p_value(s.evaluation, base.evaluation, measure)
+            shown = "—" if p is None else (f"{p:.3g} †" if p < 0.05 else f"{p:.3g}")
+            lines.append(f"| {s.name} | {base.name} | {delta:+.4f} | {shown} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def plot_metrics(systems: list[System], path: Path, measures=TABLE_MEASURES) -> None:
@@ -184,6 +203,14 @@ def write_report(
     if baseline:
         lines += [
             f"† p < 0.05, two-sided paired t-test on per-query nDCG@10 against {baseline}. Best figure per column in bold.",
+            "",
+        ]
+    comparisons = comparisons_table(systems)
+    if comparisons:
+        lines += [
+            "Each system against the one it builds on (two-sided paired t-test, † p < 0.05):",
+            "",
+            comparisons,
             "",
         ]
     if notes:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.stages.context import RunContext
+from pipelines.stages.distill import stage_distill
 from pipelines.stages.rerank import stage_rerank
 from pipelines.stages.results import stage_report
 from pipelines.stages.retrieval import stage_bm25, stage_dense_zeroshot, stage_index
@@ -20,6 +21,7 @@ STAGE_FUNCTIONS: dict[str, Callable[[RunContext, Path], dict]] = {
     "index": stage_index,
     "mining": stage_mining,
     "reranker": stage_reranker,
+    "distill": stage_distill,
     "rerank": stage_rerank,
     "report": stage_report,
 }

@@ -79,6 +79,10 @@ class RunContext:
         bi-encoder, else the zero-shot one."""
         return "index" if self.bi_encoder() else "dense-zeroshot"
 
+    def distilled(self) -> bool:
+        """Whether the distill stage indexed the corpus with a distilled bi-encoder."""
+        return (self.stage_dir("distill") / "test.trec").is_file()
+
     def dense_name(self) -> str:
         return DENSE_NAMES[self.mode] if self.bi_encoder() else "dense zero-shot"
 

@@ -1,14 +1,15 @@
-"""The rerank stage: each cross-encoder reranks BM25's and the dense stage's runs, BM25 and dense are
-fused (RRF), and, when the run has a dev split, each reranked run is also interpolated with its first
-stage at the cross-encoder weight that scored best on dev. Test runs go to `rerank/`, dev runs to
-`rerank/dev/`."""
+"""The rerank stage: BM25 and dense are fused (RRF), each cross-encoder reranks the configured first
+stages (by default BM25 and that hybrid), and, when the run has a dev split, each reranked run is also
+interpolated with its first stage at the cross-encoder weight that scored best on dev. Test runs go to
+`rerank/`, dev runs to `rerank/dev/`."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from core.data.runs import read_run, write_run
+from core.data.runs import Run, read_run, write_run
+from core.errors import TandemError
 from pipelines.evaluation.fusion import choose_weight, interpolate_reranked, rrf
 from pipelines.stages.context import RunContext, seconds_per_query
 from rerank.model import CrossEncoder
@@ -24,13 +25,47 @@ def first_stage_run(ctx: RunContext, stage: str, split: str) -> Path:
     return ctx.stage_dir(stage) / f"{split}.trec"
 
 
+FIRST_STAGES = ("bm25", "dense", "hybrid")
+"""What `rerank.first_stages` may name: BM25, the dense stage (fine-tuned, transferred or zero-shot), or
+their RRF hybrid."""
+
+
+def hybrid_runs(ctx: RunContext, work: Path, splits: list[str]) -> dict[tuple[str, str], Run]:
+    """BM25's and the dense stage's runs per split, and their RRF fusions: `hybrid` (BM25 + the dense
+    stage) and, when the distill stage indexed, `hybrid-distill` (BM25 + the distilled bi-encoder); the
+    fusions are written to `work`."""
+    rrf_k, depth = ctx.config["hybrid"]["rrf_k"], ctx.config["hybrid"]["depth"]
+    dense = ctx.dense_stage()
+    runs = {
+        (first, split): read_run(first_stage_run(ctx, first, split)) for first in ("bm25", dense) for split in splits
+    }
+    distilled = ctx.distilled()
+    for split in splits:
+        runs["hybrid", split] = rrf([runs["bm25", split], runs[dense, split]], rrf_k, depth)
+        write_run(runs["hybrid", split], run_path(work, split, "hybrid"), tag="hybrid-rrf")
+        if distilled:
+            fused = rrf([runs["bm25", split], read_run(first_stage_run(ctx, "distill", split))], rrf_k, depth)
+            write_run(fused, run_path(work, split, "hybrid-distill"), tag="hybrid-distill-rrf")
+    return runs
+
+
+def reranked_firsts(ctx: RunContext) -> tuple[str, ...]:
+    """The runs the cross-encoders rerank, by file name (`rerank.first_stages`; `dense` is the dense stage)."""
+    wanted = ctx.config["rerank"]["first_stages"]
+    unknown = [first for first in wanted if first not in FIRST_STAGES]
+    if unknown or not wanted:
+        raise TandemError(f"rerank.first_stages must list some of {', '.join(FIRST_STAGES)}, not {wanted}")
+    return tuple(ctx.dense_stage() if first == "dense" else first for first in wanted)
+
+
 def stage_rerank(ctx: RunContext, work: Path) -> dict:
-    """Rerank BM25's and the dense stage's runs with each cross-encoder; fuse BM25 and dense (RRF); on
-    a dev split, choose each cross-encoder's interpolation weight."""
+    """Fuse BM25 and dense (RRF); rerank each of `rerank.first_stages` with each cross-encoder; on a dev
+    split, choose each cross-encoder's interpolation weight."""
     options = ctx.config["rerank"]
     splits = ["test", "dev"] if ctx.dev_queries() else ["test"]
-    firsts = ("bm25", ctx.dense_stage())
-    first_runs = {(first, split): read_run(first_stage_run(ctx, first, split)) for first in firsts for split in splits}
+    all_runs = hybrid_runs(ctx, work, splits)
+    firsts = reranked_firsts(ctx)
+    first_runs = {(first, split): all_runs[first, split] for first in firsts for split in splits}
     latency = {}
     for label, path in ctx.rerankers().items():
         model = CrossEncoder.from_pretrained(path).to_device()
@@ -47,13 +82,8 @@ def stage_rerank(ctx: RunContext, work: Path) -> dict:
             if split == "test":
                 latency[f"{first}-{label}"] = seconds_per_query(started, run)
             write_run(result, run_path(work, split, f"{first}-{label}"), tag=f"{first}-ce-{label}")
-    for split in splits:
-        hybrid = rrf(
-            [first_runs[first, split] for first in firsts], ctx.config["hybrid"]["rrf_k"], ctx.config["hybrid"]["depth"]
-        )
-        write_run(hybrid, run_path(work, split, "hybrid"), tag="hybrid-rrf")
     weights = fuse_on_dev(ctx, work, firsts, first_runs) if "dev" in splits else {}
-    return {"latency": latency, "fuse_weights": weights}
+    return {"latency": latency, "fuse_weights": weights, "first_stages": list(firsts)}
 
 
 def fuse_on_dev(ctx: RunContext, work: Path, firsts: tuple[str, ...], first_runs: dict) -> dict[str, dict[str, float]]:

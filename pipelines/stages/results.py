@@ -12,7 +12,7 @@ from pipelines.evaluation.report import System, write_report
 from pipelines.stages.context import RunContext
 from pipelines.stages.rerank import first_stage_run, run_path
 
-STAGE_RUNS = ("bm25", "dense-zeroshot", "index")
+STAGE_RUNS = ("bm25", "dense-zeroshot", "index", "distill")
 """The stages that write a first-stage test run."""
 
 
@@ -26,21 +26,29 @@ def report_systems(ctx: RunContext) -> list[System]:
         return {split: evaluate(read_run(path_of_split(split)), judged) for split, judged in qrels.items()}
 
     latency = {s: (ctx.done(s) or {}).get("result", {}).get("latency", {}) for s in STAGE_RUNS + ("rerank",)}
-    weights = (ctx.done("rerank") or {}).get("result", {}).get("fuse_weights", {})
+    rerank_result = (ctx.done("rerank") or {}).get("result", {})
+    weights = rerank_result.get("fuse_weights", {})
     dense_stage, dense_name = ctx.dense_stage(), ctx.dense_name()
-    names = {"bm25": "BM25", "dense-zeroshot": "dense zero-shot", "index": dense_name}
+    short = {"dense fine-tuned": "dense ft"}.get(dense_name, dense_name)
+    names = {"bm25": "BM25", "dense-zeroshot": "dense zero-shot", "index": dense_name, "distill": "dense distilled",
+             "hybrid": f"hybrid (RRF BM25 + {short})", "hybrid-distill": "hybrid (RRF BM25 + dense distilled)"}  # fmt: skip
+    latency["hybrid"] = {"retrieve": latency["bm25"].get("retrieve", 0) + latency[dense_stage].get("retrieve", 0)}
+    latency["hybrid-distill"] = {"retrieve": latency["bm25"].get("retrieve", 0) + latency["distill"].get("retrieve", 0)}
     rerank = ctx.stage_dir("rerank")
     systems = []
     for stage in STAGE_RUNS:
-        if stage != "index" or dense_stage == "index":
+        if (stage != "index" or dense_stage == "index") and (stage != "distill" or ctx.distilled()):
             figures = scored(lambda split, stage=stage: first_stage_run(ctx, stage, split))
-            systems.append(System(names[stage], figures["test"], dict(latency[stage]), dev=figures.get("dev")))
-    short = {"dense fine-tuned": "dense ft"}.get(dense_name, dense_name)
-    retrieve_both = {"retrieve": latency["bm25"].get("retrieve", 0) + latency[dense_stage].get("retrieve", 0)}
-    figures = scored(lambda split: run_path(rerank, split, "hybrid"))
-    systems.append(System(f"hybrid (RRF BM25 + {short})", figures["test"], retrieve_both, dev=figures.get("dev")))
+            trained_from = dense_name if stage == "distill" else None
+            systems.append(
+                System(names[stage], figures["test"], dict(latency[stage]), trained_from, figures.get("dev"))
+            )
+    for hybrid in ("hybrid", "hybrid-distill") if ctx.distilled() else ("hybrid",):
+        figures = scored(lambda split, hybrid=hybrid: run_path(rerank, split, hybrid))
+        systems.append(System(names[hybrid], figures["test"], latency[hybrid], dev=figures.get("dev")))
+    firsts = rerank_result.get("first_stages", ["bm25", dense_stage])
     for label in ctx.rerankers():
-        for first in ("bm25", dense_stage):
+        for first in firsts:
             name = f"{first}-{label}"
             stage_latency = {**latency[first], "rerank": latency["rerank"][name]}
             system_name = f"{names[first]} + CE ({label.upper() if label in ('nll', 'bce') else label})"
@@ -73,7 +81,7 @@ def stage_report(ctx: RunContext, work: Path) -> dict:
     result, why = choose_result(systems)
     skipped_stages = [
         f"{stage} ({done['result']['skipped']})"
-        for stage in ("retriever", "index", "mining", "reranker")
+        for stage in ("retriever", "index", "mining", "reranker", "distill")
         if (done := ctx.done(stage)) and "skipped" in done.get("result", {})
     ]
     depth = ctx.config["rerank"]["depth"]

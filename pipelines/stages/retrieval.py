@@ -28,7 +28,8 @@ def stage_bm25(ctx: RunContext, work: Path) -> dict:
     return {"latency": {"retrieve": latency}}
 
 
-def _dense_stage(ctx: RunContext, work: Path, encoder: str | None) -> dict:
+def dense_stage_runs(ctx: RunContext, work: Path, encoder: str | None) -> dict:
+    """Index the corpus with `encoder` into `work/index` and write its test (and dev) runs."""
     options = ctx.config["dense"]
     started = time.perf_counter()
     meta = build_dense_index(
@@ -57,7 +58,7 @@ def _dense_stage(ctx: RunContext, work: Path, encoder: str | None) -> dict:
 
 
 def stage_dense_zeroshot(ctx: RunContext, work: Path) -> dict:
-    return _dense_stage(ctx, work, ctx.config["dense"]["model"])
+    return dense_stage_runs(ctx, work, ctx.config["dense"]["model"])
 
 
 def stage_index(ctx: RunContext, work: Path) -> dict:
@@ -65,4 +66,4 @@ def stage_index(ctx: RunContext, work: Path) -> dict:
     encoder = ctx.bi_encoder()
     if encoder is None:
         return skipped(f"no bi-encoder beyond the zero-shot start in {ctx.mode} mode")
-    return _dense_stage(ctx, work, encoder)
+    return dense_stage_runs(ctx, work, encoder)

@@ -1,0 +1,59 @@
+"""The distillation stage: the loop bi-encoder -> mining -> cross-encoder -> bi-encoder closed once.
+
+The trained cross-encoder scores the passages of the mined groups (the fine-tuned bi-encoder's own hard
+negatives plus BM25's); the fine-tuned bi-encoder then trains on to match those scores (listwise KL,
+RocketQAv2; or MarginMSE) and re-indexes the corpus. Its runs sit beside the other first stages, and the
+report keeps it as its own system ("dense distilled") so the dev split decides whether it is used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.data.groups import read_groups, write_groups
+from pipelines.stages.context import RunContext, skipped
+from pipelines.stages.retrieval import dense_stage_runs
+from pipelines.stages.training import trainable_groups
+from rerank.model import CrossEncoder
+from rerank.teacher import score_groups
+from retrieval.encoder import BiEncoderConfig
+from retrieval.train import RetrieverConfig, train_retriever
+
+
+def teacher_label(ctx: RunContext) -> str:
+    """The cross-encoder that teaches: `distill.teacher` when this run trained it, else the first one."""
+    rerankers = ctx.rerankers()
+    wanted = ctx.config["distill"]["teacher"]
+    return wanted if wanted in rerankers else next(iter(rerankers))
+
+
+def stage_distill(ctx: RunContext, work: Path) -> dict:
+    """Score the mined groups' top negatives with the cross-encoder, train the fine-tuned bi-encoder on to
+    match them, and index the corpus with it (test and dev runs as the other dense stages write them)."""
+    options = ctx.config["distill"]
+    if not options["enabled"]:
+        return skipped("distill.enabled is false")
+    if ctx.mode != "train" or not ctx.rerankers():
+        return skipped(
+            f"distillation needs a bi-encoder and a cross-encoder trained on train queries ({ctx.mode} mode)"
+        )
+    groups = read_groups(ctx.stage_dir("mining") / "groups.jsonl", ctx.dataset.corpus)
+    for group in groups:
+        group.negatives = group.negatives[: options["num_negatives"]]
+    label = teacher_label(ctx)
+    teacher = CrossEncoder.from_pretrained(ctx.rerankers()[label]).to_device()
+    score_groups(groups, teacher, options["batch_size"], options["precision"])
+    del teacher
+    write_groups(groups, work / "scored-groups.jsonl")
+    retriever = ctx.config["retriever"]
+    encoder = BiEncoderConfig(
+        temperature=retriever["temperature"], passage_max_length=retriever["passage_max_length"],
+        query_max_length=retriever["query_max_length"],
+    )  # fmt: skip
+    config = RetrieverConfig(
+        model=ctx.bi_encoder(), encoder=encoder, loss=options["loss"], teacher_temperature=options["teacher_temperature"],
+        group_size=options["group_size"], batch_queries=min(options["batch_queries"], trainable_groups(groups)),
+        attention_dropout=retriever["attention_dropout"], epochs=options["epochs"], max_steps=options["max_steps"],
+        learning_rate=options["learning_rate"], seed=options["seed"], precision=retriever["precision"],
+    )  # fmt: skip
+    summary = train_retriever(groups, config, work / "model")
+    return {"teacher": label, "training": summary, **dense_stage_runs(ctx, work, str(work / "model"))}
