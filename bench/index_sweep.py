@@ -1,6 +1,8 @@
 """Index sweep for large corpora: recall@100 against exact search, and latency, of FAISS factories at
 several search settings, built the way `tandem index build` builds them (trained on a sample, vectors
-added in chunks from a memory-mapped file, `nprobe`/`efSearch` set by `set_search_parameters`).
+added in chunks from a memory-mapped file, `nprobe`/`efSearch`/refine `k_factor` set by
+`set_search_parameters`). By default the factories are `--factory auto`'s choice for this many vectors
+and its neighbours (SQ8 and PQ lists, PQ with an exact refine stage, HNSW).
 
 The vectors are synthetic and clustered (a mixture of Gaussians, L2-normalised, MiniLM's 384 dimensions)
 unless `--embeddings FILE.npy` gives real ones (then queries are held-out rows with noise); encoding a
@@ -12,7 +14,6 @@ million real passages takes this 2-core machine ~17 h in fp32, which is what thi
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import faiss
 import numpy as np
 
 from retrieval.index.build import index_vectors
-from retrieval.index.search import set_search_parameters
+from retrieval.index.search import auto_factory, make_index, set_search_parameters
 
 CHUNK = 100_000
 
@@ -76,12 +77,18 @@ def main() -> None:
     parser.add_argument("--factories", nargs="+", default=None, help="FAISS factory strings (default: by size)")
     parser.add_argument("--nprobe", type=int, nargs="+", default=[16, 64, 128, 256])
     parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--refine-factor", type=int, nargs="+", default=[1, 4, 16],
+                        help="refine indexes (...,RFlat): candidates re-scored exactly per hit")  # fmt: skip
     parser.add_argument("--train-sample", type=int, default=200_000, help="as `tandem index build` (default 200k)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
-    nlist = 2 ** round(math.log2(4 * math.sqrt(args.vectors)))
-    factories = args.factories or [f"IVF{nlist},Flat", f"IVF{nlist},PQ64", f"IVF{nlist},PQ64,RFlat", "HNSW32"]
+    auto = auto_factory(args.vectors, args.train_sample)
+    nlist = faiss.extract_index_ivf(make_index(auto, 8)).nlist if "IVF" in auto else 4096
+    factories = args.factories or list(dict.fromkeys(
+        [auto, f"IVF{nlist},Flat", f"IVF{nlist},SQ8", f"IVF{nlist},PQ64", f"IVF{nlist},PQ64,RFlat", "HNSW32"]
+    ))  # fmt: skip
+    print(f"--factory auto at {args.vectors:,} passages: {auto}")
     with tempfile.TemporaryDirectory(prefix="tandem-sweep-") as tmp:
         started = time.perf_counter()
         if args.embeddings:
@@ -102,12 +109,14 @@ def main() -> None:
         exact_ms = (time.perf_counter() - started) / len(queries) * 1000
         print(f"exact (numpy, streamed): {exact_ms:.2f} ms/query batched")
         print(
-            f"{'factory':<26} {'build s':>8} {'setting':>14} {'recall@100':>11} {'ms/q batched':>13} {'ms/q single':>12}"
+            f"{'factory':<26} {'build s':>8} {'setting':>24} {'recall@100':>11} {'ms/q batched':>13} {'ms/q single':>12}"
         )
         best = None
         for factory in factories:
             index, seconds = build(factory, vectors, args.train_sample)
             settings = [{"nprobe": n} for n in args.nprobe] if "IVF" in factory else []
+            if "RFlat" in factory or "Refine" in factory:
+                settings = [{**setting, "refine_factor": r} for setting in settings or [{}] for r in args.refine_factor]
             settings += [{"ef_search": e} for e in args.ef_search] if "HNSW" in factory else []
             for setting in settings or [{}]:
                 applied = set_search_parameters(index, **setting)
@@ -120,7 +129,7 @@ def main() -> None:
                 single = (time.perf_counter() - tick) / 50 * 1000
                 value = recall(truth, found)
                 label = ",".join(f"{k} {v}" for k, v in applied.items()) or "-"
-                print(f"{factory:<26} {seconds:>8.1f} {label:>14} {value:>11.3f} {batched:>13.3f} {single:>12.2f}")
+                print(f"{factory:<26} {seconds:>8.1f} {label:>24} {value:>11.3f} {batched:>13.3f} {single:>12.2f}")
                 if value >= 0.95 and (best is None or batched < best[2]):
                     best = (factory, label, batched, value)
             del index

@@ -40,7 +40,8 @@ class Bm25Defaults:
 @dataclass
 class DenseDefaults:
     model: str | None = None
-    factory: str = "Flat"
+    factory: str = "auto"
+    """FAISS index_factory string, or auto: Flat (exact) below 1M passages, IVF-Flat to 10M, IVF-SQ8 above"""
     batch_size: int = 64
     k: int = 1000
     precision: str = "auto"

@@ -224,6 +224,37 @@ def test_ivf_and_hnsw_are_searched_with_real_breadth_not_faiss_defaults() -> Non
     hnsw.add(vectors)
     assert set_search_parameters(hnsw, ef_search=300) == {"efSearch": 300}
     assert faiss.downcast_index(hnsw).hnsw.efSearch == 300
+    refined = faiss.index_factory(16, "IVF16,PQ4x4,RFlat", faiss.METRIC_INNER_PRODUCT)
+    refined.train(vectors)
+    refined.add(vectors)
+    faiss.extract_index_ivf(refined).nprobe = 16  # every list: what is lost is PQ's, not IVF's
+    coarse = refined.search(queries, 10)[1]  # FAISS's k_factor 1: the PQ top 10, re-scored among themselves
+    assert set_search_parameters(refined, refine_factor=50) == {"k_factor": 50, "nprobe": 16}
+    rescored = refined.search(queries, 10)[1]
+
+    def recall(found: np.ndarray) -> float:
+        return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)]))
+
+    assert recall(coarse) < 0.5 and recall(rescored) > 0.95
+
+
+def test_auto_factory_by_corpus_size(tmp_path: Path) -> None:
+    """`--factory auto`: exact below 1M passages, IVF-Flat to 10M, IVF-SQ8 from there; a FAISS factory
+    string every time, with lists FAISS can train on the sample."""
+    import faiss
+
+    from retrieval.index.build import index_vectors
+    from retrieval.index.search import auto_factory
+
+    assert auto_factory(5_183) == "Flat" and auto_factory(999_999) == "Flat"
+    assert auto_factory(1_000_000) == "IVF4096,Flat"  # 4 sqrt(1M) = 4,000 -> 4,096
+    assert auto_factory(8_800_000) == "IVF4096,Flat"  # capped: 200,000 / 39 training points per list
+    assert auto_factory(8_800_000, train_sample=1_000_000) == "IVF16384,Flat"
+    assert auto_factory(20_000_000) == "IVF4096,SQ8"
+    for count in (1_000_000, 20_000_000):
+        faiss.index_factory(16, auto_factory(count), faiss.METRIC_INNER_PRODUCT)
+    vectors = np.random.default_rng(0).standard_normal((300, 16)).astype("float32")
+    assert index_vectors(auto_factory(len(vectors)), vectors).ntotal == 300
 
 
 def test_distillation_from_scored_groups(tiny_dir: Path, tiny_bert: Path, tmp_path: Path) -> None:

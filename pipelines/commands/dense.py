@@ -115,7 +115,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--factory",
         default=DENSE.factory,
-        help="FAISS index_factory string: Flat, HNSW32, IVF4096,PQ64 ... (default: %(default)s)",
+        help="FAISS index_factory string (Flat, HNSW32, IVF4096,Flat, IVF4096,PQ64,RFlat ...) or auto: Flat (exact) "
+        "below 1M passages, IVF<~4 sqrt(N)>,Flat to 10M, IVF...,SQ8 above (default: %(default)s)",
     )
     build.add_argument(
         "--batch-size",
@@ -142,6 +143,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--nprobe", type=positive_int, help="IVF indexes: lists visited per query (default: min(64, nlist))"
     )
     search.add_argument("--ef-search", type=positive_int, help="HNSW indexes: search breadth (default: 128)")
+    search.add_argument(
+        "--refine-factor", type=positive_int,
+        help="refine indexes (e.g. IVF4096,PQ64,RFlat): candidates re-scored exactly per hit (default: 4)",
+    )  # fmt: skip
     search.add_argument("--batch-size", type=positive_int, default=DENSE.batch_size)
     search.add_argument("--device", help="cpu, cuda (default: cuda if available)")
     search.set_defaults(handler=run_search)
@@ -241,7 +246,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     dataset = dataset_from(args)
-    index = DenseIndex(args.index, nprobe=args.nprobe, ef_search=args.ef_search)
+    index = DenseIndex(args.index, nprobe=args.nprobe, ef_search=args.ef_search, refine_factor=args.refine_factor)
     index.check(dataset.corpus_fingerprint, resolve_model(args.encoder) if args.encoder else None)
     queries = dataset.split_queries(args.split)
     started = time.perf_counter()

@@ -28,7 +28,7 @@ from core.progress import progress_bar
 from retrieval.encoder import BiEncoder
 from retrieval.index.encode import encode_corpus_shard
 from retrieval.index.meta import IndexMeta
-from retrieval.index.search import make_index
+from retrieval.index.search import auto_factory, make_index
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,13 @@ def build_index(
     shards_dir: str | Path,
     out_dir: str | Path,
     num_shards: int = 1,
-    factory: str = "Flat",
+    factory: str = "auto",
     train_sample: int = 200_000,
     seed: int = 0,
     encode_seconds: float = 0.0,
 ) -> IndexMeta:
     """Merge the shards' embeddings into one memmap and build a FAISS index from `factory`
-    (inner product; IVF/PQ indexes are trained on a random sample)."""
+    (inner product; IVF/PQ indexes are trained on a random sample; `auto` chooses by corpus size)."""
     shards = [Path(shards_dir) / f"shard-{i}" for i in range(num_shards)]
     missing = [s for s in shards if not (s / "docids.txt").is_file()]
     if missing:
@@ -75,6 +75,9 @@ def build_index(
             merged[offset : offset + len(part)] = part
             offset += len(part)
         merged.flush()
+        if factory == "auto":
+            factory = auto_factory(len(ids), train_sample)
+            log.info("--factory auto: %s for %d passages", factory, len(ids))
         index = index_vectors(factory, merged, train_sample, seed)
         faiss.write_index(index, str(staging / "index.faiss"))
         (staging / "docids.txt").write_text("\n".join(ids) + "\n")
@@ -109,7 +112,9 @@ def index_vectors(factory: str, vectors: np.ndarray, train_sample: int = 200_000
 
 def check_factory(factory: str, dim: int) -> None:
     """Fail before hours of encoding on a FAISS factory string FAISS cannot build at this dimension (an
-    empty index is made and dropped: no vectors, no training)."""
+    empty index is made and dropped: no vectors, no training). `auto` is always fine."""
+    if factory == "auto":
+        return
     try:
         faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as err:
@@ -123,7 +128,7 @@ def build_dense_index(
     encoder_path: str | Path | None,
     corpus_path: str | Path,
     out_dir: str | Path,
-    factory: str = "Flat",
+    factory: str = "auto",
     batch_size: int = 64,
     precision: str = "auto",
     device: str | None = None,

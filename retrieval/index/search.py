@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -24,9 +25,12 @@ class DenseIndex:
         use_gpu: bool | None = None,
         nprobe: int | None = None,
         ef_search: int | None = None,
+        refine_factor: int | None = None,
     ) -> None:
-        """`nprobe` (IVF: inverted lists visited, default min(64, nlist)) and `ef_search` (HNSW: search
-        breadth, default 128) trade speed for recall; FAISS's own defaults (1 and 16) lose most of it."""
+        """`nprobe` (IVF: inverted lists visited, default min(64, nlist)), `ef_search` (HNSW: search
+        breadth, default 128) and `refine_factor` (refine indexes such as `IVF...,PQ..,RFlat`: candidates
+        re-scored exactly per hit wanted, default 4) trade speed for recall; FAISS's own defaults (1, 16
+        and 1) lose most of it."""
         self.dir = Path(index_dir)
         if not (self.dir / "meta.json").is_file():
             raise TandemError(
@@ -36,7 +40,7 @@ class DenseIndex:
         self.ids = read_ids(self.dir / "docids.txt", self.meta.count)
         self.position = {doc_id: i for i, doc_id in enumerate(self.ids)}
         self.index = read_faiss(self.dir / "index.faiss", self.meta.count)
-        self.search_parameters = set_search_parameters(self.index, nprobe, ef_search)
+        self.search_parameters = set_search_parameters(self.index, nprobe, ef_search, refine_factor)
         if use_gpu is None:
             use_gpu = hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
         if use_gpu and "HNSW" not in self.meta.factory:  # FAISS has no GPU HNSW: it stays on the CPU
@@ -114,10 +118,34 @@ def _damaged(path: Path, reason: object) -> TandemError:
     return TandemError(f"{path}: missing or damaged ({str(reason)[:200]}); rebuild the index with `tandem index build`")
 
 
-def set_search_parameters(index: faiss.Index, nprobe: int | None = None, ef_search: int | None = None) -> dict:
-    """Set IVF `nprobe` and HNSW `efSearch` wherever they apply in `index` (through refine or pre-transform
-    wrappers); returns what was set."""
+AUTO_FLAT_BELOW = 1_000_000
+"""`--factory auto`: exact search below this many passages (1M x 384 float32 is 1.5 GiB and ~10 ms a
+query batched on 2 cores), IVF above."""
+AUTO_SQ8_FROM = 10_000_000
+"""`--factory auto`: from this many passages the IVF lists hold 8-bit scalar-quantised vectors (4x less
+memory than float32: 10M x 384 is 3.8 GiB instead of 15)."""
+
+
+def auto_factory(count: int, train_sample: int = 200_000) -> str:
+    """The FAISS factory `--factory auto` builds for `count` passages: Flat (exact) below 1M; else IVF with
+    about 4 sqrt(count) lists (a power of two; at most train_sample / 39, FAISS's minimum of training points
+    per list), `Flat` lists below 10M and `SQ8` lists from there. Searched at nprobe min(64, nlist)."""
+    if count < AUTO_FLAT_BELOW:
+        return "Flat"
+    nlist = min(2 ** round(math.log2(4 * math.sqrt(count))), 2 ** int(math.log2(train_sample / 39)))
+    return f"IVF{nlist},{'SQ8' if count >= AUTO_SQ8_FROM else 'Flat'}"
+
+
+def set_search_parameters(
+    index: faiss.Index, nprobe: int | None = None, ef_search: int | None = None, refine_factor: int | None = None
+) -> dict:
+    """Set IVF `nprobe`, HNSW `efSearch` and a refine stage's `k_factor` wherever they apply in `index`
+    (through refine or pre-transform wrappers); returns what was set."""
     applied = {}
+    refine = faiss.downcast_index(index)
+    if hasattr(refine, "k_factor"):
+        applied["k_factor"] = refine_factor or 4
+        refine.k_factor = applied["k_factor"]
     ivf = _find(index, faiss.extract_index_ivf)
     if ivf is not None:
         applied["nprobe"] = min(nprobe or 64, ivf.nlist)
