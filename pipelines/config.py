@@ -12,6 +12,7 @@ import yaml
 
 from core.errors import TandemError
 from core.precision import INFERENCE_PRECISIONS, PRECISIONS
+from core.training.losses import DISTILLATION_LOSSES, LOSSES
 from pipelines.defaults import DEFAULTS
 
 QUICK: dict = {
@@ -54,9 +55,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "retriever.precision": PRECISIONS,
     "reranker.precision": PRECISIONS,
     "distill.precision": INFERENCE_PRECISIONS,
-    "distill.loss": ("kl", "margin-mse"),
+    "distill.loss": tuple(DISTILLATION_LOSSES),
 }
 """Options that take one of a few values."""
+
+LIST_CHOICES: dict[str, tuple[str, ...]] = {
+    "rerank.first_stages": ("bm25", "dense", "hybrid"),
+    "mining.sources": ("dense", "bm25"),
+    "reranker.losses": tuple(LOSSES),
+}
+"""List options whose items take one of a few values (at least one item)."""
 
 
 def check_types(config: dict, defaults: dict = DEFAULTS, where: str = "config", section: str = "") -> None:
@@ -77,6 +85,8 @@ def check_types(config: dict, defaults: dict = DEFAULTS, where: str = "config", 
         if expected and (not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)):
             names = " or ".join(t.__name__ for t in expected)
             raise TandemError(f"{name} must be {names}, not {value!r}")
+        if dotted in LIST_CHOICES and (not value or any(item not in LIST_CHOICES[dotted] for item in value)):
+            raise TandemError(f"{name} must list some of {', '.join(LIST_CHOICES[dotted])}, not {value!r}")
         if dotted in CHOICES and value not in CHOICES[dotted]:
             raise TandemError(f"{name} must be one of {', '.join(CHOICES[dotted])}, not {value!r}")
 

@@ -207,6 +207,9 @@ def test_config_types_are_checked_before_any_stage(tmp_path: Path) -> None:
     unset = write_config(tmp_path / "unset.yaml", {"dense": {"model": 5}})  # an option whose default is None
     with pytest.raises(TandemError, match=r"unset.yaml.dense.model must be str, not 5"):
         load_config(unset, quick=False)
+    firsts = write_config(tmp_path / "f.yaml", {"rerank": {"first_stages": ["bm25", "splade"]}})
+    with pytest.raises(TandemError, match=r"rerank.first_stages must list some of bm25, dense, hybrid, not"):
+        load_config(firsts, quick=False)
     precision = write_config(tmp_path / "p.yaml", {"rerank": {"precision": "int4"}})
     with pytest.raises(TandemError, match=r"rerank.precision must be one of auto, fp32, bf16, fp16, int8, not 'int4'"):
         load_config(precision, quick=False)
