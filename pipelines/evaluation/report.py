@@ -218,7 +218,7 @@ def write_report(
     lines += ["![metrics per system](metrics.png)", ""]
     if plot_tradeoff(systems, out_dir / "tradeoff.png"):
         lines += ["![nDCG@10 against ms per query](tradeoff.png)", ""]
-    lines += [f"![{name} vs its first stage]({png})" for name, png in plots]
+    lines += [f"![{name} vs {by_name[name].first_stage}]({png})" for name, png in plots]
     with atomic_file(out_dir / "report.md") as out:
         out.write("\n".join(lines) + "\n")
     return out_dir / "report.md"

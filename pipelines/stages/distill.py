@@ -12,11 +12,10 @@ from pathlib import Path
 from core.data.groups import read_groups, write_groups
 from pipelines.stages.context import RunContext, skipped
 from pipelines.stages.retrieval import dense_stage_runs
-from pipelines.stages.training import trainable_groups
+from pipelines.stages.training import retriever_config
 from rerank.model import CrossEncoder
 from rerank.teacher import score_groups
-from retrieval.encoder import BiEncoderConfig
-from retrieval.train import RetrieverConfig, train_retriever
+from retrieval.train import train_retriever
 
 
 def teacher_label(ctx: RunContext) -> str:
@@ -44,16 +43,8 @@ def stage_distill(ctx: RunContext, work: Path) -> dict:
     score_groups(groups, teacher, options["batch_size"], options["precision"])
     del teacher
     write_groups(groups, work / "scored-groups.jsonl")
-    retriever = ctx.config["retriever"]
-    encoder = BiEncoderConfig(
-        temperature=retriever["temperature"], passage_max_length=retriever["passage_max_length"],
-        query_max_length=retriever["query_max_length"],
-    )  # fmt: skip
-    config = RetrieverConfig(
-        model=ctx.bi_encoder(), encoder=encoder, loss=options["loss"], teacher_temperature=options["teacher_temperature"],
-        group_size=options["group_size"], batch_queries=min(options["batch_queries"], trainable_groups(groups)),
-        attention_dropout=retriever["attention_dropout"], epochs=options["epochs"], max_steps=options["max_steps"],
-        learning_rate=options["learning_rate"], seed=options["seed"], precision=retriever["precision"],
-    )  # fmt: skip
+    config = retriever_config(
+        ctx, ctx.bi_encoder(), options, groups, loss=options["loss"], teacher_temperature=options["teacher_temperature"]
+    )
     summary = train_retriever(groups, config, work / "model")
     return {"teacher": label, "training": summary, **dense_stage_runs(ctx, work, str(work / "model"))}

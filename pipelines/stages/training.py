@@ -32,6 +32,23 @@ def trainable_groups(groups: list) -> int:
     return max(1, sum(1 for g in groups if g.negatives))
 
 
+def retriever_config(ctx: RunContext, model: str | None, training: dict, groups: list, **loss) -> RetrieverConfig:
+    """The bi-encoder trainer's settings: encoder, dropout and precision from the `retriever` section, the
+    schedule (`group_size`, `batch_queries`, `epochs`, `max_steps`, `learning_rate`, `seed`) from
+    `training` (the `retriever` or `distill` section), `loss` options (the distill stage's) as given."""
+    options = ctx.config["retriever"]
+    encoder = BiEncoderConfig(
+        temperature=options["temperature"], passage_max_length=options["passage_max_length"],
+        query_max_length=options["query_max_length"],
+    )  # fmt: skip
+    return RetrieverConfig(
+        model=model, encoder=encoder, attention_dropout=options["attention_dropout"], precision=options["precision"],
+        group_size=training["group_size"], batch_queries=min(training["batch_queries"], trainable_groups(groups)),
+        epochs=training["epochs"], max_steps=training["max_steps"], learning_rate=training["learning_rate"],
+        seed=training["seed"], **loss,
+    )  # fmt: skip
+
+
 def stage_retriever(ctx: RunContext, work: Path) -> dict:
     """Mine BM25 negatives for the training queries (the train split's less the dev ones, or title
     pseudo-queries in self-supervised mode), then fine-tune the bi-encoder (in-batch NLL)."""
@@ -49,18 +66,8 @@ def stage_retriever(ctx: RunContext, work: Path) -> dict:
     else:
         queries, qrels = ctx.train_queries(), ctx.dataset.qrels(ctx.config["split"]["train"])
         stats = mine_negatives(ctx.dataset, queries, qrels, groups_path, mining, bm25_index=bm25_index)
-    encoder = BiEncoderConfig(
-        temperature=options["temperature"], passage_max_length=options["passage_max_length"],
-        query_max_length=options["query_max_length"],
-    )  # fmt: skip
-    config = RetrieverConfig(
-        model=options["model"] or ctx.config["dense"]["model"], encoder=encoder, group_size=options["group_size"],
-        batch_queries=options["batch_queries"], attention_dropout=options["attention_dropout"], epochs=options["epochs"],
-        max_steps=options["max_steps"], learning_rate=options["learning_rate"], seed=options["seed"],
-        precision=options["precision"],
-    )  # fmt: skip
     groups = read_groups(groups_path, ctx.dataset.corpus)
-    config.batch_queries = min(config.batch_queries, trainable_groups(groups))
+    config = retriever_config(ctx, options["model"] or ctx.config["dense"]["model"], options, groups)
     summary = train_retriever(groups, config, work / "model")
     return {"mining": stats.to_dict(), "training": summary}
 
