@@ -13,7 +13,7 @@ import yaml
 from core.errors import TandemError
 from core.precision import INFERENCE_PRECISIONS, PRECISIONS
 from core.training.losses import DISTILLATION_LOSSES, LOSSES
-from pipelines.defaults import DEFAULTS
+from pipelines.defaults import DEFAULTS, MINING_SOURCES, RERANK_FIRST_STAGES
 
 QUICK: dict = {
     "dense": {"batch_size": 64},
@@ -60,8 +60,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 """Options that take one of a few values."""
 
 LIST_CHOICES: dict[str, tuple[str, ...]] = {
-    "rerank.first_stages": ("bm25", "dense", "hybrid"),
-    "mining.sources": ("dense", "bm25"),
+    "rerank.first_stages": RERANK_FIRST_STAGES,
+    "mining.sources": MINING_SOURCES,
     "reranker.losses": tuple(LOSSES),
 }
 """List options whose items take one of a few values (at least one item)."""

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+MINING_SOURCES = ("dense", "bm25")
+"""What `mining.sources` may list."""
+RERANK_FIRST_STAGES = ("bm25", "dense", "hybrid")
+"""What `rerank.first_stages` may list: BM25, the dense stage (fine-tuned, transferred or zero-shot), or
+their RRF hybrid."""
+
 
 @dataclass
 class RunDefaults:

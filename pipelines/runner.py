@@ -26,7 +26,7 @@ from core.atomic import atomic_file
 from core.data.beir import BeirDataset, file_fingerprint
 from core.errors import TandemError
 from core.models import resolve_model
-from pipelines.config import STAGES, load_config, print_config, stage_config
+from pipelines.config import STAGES, check_types, load_config, print_config, stage_config
 from pipelines.modes import choose_mode
 from pipelines.plan import fit_budget, format_plan, plan_run, save_plan
 from pipelines.stages import STAGE_FUNCTIONS
@@ -72,6 +72,7 @@ def run_all(
     unknown = set(force) - set(STAGES)
     if unknown:
         raise TandemError(f"--force: unknown stage(s) {sorted(unknown)}; stages: {', '.join(STAGES)}")
+    check_types(config)  # options set in code, not only in config files, fail before the first stage
     resolve_model(config["dense"]["model"])  # fail early on a bad model path
     test_split = config["split"]["test"]
     if test_split not in dataset.splits():

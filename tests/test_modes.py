@@ -217,3 +217,12 @@ def test_config_types_are_checked_before_any_stage(tmp_path: Path) -> None:
     listed.write_text("- reranker\n")
     with pytest.raises(TandemError, match="top level must be a table"):
         load_config(listed, quick=False)
+
+
+def test_options_set_in_code_are_checked_before_any_stage(tiny_dir: Path, tmp_path: Path) -> None:
+    """`run_all` checks the configuration it is handed, not only what a config file held."""
+    config = load_config(None, quick=True)
+    config["mining"]["sources"] = ["dense", "splade"]
+    with pytest.raises(TandemError, match=r"config.mining.sources must list some of dense, bm25, not"):
+        run_all(BeirDataset(tiny_dir), tmp_path / "run", config)
+    assert not (tmp_path / "run").exists()

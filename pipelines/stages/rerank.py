@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from core.data.runs import Run, read_run, write_run
-from core.errors import TandemError
 from pipelines.evaluation.fusion import choose_weight, interpolate_reranked, rrf
 from pipelines.stages.context import RunContext, seconds_per_query
 from rerank.model import CrossEncoder
@@ -23,11 +22,6 @@ def run_path(work: Path, split: str, name: str) -> Path:
 
 def first_stage_run(ctx: RunContext, stage: str, split: str) -> Path:
     return ctx.stage_dir(stage) / f"{split}.trec"
-
-
-FIRST_STAGES = ("bm25", "dense", "hybrid")
-"""What `rerank.first_stages` may name: BM25, the dense stage (fine-tuned, transferred or zero-shot), or
-their RRF hybrid."""
 
 
 def hybrid_runs(ctx: RunContext, work: Path, splits: list[str]) -> dict[tuple[str, str], Run]:
@@ -50,12 +44,9 @@ def hybrid_runs(ctx: RunContext, work: Path, splits: list[str]) -> dict[tuple[st
 
 
 def reranked_firsts(ctx: RunContext) -> tuple[str, ...]:
-    """The runs the cross-encoders rerank, by file name (`rerank.first_stages`; `dense` is the dense stage)."""
-    wanted = ctx.config["rerank"]["first_stages"]
-    unknown = [first for first in wanted if first not in FIRST_STAGES]
-    if unknown or not wanted:
-        raise TandemError(f"rerank.first_stages must list some of {', '.join(FIRST_STAGES)}, not {wanted}")
-    return tuple(ctx.dense_stage() if first == "dense" else first for first in wanted)
+    """The runs the cross-encoders rerank, by file name (`rerank.first_stages`, checked by `run_all`;
+    `dense` is the dense stage)."""
+    return tuple(ctx.dense_stage() if first == "dense" else first for first in ctx.config["rerank"]["first_stages"])
 
 
 def stage_rerank(ctx: RunContext, work: Path) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.data.groups import read_groups
-from core.errors import TandemError
 from pipelines.stages.context import RunContext, skipped
 from rerank.train import RerankerConfig, train_reranker
 from retrieval.encoder import BiEncoderConfig
@@ -78,9 +77,6 @@ def stage_mining(ctx: RunContext, work: Path) -> dict:
     if not ctx.trains:
         return skipped(f"nothing to train in {ctx.mode} mode")
     options = ctx.config["mining"]
-    unknown = set(options["sources"]) - {"dense", "bm25"}
-    if unknown or not options["sources"]:
-        raise TandemError(f"mining.sources must list 'dense' and/or 'bm25', not {options['sources']}")
     bm25_index = ctx.stage_dir("bm25") / "index"
     config = mining_config(options, ctx.config["split"]["min_relevance"])
     indexes = {
