@@ -62,6 +62,28 @@ def build(factory: str, vectors: np.ndarray, train_sample: int) -> tuple[faiss.I
     return index, time.perf_counter() - started
 
 
+def default_factories(count: int, train_sample: int) -> list[str]:
+    """`--factory auto`'s choice at `count` vectors and its neighbours: SQ8 and PQ lists, PQ with an exact
+    refine stage, HNSW."""
+    auto = auto_factory(count, train_sample)
+    nlist = faiss.extract_index_ivf(make_index(auto, 8)).nlist if "IVF" in auto else 4096
+    print(f"--factory auto at {count:,} passages: {auto}")
+    return list(dict.fromkeys(
+        [auto, f"IVF{nlist},Flat", f"IVF{nlist},SQ8", f"IVF{nlist},PQ64", f"IVF{nlist},PQ64,RFlat", "HNSW32"]
+    ))  # fmt: skip
+
+
+def add_sweep_args(parser) -> None:
+    """The search settings and build options both sweeps (this one and bench.scale's) take."""
+    parser.add_argument("--factories", nargs="+", default=None, help="FAISS factory strings (default: by size)")
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[16, 64, 128, 256])
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--refine-factor", type=int, nargs="+", default=[1, 4, 16],
+                        help="refine indexes (...,RFlat): candidates re-scored exactly per hit")  # fmt: skip
+    parser.add_argument("--train-sample", type=int, default=200_000, help="as `tandem index build` (default 200k)")
+    parser.add_argument("--threads", type=int, default=2)
+
+
 def recall(reference: np.ndarray, found: np.ndarray, k: int = 100) -> float:
     return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(reference, found, strict=True)]))
 
@@ -74,21 +96,10 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=0.5, help="noise / centre length of the synthetic vectors")
     parser.add_argument("--embeddings", type=Path, help="a real embeddings.npy instead of synthetic vectors")
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--factories", nargs="+", default=None, help="FAISS factory strings (default: by size)")
-    parser.add_argument("--nprobe", type=int, nargs="+", default=[16, 64, 128, 256])
-    parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256])
-    parser.add_argument("--refine-factor", type=int, nargs="+", default=[1, 4, 16],
-                        help="refine indexes (...,RFlat): candidates re-scored exactly per hit")  # fmt: skip
-    parser.add_argument("--train-sample", type=int, default=200_000, help="as `tandem index build` (default 200k)")
-    parser.add_argument("--threads", type=int, default=2)
+    add_sweep_args(parser)
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
-    auto = auto_factory(args.vectors, args.train_sample)
-    nlist = faiss.extract_index_ivf(make_index(auto, 8)).nlist if "IVF" in auto else 4096
-    factories = args.factories or list(dict.fromkeys(
-        [auto, f"IVF{nlist},Flat", f"IVF{nlist},SQ8", f"IVF{nlist},PQ64", f"IVF{nlist},PQ64,RFlat", "HNSW32"]
-    ))  # fmt: skip
-    print(f"--factory auto at {args.vectors:,} passages: {auto}")
+    factories = args.factories or default_factories(args.vectors, args.train_sample)
     with tempfile.TemporaryDirectory(prefix="tandem-sweep-") as tmp:
         started = time.perf_counter()
         if args.embeddings:
@@ -108,31 +119,49 @@ def main() -> None:
         truth = exact_top(vectors, queries, 100)
         exact_ms = (time.perf_counter() - started) / len(queries) * 1000
         print(f"exact (numpy, streamed): {exact_ms:.2f} ms/query batched")
-        print(
-            f"{'factory':<26} {'build s':>8} {'setting':>24} {'recall@100':>11} {'ms/q batched':>13} {'ms/q single':>12}"
-        )
-        best = None
-        for factory in factories:
-            index, seconds = build(factory, vectors, args.train_sample)
-            settings = [{"nprobe": n} for n in args.nprobe] if "IVF" in factory else []
-            if "RFlat" in factory or "Refine" in factory:
-                settings = [{**setting, "refine_factor": r} for setting in settings or [{}] for r in args.refine_factor]
-            settings += [{"ef_search": e} for e in args.ef_search] if "HNSW" in factory else []
-            for setting in settings or [{}]:
-                applied = set_search_parameters(index, **setting)
-                tick = time.perf_counter()
-                _, found = index.search(queries, 100)
-                batched = (time.perf_counter() - tick) / len(queries) * 1000
-                tick = time.perf_counter()
-                for q in queries[:50]:
-                    index.search(q[None], 100)
-                single = (time.perf_counter() - tick) / 50 * 1000
-                value = recall(truth, found)
-                label = ",".join(f"{k} {v}" for k, v in applied.items()) or "-"
-                print(f"{factory:<26} {seconds:>8.1f} {label:>24} {value:>11.3f} {batched:>13.3f} {single:>12.2f}")
-                if value >= 0.95 and (best is None or batched < best[2]):
-                    best = (factory, label, batched, value)
-            del index
+        best = sweep(vectors, queries, truth, factories, args)
+    report(best)
+
+
+def search_settings(factory: str, args) -> list[dict]:
+    """The search parameters swept for `factory`: nprobe for IVF, efSearch for HNSW, k_factor for a refine
+    stage (crossed with nprobe)."""
+    settings = [{"nprobe": n} for n in args.nprobe] if "IVF" in factory else []
+    if "RFlat" in factory or "Refine" in factory:
+        settings = [{**setting, "refine_factor": r} for setting in settings or [{}] for r in args.refine_factor]
+    settings += [{"ef_search": e} for e in args.ef_search] if "HNSW" in factory else []
+    return settings or [{}]
+
+
+def sweep(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, factories: list[str], args) -> tuple | None:
+    """Build each factory as `tandem index build` does, search `queries` at each setting and print a row
+    (build s, recall@100 against `truth`, ms/query batched and single); returns the fastest setting with
+    recall@100 >= 0.95 as (factory, setting, ms/query, recall), or None."""
+    print(f"{'factory':<26} {'build s':>8} {'setting':>24} {'recall@100':>11} {'ms/q batched':>13} {'ms/q single':>12}")
+    best = None
+    for factory in factories:
+        index, seconds = build(factory, vectors, args.train_sample)
+        for setting in search_settings(factory, args):
+            applied = set_search_parameters(index, **setting)
+            tick = time.perf_counter()
+            _, found = index.search(queries, 100)
+            batched = (time.perf_counter() - tick) / len(queries) * 1000
+            tick = time.perf_counter()
+            for q in queries[:50]:
+                index.search(q[None], 100)
+            single = (time.perf_counter() - tick) / 50 * 1000
+            value = recall(truth, found)
+            label = ",".join(f"{k} {v}" for k, v in applied.items()) or "-"
+            print(
+                f"{factory:<26} {seconds:>8.1f} {label:>24} {value:>11.3f} {batched:>13.3f} {single:>12.2f}", flush=True
+            )
+            if value >= 0.95 and (best is None or batched < best[2]):
+                best = (factory, label, batched, value)
+        del index
+    return best
+
+
+def report(best: tuple | None) -> None:
     if best:
         print(
             f"RESULT index_sweep: fastest with recall@100 >= 0.95: {best[0]} ({best[1]}) {best[2]:.3f} ms/query, recall {best[3]:.3f}"

@@ -1,89 +1,109 @@
-"""Scale: encode and index a large synthetic corpus with bounded memory, then compare FAISS indexes.
+"""Scale: a million real-text passages encoded and indexed by `tandem index build`, then searched.
 
-1. Streams a synthetic corpus (realistic length spread) to disk and encodes `--encode` passages of it with
-   the streaming, memory-mapped encoder; reports passages/s, and peak anonymous RSS (heap, excluding the
-   file-backed embedding memmap), sampled every 50 ms. If `--encode` < `--passages`, the encoding time of
-   the full corpus is extrapolated with the measured rate (the pipeline is linear in passages).
-2. Builds Flat, HNSW and IVF-PQ indexes over the encoded embeddings; reports build seconds, search
-   latency (ms/query, one query at a time and batched) and recall@100 against Flat.
+1. Writes a span corpus under `--out` (`write_span_corpus`: word spans of SciFact's abstracts at MS MARCO
+   passage length; real text, so the embeddings are real ones) and SciFact's 1,109 claims as its queries.
+2. Runs `tandem index build` on it in a child process (sharded, so an interrupted run resumes at its
+   unfinished shards; `--precision int8` is the fastest CPU path), sampling the child's RssAnon (heap and
+   anonymous memory, i.e. without the page cache of the memory-mapped embeddings) every second. An index
+   already under `--out` is kept: its meta.json gives the encoding and build seconds.
+3. Encodes the queries with the same encoder and sweeps FAISS factories over the real embeddings
+   (`bench.index_sweep.sweep`): recall@100 against exact search, and latency.
 
-    .venv/bin/python -m bench.scale --passages 1000000 --encode 30000
+    .venv/bin/python -m bench.scale --passages 1000000 --out runs/scale-1m --precision int8
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import tempfile
+import json
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from bench.common import add_dtype_args, encode_measured, set_threads, synthetic_passages, write_synthetic_corpus
-from core.models import resolve_model
+from bench.common import PeakMemory, data_root, set_threads, write_span_corpus
+from bench.index_sweep import add_sweep_args, default_factories, exact_top, report, sweep
 from retrieval.encoder import BiEncoder
 
 
-def recall_at(reference: np.ndarray, found: np.ndarray, k: int) -> float:
-    return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(reference, found, strict=True)]))
+def write_dataset(folder: Path, passages: int, median_words: int) -> None:
+    """The span corpus and SciFact's claims as queries, written once (a finished corpus is kept)."""
+    corpus = folder / "corpus.jsonl"
+    if corpus.is_file():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / "corpus.jsonl.partial"
+    write_span_corpus(partial, passages, median_words)
+    shutil.copy(data_root() / "scifact" / "queries.jsonl", folder / "queries.jsonl")
+    partial.rename(corpus)
+
+
+def index_build(dataset: Path, index: Path, args, *extra: str) -> PeakMemory:
+    """`tandem index build` in a child process under a memory sampler."""
+    command = [
+        sys.executable, "-m", "pipelines.cli", "index", "build", "--dataset", str(dataset), "--out", str(index),
+        "--num-shards", str(args.num_shards), "--precision", args.precision, "--batch-size", str(args.batch_size),
+        *extra,
+    ]  # fmt: skip
+    print("$", " ".join(command), flush=True)
+    child = subprocess.Popen(command)
+    with PeakMemory(pid=child.pid) as memory:
+        child.wait()
+    if child.returncode:
+        sys.exit(f"tandem index build failed (exit {child.returncode})")
+    return memory
+
+
+def encode(dataset: Path, index: Path, args) -> dict:
+    """Encode every shard (`--encode-only`; finished shards are kept), then sum the shards' timing.json
+    (the merge deletes the shards, so the figures are kept in `--out`/encode.json)."""
+    memory = index_build(dataset, index, args, "--encode-only")
+    timings = [json.loads(path.read_text()) for path in sorted(Path(f"{index}.shards").glob("shard-*/timing.json"))]
+    figures = {
+        "passages": sum(t["passages"] for t in timings), "seconds": sum(t["seconds"] for t in timings),
+        "peak_anon_gib": memory.peak_anon / 2**30, "peak_rss_gib": memory.peak_rss / 2**30,
+    }  # fmt: skip
+    (args.out / "encode.json").write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--passages", type=int, default=1_000_000, help="corpus size the figures are for")
-    parser.add_argument("--encode", type=int, default=30_000, help="passages actually encoded (the rest extrapolated)")
-    parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("--model")
-    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--passages", type=int, default=1_000_000)
+    parser.add_argument("--median-words", type=int, default=56, help="passage length (56: MS MARCO passage's median)")
+    parser.add_argument("--out", type=Path, required=True, help="corpus, index and shards are kept here")
+    parser.add_argument("--precision", default="int8", choices=["auto", "fp32", "bf16", "int8"])
+    parser.add_argument("--num-shards", type=int, default=20, help="resumable units of the encoding")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--chunk-size", type=int, default=20_000)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    add_dtype_args(parser, peer=False)
+    add_sweep_args(parser)
     args = parser.parse_args()
+    dataset, index = args.out / f"spans-{args.passages}", args.out / "index"
+    write_dataset(dataset, args.passages, args.median_words)
+    if not (index / "meta.json").is_file():
+        encode(dataset, index, args)
+        memory = index_build(dataset, index, args)
+        print(f"merge and FAISS build: peak RssAnon {memory.peak_anon / 2**30:.2f} GiB")
+    figures = json.loads((args.out / "encode.json").read_text())
+    meta = json.loads((index / "meta.json").read_text())
+    print(f"encode: {figures['passages']:,} passages timed ({meta['count']:,} in the index, {meta['precision']}) "
+          f"in {figures['seconds'] / 3600:.2f} h = {figures['passages'] / figures['seconds']:.1f} passages/s; peak "
+          f"RssAnon {figures['peak_anon_gib']:.2f} GiB (without the memory-mapped embeddings), VmRSS "
+          f"{figures['peak_rss_gib']:.2f} GiB; {meta['factory']} built in {meta['build_seconds']:.0f} s")  # fmt: skip
     set_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
-    encoder = BiEncoder.from_pretrained(resolve_model(args.model)).to_device(args.device)
-    encoder.config.passage_max_length = args.max_length
-    with tempfile.TemporaryDirectory(prefix="tandem-scale-") as tmp:
-        corpus = Path(tmp) / "corpus.jsonl"
-        write_synthetic_corpus(corpus, args.encode)
-        shard, seconds, memory = encode_measured(encoder, corpus, Path(tmp) / "shards", args)
-        embeddings = np.load(shard / "embeddings.npy", mmap_mode="r")
-        vectors = np.ascontiguousarray(embeddings)
-    rate = args.encode / seconds
-    print(f"encode: {args.encode} passages in {seconds:.0f} s = {rate:.1f} passages/s ({args.dtype}); peak RssAnon {memory.peak_anon / 2**30:.2f} GiB "
-          f"(chunk {args.chunk_size}); extrapolated {args.passages} passages: {args.passages / rate / 3600:.1f} h")  # fmt: skip
-    queries = encoder.encode(
-        synthetic_passages(args.queries, seed=10**9)[: args.queries], "query", precision=args.dtype, show_progress=False
-    )
-    n = len(vectors)
-    nlist = max(16, int(4 * math.sqrt(n)))
-    results = {}
-    for factory in ("Flat", "HNSW32", f"IVF{nlist},PQ32"):
-        index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
-        started = time.perf_counter()
-        if not index.is_trained:
-            index.train(vectors[np.random.default_rng(0).choice(n, size=min(n, 100 * nlist), replace=False)])
-        index.add(vectors)
-        build = time.perf_counter() - started
-        if factory.startswith("IVF"):
-            faiss.extract_index_ivf(index).nprobe = 16
-        started = time.perf_counter()
-        for q in queries[:100]:
-            index.search(q[None], 100)
-        single_ms = (time.perf_counter() - started) / 100 * 1000
-        started = time.perf_counter()
-        _, found = index.search(queries, 100)
-        batch_ms = (time.perf_counter() - started) / len(queries) * 1000
-        results[factory] = found
-        recall = recall_at(results["Flat"], found, 100)
-        print(
-            f"{factory}: build {build:.1f} s, search {single_ms:.2f} ms/query single, {batch_ms:.3f} ms/query batched, recall@100 vs Flat {recall:.3f}"
-        )
-    print(f"RESULT scale: {rate:.1f} passages/s, peak RssAnon {memory.peak_anon / 2**30:.2f} GiB, {n} vectors indexed")
+    encoder = BiEncoder.from_pretrained(meta["encoder"])
+    texts = [json.loads(line)["text"] for line in open(dataset / "queries.jsonl")]
+    queries = np.ascontiguousarray(encoder.encode(texts, "query", show_progress=False), dtype=np.float32)
+    vectors = np.load(index / "embeddings.npy", mmap_mode="r")
+    started = time.perf_counter()
+    truth = exact_top(vectors, queries, 100)
+    print(f"exact (numpy, streamed): {(time.perf_counter() - started) / len(queries) * 1000:.2f} ms/query batched")
+    factories = args.factories or default_factories(len(vectors), args.train_sample)
+    report(sweep(vectors, queries, truth, factories, args))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,13 @@ def calibration_sample(lengths: Sequence[int], size: int = CALIBRATION_SIZE) -> 
     return [order[int(k * step)] for k in range(size)]
 
 
+SHAPE_CACHE_ENTRIES = 200
+"""OpenVINO keeps compiled kernels per input shape (5,000 entries by default); length-sorted batches bring
+a new shape with nearly every batch, and at the default the encoder's heap grew ~100 MB per 4,000 passages
+without levelling off (a 1M-passage encode passed 2.2 GiB in its second shard). 200 entries level off
+near 1.0 GiB at the same speed; 0 (no cache) levels off too but ran ~15 % slower (measured 2026-12-01)."""
+
+
 class Int8Model:
     """`model`'s forward pass (its first output: hidden states or logits) as an OpenVINO int8 model,
     compiled for this process's torch thread count. Call it with a tokenised batch."""
@@ -78,8 +85,9 @@ class Int8Model:
         )
         self._inputs = [port.get_any_name() for port in converted.inputs]
         self._compiled = openvino.Core().compile_model(
-            quantised, "CPU", {"INFERENCE_NUM_THREADS": str(torch.get_num_threads()), "PERFORMANCE_HINT": "LATENCY"}
-        )
+            quantised, "CPU", {"INFERENCE_NUM_THREADS": str(torch.get_num_threads()), "PERFORMANCE_HINT": "LATENCY",
+                               "CPU_RUNTIME_CACHE_CAPACITY": str(SHAPE_CACHE_ENTRIES)},
+        )  # fmt: skip
 
     def __call__(self, batch: BatchEncoding) -> torch.Tensor:
         inputs = {name: value for name, value in _numpy(batch).items() if name in self._inputs}

@@ -3,6 +3,7 @@ sharded encoding, FAISS search and the index's refusal of another corpus or enco
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -91,6 +92,8 @@ def test_sharded_encoding_and_search(tiny_bert: Path, tiny_dir: Path, tmp_path: 
     encoder = BiEncoder.from_pretrained(tiny_bert)
     for shard in (0, 1, 2):
         encode_corpus_shard(encoder, dataset.corpus_path, tmp_path / "shards", shard, 3, batch_size=4)
+    timings = [json.loads((tmp_path / "shards" / f"shard-{i}" / "timing.json").read_text()) for i in range(3)]
+    assert [t["passages"] for t in timings] == [4, 4, 4] and all(t["seconds"] > 0 for t in timings)
     meta = build_index(
         str(tiny_bert), encoder, dataset.corpus_path, tmp_path / "shards", tmp_path / "idx", num_shards=3
     )

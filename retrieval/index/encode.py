@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -75,6 +76,7 @@ def encode_corpus_shard(
         return shard_dir
     if precision == "int8":  # every shard calibrates on the same passages: the corpus's first ones
         encoder.prepare_int8("passage", [text for _, text in iter_passages(corpus_path, 0, INT8_CALIBRATION_POOL)])
+    started = time.perf_counter()
     with atomic_dir(shard_dir) as staging:
         (staging / "shard.json").write_text(json.dumps(made_with, indent=2) + "\n")
         embeddings = np.lib.format.open_memmap(
@@ -95,6 +97,8 @@ def encode_corpus_shard(
         embeddings.flush()
         del embeddings
         (staging / "docids.txt").write_text("\n".join(ids) + "\n")
+        timing = {"passages": len(ids), "seconds": round(time.perf_counter() - started, 3)}
+        (staging / "timing.json").write_text(json.dumps(timing) + "\n")  # what it cost, apart from shard.json
     return shard_dir
 
 
