@@ -5,7 +5,7 @@ queries. The stages and their sizes are `tandem run`'s (`pipelines/plan.py`) at 
 
 - **this machine, measured**: the per-token inference and per-step training rates of a finished run's
   warm-up (`--rates RUN/plan.json`, bf16 on 2 cores), the int8 encoding rate of `bench.scale`'s 1M-passage
-  index (`--index DIR`, its meta.json) and the mean token count of its MS MARCO-length passages; training
+  run (`--scale DIR`, its encode.json) and the mean token count of its MS MARCO-length passages; training
   steps are scaled from the run's passage length to MS MARCO's by tokens.
 - **GPUs, derived, not measured**: no GPU was lent to this project. One V100 runs MiniLM-L6 over MS MARCO
   (query, passage) pairs at 1,800 pairs/s (published: the model card of cross-encoder/ms-marco-MiniLM-L-6-v2;
@@ -13,7 +13,8 @@ queries. The stages and their sizes are `tandem run`'s (`pipelines/plan.py`) at 
   its forward pass (backward ~2x forward); N GPUs divide every model stage by N (DDP for training, shards
   for encoding and scoring). BM25 and FAISS search stay on the CPU at this machine's rates.
 
-    .venv/bin/python -m bench.msmarco_plan --rates runs/scifact/plan.json --index runs/scale-1m/index
+    .venv/bin/python -m bench.msmarco_plan --rates runs/scifact/plan.json --scale runs/scale-1m \\
+        --search-ms 1.0
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ def mean_tokens(corpus: Path, sample: int = 2_000) -> float:
     return sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=256)["input_ids"]) / len(texts)
 
 
-def stages(rates: dict, encode_per_s: float, tokens: float) -> list[tuple[str, str, float, float, float]]:
+def stages(
+    rates: dict, encode_per_s: float, tokens: float, search_ms: float
+) -> list[tuple[str, str, float, float, float]]:
     """(stage, work, CPU-only seconds (BM25, FAISS), model seconds on this CPU, model seconds on one V100)
-    at tandem's defaults."""
+    at tandem's defaults. `search_ms`: one dense query over the 8.8M-passage index, batched."""
     scale = (tokens + QUERY_TOKENS) / (rates["passage_tokens"]["256"] + QUERY_TOKENS)  # steps scale by tokens
     pair_cpu = (tokens + QUERY_TOKENS) * rates["score_s_per_token"]
     seq_gpu = 1 / V100_PAIRS_PER_S
@@ -70,7 +73,7 @@ def stages(rates: dict, encode_per_s: float, tokens: float) -> list[tuple[str, s
          r_steps * r_seqs * TRAIN_COST * seq_gpu),
         ("index", f"encode {PASSAGES:,} passages", 0.0, encode_cpu, encode_gpu),
         ("mining", f"{TRAIN_QUERIES:,} queries, BM25 + dense at depth 100",
-         TRAIN_QUERIES * bm25_query_seconds(100) * 2, 0.0, 0.0),
+         TRAIN_QUERIES * (bm25_query_seconds(100) + search_ms / 1000), 0.0, 0.0),
         ("reranker", f"{c_steps:,} steps of {c_pairs} pairs", 0.0, c_steps * rates["reranker_step_s"] * scale,
          c_steps * c_pairs * TRAIN_COST * seq_gpu),
         ("distill", f"score {d_pairs:,} pairs; {d_steps:,} steps of {d_seqs} sequences; encode {PASSAGES:,}",
@@ -88,12 +91,20 @@ def hours(seconds: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", type=Path, required=True, help="a finished `tandem run`'s plan.json")
-    parser.add_argument("--index", type=Path, required=True, help="bench.scale's index (meta.json: encode rate)")
+    parser.add_argument("--scale", type=Path, required=True, help="bench.scale's --out (the int8 encode rate)")
+    parser.add_argument(
+        "--search-ms",
+        type=float,
+        required=True,
+        help="ms per batched query of --factory auto at its default nprobe over the 1M index "
+        "(bench.scale's sweep); scaled by 8.8 (IVF lists grow with the corpus at 4096 lists)",
+    )
     parser.add_argument("--gpus", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
     rates = json.loads(args.rates.read_text())["rates"]
-    meta = json.loads((args.index / "meta.json").read_text())
-    encode_per_s = meta["count"] / meta["encode_seconds"]
+    meta = json.loads((args.scale / "index" / "meta.json").read_text())
+    figures = json.loads((args.scale / "encode.json").read_text())
+    encode_per_s = figures["passages"] / figures["seconds"]
     tokens = mean_tokens(Path(meta["corpus_path"]))
     print(f"this CPU: {meta['precision']} encoding {encode_per_s:.1f} passages/s ({tokens:.1f} tokens each); "
           f"training steps from {args.rates}, scaled by tokens")  # fmt: skip
@@ -101,7 +112,8 @@ def main() -> None:
     print(f"\n| stage | work | this CPU, 2 cores (measured rates) | {gpu_heads} |")
     print("|---|---|---|" + "---|" * len(args.gpus))
     totals = [0.0] * (1 + len(args.gpus))
-    for stage, work, cpu_only, model_cpu, model_gpu in stages(rates, encode_per_s, tokens):
+    search_ms = args.search_ms * PASSAGES / meta["count"]
+    for stage, work, cpu_only, model_cpu, model_gpu in stages(rates, encode_per_s, tokens, search_ms):
         row = [cpu_only + model_cpu] + [cpu_only + model_gpu / n for n in args.gpus]
         totals = [t + v for t, v in zip(totals, row, strict=True)]
         print(f"| {stage} | {work} | " + " | ".join(hours(v) for v in row) + " |")
