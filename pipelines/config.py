@@ -25,7 +25,7 @@ QUICK: dict = {
 }
 """The smoke-test profile: every stage runs, on little compute."""
 
-STAGES = ["bm25", "dense-zeroshot", "retriever", "index", "mining", "reranker", "distill", "rerank", "report"]
+STAGES = ["bm25", "dense-zeroshot", "retriever", "index", "mining", "reranker", "distill", "rerank", "fuse", "report"]
 
 
 def merge(base: dict, override: dict, where: str = "config") -> dict:
@@ -89,6 +89,8 @@ def check_types(config: dict, defaults: dict = DEFAULTS, where: str = "config", 
             raise TandemError(f"{name} must list some of {', '.join(LIST_CHOICES[dotted])}, not {value!r}")
         if dotted in CHOICES and value not in CHOICES[dotted]:
             raise TandemError(f"{name} must be one of {', '.join(CHOICES[dotted])}, not {value!r}")
+        if dotted == "fuse.grid_step" and not (0 < value <= 1 and abs(1 / value - round(1 / value)) < 1e-6):
+            raise TandemError(f"{name} must split 1 into equal steps (0.1, 0.05, 0.25, ...), not {value!r}")
 
 
 def load_config(path: Path | None, quick: bool) -> dict:
@@ -122,6 +124,19 @@ def stage_config(config: dict, stage: str, mode: str = "train") -> dict:
         "reranker": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker"],
         "distill": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker", "distill"],
         "rerank": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker", "distill", "rerank", "hybrid"],
+        "fuse": [
+            "run",
+            "split",
+            "bm25",
+            "dense",
+            "retriever",
+            "mining",
+            "reranker",
+            "distill",
+            "rerank",
+            "hybrid",
+            "fuse",
+        ],
         "report": list(config),
     }[stage]
     return {name: config[name] for name in sections}

@@ -137,6 +137,14 @@ class RerankDefaults:
 
 
 @dataclass
+class FuseDefaults:
+    enabled: bool = True
+    grid_step: float = 0.1
+    """the weights of `a * CE + b * BM25 + c * dense` tried on dev: every multiple of this summing to 1
+    (0.1: 66 combinations)"""
+
+
+@dataclass
 class HybridDefaults:
     rrf_k: int = 60
     depth: int = 1000
@@ -153,6 +161,7 @@ class RunConfig:
     reranker: RerankerDefaults = field(default_factory=RerankerDefaults)
     distill: DistillDefaults = field(default_factory=DistillDefaults)
     rerank: RerankDefaults = field(default_factory=RerankDefaults)
+    fuse: FuseDefaults = field(default_factory=FuseDefaults)
     hybrid: HybridDefaults = field(default_factory=HybridDefaults)
 
 

@@ -102,8 +102,19 @@ def plan_run(
     pairs = tests * config["rerank"]["depth"] * len(config["rerank"]["first_stages"]) * rerankers
     plans.append(StagePlan("rerank", f"{pairs:,} pairs to score",
                            rates.score_seconds(pairs) + rerankers * rates.score_quantise_s + 2))  # fmt: skip
+    plans.append(_fuse_plan(config, dev, rerankers))
     plans.append(StagePlan("report", "evaluate and plot", 5.0))
     return plans
+
+
+def _fuse_plan(config: dict, dev: int, rerankers: int) -> StagePlan:
+    """Each weight combination is one dev evaluation of each reranked run (~0.3 s at 81 dev queries)."""
+    if not (config["fuse"]["enabled"] and dev and rerankers):
+        return StagePlan("fuse", "skipped", 0)
+    combinations = math.comb(round(1 / config["fuse"]["grid_step"]) + 2, 2)  # weight triples on the grid
+    runs = rerankers * len(config["rerank"]["first_stages"])
+    return StagePlan("fuse", f"{combinations} weightings x {runs} reranked runs on dev",
+                     combinations * runs * (0.05 + 0.003 * dev))  # fmt: skip
 
 
 def _distill_plan(config: dict, mode: str, rates: Rates, queries: int, passages: int, rerankers: int) -> StagePlan:

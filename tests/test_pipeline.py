@@ -69,7 +69,7 @@ def test_run_resumes_after_interruption(
     assert [p.name for p in (out / "reranker" / "bce").glob("checkpoint-*")] == ["checkpoint-2"]
 
     with caplog.at_level(logging.INFO, logger="core.training.loop"):
-        assert run_all(dataset, out, config) == ["reranker", "distill", "rerank", "report"]
+        assert run_all(dataset, out, config) == ["reranker", "distill", "rerank", "fuse", "report"]
     assert (
         out / "reranker" / "nll" / "model.safetensors"
     ).stat().st_mtime_ns == nll_model  # finished loss not retrained
@@ -92,9 +92,10 @@ def test_run_resumes_after_interruption(
     assert len(list((out / "report").glob("per_query_*.png"))) == 5
 
     assert run_all(dataset, out, config) == []  # everything finished: nothing reruns
-    assert run_all(dataset, out, config, force=["rerank"]) == ["rerank", "report"]
+    assert run_all(dataset, out, config, force=["rerank"]) == ["rerank", "fuse", "report"]
     changed = {**config, "rerank": {**config["rerank"], "depth": 3}}
-    assert run_all(dataset, out, changed) == ["rerank", "report"]
+    assert run_all(dataset, out, changed) == ["rerank", "fuse", "report"]
+    assert json.loads((out / "fuse" / "done.json").read_text())["result"]["skipped"].startswith("no dev split")
 
 
 def test_config_errors(tmp_path: Path) -> None:
@@ -194,6 +195,9 @@ def test_dev_split_is_held_out_of_training_and_chooses_the_result(
     assert metrics["result"] == max(dev_figures, key=lambda name: dev_figures[name])  # first of the best
     fused = [name for name in metrics["systems"] if " fused with " in name]
     assert len(fused) == 2 and (out / "rerank" / "dev" / "bm25-nll-fused.trec").is_file()
+    convex = [name for name in metrics["systems"] if ", convex: CE " in name]
+    assert len(convex) == 2 and (out / "fuse" / "dev" / "hybrid-nll-convex.trec").is_file()
+    assert all(metrics["systems"][name]["first_stage"] for name in convex)
     text = (out / "report" / "report.md").read_text()
     assert "dev nDCG@10" in text and "best nDCG@10 on the dev split (1 train queries" in text
     assert (out / "report" / "tradeoff.png").is_file()
@@ -218,3 +222,29 @@ def test_choose_weight_takes_the_best_dev_figure_ties_to_the_first() -> None:
     assert weight == 0.1 and figure == 1.0
     weight, _ = choose_weight(reranked, first, {"q1": {"d2": 1}}, [0.1, 0.5, 0.9], depth=3)
     assert weight == 0.9
+
+
+def test_convex_fusion_weights_each_run_and_is_chosen_on_dev() -> None:
+    from pipelines.evaluation.fusion import choose_convex_weights, convex, simplex_grid
+
+    grid = simplex_grid(3, 0.5)
+    assert grid == [
+        (1.0, 0.0, 0.0),
+        (0.5, 0.5, 0.0),
+        (0.5, 0.0, 0.5),
+        (0.0, 1.0, 0.0),
+        (0.0, 0.5, 0.5),
+        (0.0, 0.0, 1.0),
+    ]
+    assert len(simplex_grid(3, 0.1)) == 66 and all(abs(sum(w) - 1) < 1e-9 for w in simplex_grid(3, 0.1))
+    reranked = {"q1": [("d1", 9.0), ("d2", 5.0), ("d3", 1.0), ("d4", 0.0)]}  # d4: below the depth
+    bm25 = {"q1": [("d2", 30.0), ("d3", 20.0), ("d1", 10.0)]}
+    dense = {"q1": [("d3", 0.9), ("d1", 0.5), ("d4", 0.0)]}  # d2 missing: 0 from dense
+    fused = convex(reranked, [bm25, dense], [0.5, 0.5, 0.0], depth=3)["q1"]
+    assert [d for d, _ in fused] == ["d2", "d1", "d3", "d4"]  # d2: 0.5 * 0.5 + 0.5 * 1; d1: 0.5 * 1 + 0
+    assert fused[0][1] == pytest.approx(0.75) and fused[3][1] < fused[2][1]
+    assert [d for d, _ in convex(reranked, [bm25, dense], [0.0, 0.0, 1.0], depth=3)["q1"]][:1] == ["d3"]
+    weights, figure = choose_convex_weights(reranked, [bm25, dense], {"q1": {"d3": 1}}, grid, depth=3)
+    assert weights == (0.0, 0.5, 0.5) and figure == 1.0  # d3 first needs dense; ties go to the earlier weights
+    weights, _ = choose_convex_weights(reranked, [bm25, dense], {"q1": {"d1": 1}}, grid, depth=3)
+    assert weights == (1.0, 0.0, 0.0)

@@ -60,3 +60,54 @@ def choose_weight(
               for w in weights]  # fmt: skip
     best = max(range(len(scored)), key=lambda i: (scored[i][0], -i))
     return scored[best][1], scored[best][0]
+
+
+def min_max(hits: list[tuple[str, float]]) -> dict[str, float]:
+    """One query's scores mapped to [0, 1] (all equal: 1)."""
+    if not hits:
+        return {}
+    low, high = min(score for _, score in hits), max(score for _, score in hits)
+    return {doc_id: (score - low) / (high - low) if high > low else 1.0 for doc_id, score in hits}
+
+
+def convex(reranked: Run, others: list[Run], weights: list[float], depth: int) -> Run:
+    """A weighted sum of per-query min-max normalised scores over the reranked run's top `depth` hits:
+    `weights[0]` * reranked + `weights[i]` * others[i - 1] (each of `others` normalised over its own run
+    as written; a hit it does not hold gets 0 from it). With tuned weights this convex combination beats
+    RRF (Bruch et al. 2023, "An analysis of fusion functions for hybrid retrieval"); hits below `depth`
+    keep their order beneath. No library fuses three runs with weights; Pyserini's interpolation takes two."""
+    out: Run = {}
+    for query_id, hits in reranked.items():
+        parts = [min_max(hits[:depth])] + [min_max(other.get(query_id, [])) for other in others]
+        top = [(doc_id, sum(w * part.get(doc_id, 0.0) for w, part in zip(weights, parts, strict=True)))
+               for doc_id, _ in hits[:depth]]  # fmt: skip
+        top = ranked(top)
+        floor = min((score for _, score in top), default=0.0)
+        out[query_id] = top + [(doc_id, floor - 1.0 - i) for i, (doc_id, _) in enumerate(hits[depth:])]
+    return out
+
+
+def simplex_grid(parts: int, step: float) -> list[tuple[float, ...]]:
+    """Every weight vector of `parts` non-negative multiples of `step` summing to 1, the first part's
+    weight descending (so ties go to the larger first weight)."""
+    units = round(1 / step)
+
+    def split(total: int, n: int) -> list[tuple[int, ...]]:
+        if n == 1:
+            return [(total,)]
+        return [(first, *rest) for first in range(total, -1, -1) for rest in split(total - first, n - 1)]
+
+    return [tuple(round(u * step, 10) for u in combo) for combo in split(units, parts)]
+
+
+def choose_convex_weights(
+    reranked: Run, others: list[Run], qrels: Qrels, grid: list[tuple[float, ...]], depth: int,
+    measure: str = "nDCG@10",
+) -> tuple[tuple[float, ...], float]:  # fmt: skip
+    """The weights of `convex` that score best on these (dev) qrels, and the figure; ties go to the
+    earlier weights in `grid`."""
+    from pipelines.evaluation.metrics import evaluate
+
+    scored = [evaluate(convex(reranked, others, list(w), depth), qrels, [measure]).aggregate[measure] for w in grid]
+    best = max(range(len(grid)), key=lambda i: (scored[i], -i))
+    return grid[best], scored[best]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipelines.stages.context import RunContext
 from pipelines.stages.distill import stage_distill
+from pipelines.stages.fuse import stage_fuse
 from pipelines.stages.rerank import stage_rerank
 from pipelines.stages.results import stage_report
 from pipelines.stages.retrieval import stage_bm25, stage_dense_zeroshot, stage_index
@@ -23,5 +24,6 @@ STAGE_FUNCTIONS: dict[str, Callable[[RunContext, Path], dict]] = {
     "reranker": stage_reranker,
     "distill": stage_distill,
     "rerank": stage_rerank,
+    "fuse": stage_fuse,
     "report": stage_report,
 }

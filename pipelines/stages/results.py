@@ -28,6 +28,7 @@ def report_systems(ctx: RunContext) -> list[System]:
     latency = {s: (ctx.done(s) or {}).get("result", {}).get("latency", {}) for s in STAGE_RUNS + ("rerank",)}
     rerank_result = (ctx.done("rerank") or {}).get("result", {})
     weights = rerank_result.get("fuse_weights", {})
+    convex = (ctx.done("fuse") or {}).get("result", {}).get("convex", {})
     dense_stage, dense_name = ctx.dense_stage(), ctx.dense_name()
     short = {"dense fine-tuned": "dense ft"}.get(dense_name, dense_name)
     names = {"bm25": "BM25", "dense-zeroshot": "dense zero-shot", "index": dense_name, "distill": "dense distilled",
@@ -58,6 +59,12 @@ def report_systems(ctx: RunContext) -> list[System]:
                 fused_name = f"{system_name} fused with {names[first]} (w {weights[name]['weight']:g})"
                 figures = scored(lambda split, name=name: run_path(rerank, split, f"{name}-fused"))
                 systems.append(System(fused_name, figures["test"], stage_latency, names[first], figures.get("dev")))
+            if name in convex:
+                w = convex[name]["weights"]
+                convex_name = f"{system_name}, convex: CE {w['ce']:g}, BM25 {w['bm25']:g}, {short} {w['dense']:g}"
+                figures = scored(lambda split, name=name: run_path(ctx.stage_dir("fuse"), split, f"{name}-convex"))
+                cost = stage_latency if w["ce"] else dict(latency[first])  # a zero CE weight needs no CE
+                systems.append(System(convex_name, figures["test"], cost, names[first], figures.get("dev")))
     return systems
 
 
@@ -81,7 +88,7 @@ def stage_report(ctx: RunContext, work: Path) -> dict:
     result, why = choose_result(systems)
     skipped_stages = [
         f"{stage} ({done['result']['skipped']})"
-        for stage in ("retriever", "index", "mining", "reranker", "distill")
+        for stage in ("retriever", "index", "mining", "reranker", "distill", "fuse")
         if (done := ctx.done(stage)) and "skipped" in done.get("result", {})
     ]
     depth = ctx.config["rerank"]["depth"]
@@ -102,7 +109,10 @@ def stage_report(ctx: RunContext, work: Path) -> dict:
     if ctx.dev_queries():
         notes += (
             " Fused systems mix the cross-encoder's and the first stage's scores (each min-max normalised) "
-            "with the cross-encoder weight w that scored best on dev."
+            "with the cross-encoder weight w that scored best on dev; convex systems mix the cross-encoder's, "
+            "BM25's and the dense retriever's scores (each min-max normalised) over the reranked top "
+            f"{depth} with the weights that scored best on dev (a CE weight of 0 needs no "
+            "cross-encoder, and its latency counts none)."
         )
     write_report(work, f"tandem run: {ctx.dataset.name}", systems, "BM25", notes, preamble=preamble, result=result)
     return {"systems": [s.name for s in systems], "mode": ctx.mode, "result": result}

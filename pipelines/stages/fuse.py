@@ -1,0 +1,41 @@
+"""The fuse stage: each reranked run mixed with BM25's and the dense stage's scores,
+`a * CE + b * BM25 + c * dense` (each min-max normalised per query, over the reranked top `rerank.depth`),
+the weights chosen on dev from a grid over the simplex (`fuse.grid_step`). The rerank stage's `-fused`
+runs mix a cross-encoder with its own first stage only; here BM25 and dense each get their own weight,
+and the cross-encoder gets none when dev says it adds nothing. Runs go to `fuse/` and `fuse/dev/`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.data.runs import read_run, write_run
+from pipelines.evaluation.fusion import choose_convex_weights, convex, simplex_grid
+from pipelines.stages.context import RunContext, skipped
+from pipelines.stages.rerank import first_stage_run, run_path
+
+PARTS = ("ce", "bm25", "dense")
+
+
+def stage_fuse(ctx: RunContext, work: Path) -> dict:
+    options = ctx.config["fuse"]
+    if not options["enabled"]:
+        return skipped("fuse.enabled is false")
+    if not ctx.dev_queries():
+        return skipped("no dev split to choose the weights on")
+    if not ctx.rerankers():
+        return skipped("no cross-encoder")
+    splits = ("dev", "test")
+    others = {split: [read_run(first_stage_run(ctx, stage, split)) for stage in ("bm25", ctx.dense_stage())]
+              for split in splits}  # fmt: skip
+    grid, depth = simplex_grid(len(PARTS), options["grid_step"]), ctx.config["rerank"]["depth"]
+    chosen = {}
+    for label in ctx.rerankers():
+        for first in ctx.done("rerank")["result"]["first_stages"]:
+            name = f"{first}-{label}"
+            reranked = {split: read_run(run_path(ctx.stage_dir("rerank"), split, name)) for split in splits}
+            weights, figure = choose_convex_weights(reranked["dev"], others["dev"], ctx.dev_qrels(), grid, depth)
+            for split in splits:
+                fused = convex(reranked[split], others[split], list(weights), depth)
+                write_run(fused, run_path(work, split, f"{name}-convex"), tag=f"{name}-convex")
+            chosen[name] = {"weights": dict(zip(PARTS, weights, strict=True)), "dev_nDCG@10": figure}
+    return {"convex": chosen}
