@@ -2,10 +2,11 @@
 
 1. Writes a span corpus under `--out` (`write_span_corpus`: word spans of SciFact's abstracts at MS MARCO
    passage length; real text, so the embeddings are real ones) and SciFact's 1,109 claims as its queries.
-2. Runs `tandem index build` on it in a child process (sharded, so an interrupted run resumes at its
-   unfinished shards; `--precision int8` is the fastest CPU path), sampling the child's RssAnon (heap and
-   anonymous memory, i.e. without the page cache of the memory-mapped embeddings) every second. An index
-   already under `--out` is kept: its meta.json gives the encoding and build seconds.
+2. Runs `tandem index build --encode-only` on it in a child process (sharded, so an interrupted run
+   resumes at its unfinished shards; `--precision int8` is the fastest CPU path), sampling the child's
+   RssAnon (heap and anonymous memory, i.e. without the page cache of the memory-mapped embeddings) every
+   50 ms; sums the shards' timing.json into `--out`/encode.json; then merges and builds the index
+   (`--factory auto`). An index already under `--out` is kept, and its figures are read back.
 3. Encodes the queries with the same encoder and sweeps FAISS factories over the real embeddings
    (`bench.index_sweep.sweep`): recall@100 against exact search, and latency.
 
