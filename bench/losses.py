@@ -7,6 +7,9 @@ split the run held out, and a first stage's dev and test runs. For each loss and
 cross-encoder is trained on the same groups with the same seed and steps; each reranks the dev run;
 each loss keeps its best dev learning rate; the two winners rerank the test run, and a paired t-test
 compares them. `--sources dense` keeps only the negatives the dense index mined (`bm25`: only BM25's).
+`--titles` adds the run's title pseudo-query groups (as `tandem run` trains on them), `--head-learning-rate`
+gives the new classification head its own peak learning rate: two of the cross-encoder recipe's open
+questions, each answered on dev by running this twice.
 
     .venv/bin/python -m bench.losses --run runs/scifact --dataset scifact --sources dense
 """
@@ -46,8 +49,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0, help="over the train queries' groups (default 1)")
     parser.add_argument("--first-stage", choices=list(FIRST_STAGES), default="bm25")
     parser.add_argument("--depth", type=int, default=30, help="hits reranked per query (default 30)")
+    parser.add_argument("--titles", action="store_true", help="also train on mining/title-groups.jsonl")
+    parser.add_argument("--head-learning-rate", type=float, help="the new head's peak lr (default: the body's)")
     args = parser.parse_args()
-    out = args.out or args.run / f"losses-{args.sources}"
+    recipe = f"{args.sources}{'-titles' if args.titles else ''}"
+    recipe += f"-head{args.head_learning_rate:g}" if args.head_learning_rate else ""
+    out = args.out or args.run / f"losses-{recipe}"
     out.mkdir(parents=True, exist_ok=True)
     config = json.loads((args.run / "reranker" / "config.json").read_text())
     dataset = open_dataset(args.dataset)
@@ -56,13 +63,13 @@ def main() -> None:
     if args.sources != "both":
         for group in groups:
             group.negatives = [p for p in group.negatives if p.source == args.sources]
+    if args.titles:
+        groups += read_groups(args.run / "mining" / "title-groups.jsonl", dataset.corpus)
     dev_ids = dev_split_ids(dataset, config["split"])
     judged = dataset.qrels(config["split"]["train"])
     qrels = {"dev": {q: judged[q] for q in dev_ids}, "test": dataset.qrels(config["split"]["test"])}
     firsts = {split: read_run(first_stage_path(args.run, args.first_stage, split)) for split in qrels}
-    print(
-        f"{len(groups)} groups ({args.sources} negatives), {len(dev_ids)} dev queries, first stage {args.first_stage}"
-    )
+    print(f"{len(groups)} groups ({recipe}), {len(dev_ids)} dev queries, first stage {args.first_stage}")
 
     def reranked(model_dir: Path, split: str) -> dict:
         path = out / f"{model_dir.name}.{split}.trec"
@@ -81,7 +88,8 @@ def main() -> None:
                 trainer = RerankerConfig(
                     model=options["model"], loss=loss, group_size=options["group_size"],
                     batch_queries=options["batch_queries"], max_length=options["max_length"], epochs=args.epochs,
-                    learning_rate=rate, seed=options["seed"], precision=options["precision"],
+                    learning_rate=rate, head_learning_rate=args.head_learning_rate, seed=options["seed"],
+                    precision=options["precision"],
                 )  # fmt: skip
                 summary = train_reranker(groups, trainer, model_dir)
                 print(f"trained {model_dir.name}: {summary['steps']} steps in {time.perf_counter() - started:.0f} s")
@@ -99,14 +107,14 @@ def main() -> None:
     )
     for loss, rate in chosen.items():
         p = paired_p_value(test[loss], first["test"])
-        print(f"| {args.first_stage} + CE ({loss.upper()}, {args.sources} negatives, top {args.depth}) | {rate:g} | "
+        print(f"| {args.first_stage} + CE ({loss.upper()}, {recipe}, top {args.depth}) | {rate:g} | "
               f"{dev_figures[loss][rate]:.4f} | {test[loss].aggregate['nDCG@10']:.4f} | {p:.3g} |")  # fmt: skip
     result = {"dev": dev_figures, "chosen": chosen, "test": {k: v.aggregate["nDCG@10"] for k, v in test.items()}}
     if {"nll", "bce"} <= set(test):
         delta = test["nll"].aggregate["nDCG@10"] - test["bce"].aggregate["nDCG@10"]
         p = paired_p_value(test["nll"], test["bce"])
         result.update(delta=delta, p=p)
-        print(f"RESULT losses ({args.sources} negatives): NLL - BCE = {delta:+.4f} nDCG@10 on test, paired p = {p:.3g}")
+        print(f"RESULT losses ({recipe}): NLL - BCE = {delta:+.4f} nDCG@10 on test, paired p = {p:.3g}")
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
