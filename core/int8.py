@@ -53,7 +53,8 @@ SHAPE_CACHE_ENTRIES = 200
 """OpenVINO keeps compiled kernels per input shape (5,000 entries by default); length-sorted batches bring
 a new shape with nearly every batch, and at the default the encoder's heap grew ~100 MB per 4,000 passages
 without levelling off (a 1M-passage encode passed 2.2 GiB in its second shard). 200 entries level off
-near 1.0 GiB at the same speed; 0 (no cache) levels off too but ran ~15 % slower (measured 2026-12-01)."""
+near 1.0 GiB over 16,000 passages at the same speed; 0 (no cache) levels off too but ran ~15 % slower
+(measured 2026-12-01). A slower growth remains over a million passages (bench/README, session 7)."""
 
 
 class Int8Model:
