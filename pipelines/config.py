@@ -115,6 +115,7 @@ def stage_config(config: dict, stage: str, mode: str = "train") -> dict:
     """The slice of the configuration a stage depends on (its own options and everything upstream).
     In self-supervised mode the bi-encoder trains on the title pseudo-queries of `mining`."""
     title_queries = ["mining"] if mode == "self-supervised" else []
+    reranked = ["run", "split", "bm25", "dense", "retriever", "mining", "reranker", "distill", "rerank", "hybrid"]
     sections = {
         "bm25": ["split", "bm25"],
         "dense-zeroshot": ["split", "dense"],
@@ -123,22 +124,10 @@ def stage_config(config: dict, stage: str, mode: str = "train") -> dict:
         "mining": ["run", "split", "bm25", "dense", "retriever", "mining"],
         "reranker": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker"],
         "distill": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker", "distill"],
-        "rerank": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker", "distill", "rerank", "hybrid"],
-        "fuse": [
-            "run",
-            "split",
-            "bm25",
-            "dense",
-            "retriever",
-            "mining",
-            "reranker",
-            "distill",
-            "rerank",
-            "hybrid",
-            "fuse",
-        ],
+        "rerank": reranked,
+        "fuse": [*reranked, "fuse"],
         "report": list(config),
-    }[stage]
+    }[stage]  # fmt: skip
     return {name: config[name] for name in sections}
 
 

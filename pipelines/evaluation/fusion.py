@@ -41,12 +41,13 @@ def interpolate_reranked(reranked: Run, first: Run, alpha: float, depth: int) ->
     """alpha * reranker + (1 - alpha) * first stage over each query's top `depth` (both min-max
     normalised over those hits, by `interpolate`); hits below the depth keep their order beneath."""
     mixed = interpolate(truncate(reranked, depth), truncate(first, depth), alpha, depth, depth)
-    out: Run = {}
-    for query_id, hits in reranked.items():
-        top = mixed.get(query_id, [])
-        floor = min((score for _, score in top), default=0.0)
-        out[query_id] = top + [(doc_id, floor - 1.0 - i) for i, (doc_id, _) in enumerate(hits[depth:])]
-    return out
+    return {query_id: _keep_below(mixed.get(query_id, []), hits, depth) for query_id, hits in reranked.items()}
+
+
+def _keep_below(top: list[tuple[str, float]], hits: list[tuple[str, float]], depth: int) -> list[tuple[str, float]]:
+    """`top` (a query's mixed top `depth`, best first), then the rest of `hits` in their order, scored beneath."""
+    floor = min((score for _, score in top), default=0.0)
+    return top + [(doc_id, floor - 1.0 - i) for i, (doc_id, _) in enumerate(hits[depth:])]
 
 
 def choose_weight(
@@ -76,14 +77,21 @@ def convex(reranked: Run, others: list[Run], weights: list[float], depth: int) -
     as written; a hit it does not hold gets 0 from it). With tuned weights this convex combination beats
     RRF (Bruch et al. 2023, "An analysis of fusion functions for hybrid retrieval"); hits below `depth`
     keep their order beneath. No library fuses three runs with weights; Pyserini's interpolation takes two."""
+    return _weighted(reranked, _normalised(reranked, others, depth), weights, depth)
+
+
+def _normalised(reranked: Run, others: list[Run], depth: int) -> dict[str, list[dict[str, float]]]:
+    """Per query, the min-max normalised scores of the reranked top `depth` and of each of `others`."""
+    return {query_id: [min_max(hits[:depth])] + [min_max(other.get(query_id, [])) for other in others]
+            for query_id, hits in reranked.items()}  # fmt: skip
+
+
+def _weighted(reranked: Run, parts: dict[str, list[dict[str, float]]], weights: list[float], depth: int) -> Run:
     out: Run = {}
     for query_id, hits in reranked.items():
-        parts = [min_max(hits[:depth])] + [min_max(other.get(query_id, [])) for other in others]
-        top = [(doc_id, sum(w * part.get(doc_id, 0.0) for w, part in zip(weights, parts, strict=True)))
+        top = [(doc_id, sum(w * part.get(doc_id, 0.0) for w, part in zip(weights, parts[query_id], strict=True)))
                for doc_id, _ in hits[:depth]]  # fmt: skip
-        top = ranked(top)
-        floor = min((score for _, score in top), default=0.0)
-        out[query_id] = top + [(doc_id, floor - 1.0 - i) for i, (doc_id, _) in enumerate(hits[depth:])]
+        out[query_id] = _keep_below(ranked(top), hits, depth)
     return out
 
 
@@ -105,9 +113,10 @@ def choose_convex_weights(
     measure: str = "nDCG@10",
 ) -> tuple[tuple[float, ...], float]:  # fmt: skip
     """The weights of `convex` that score best on these (dev) qrels, and the figure; ties go to the
-    earlier weights in `grid`."""
+    earlier weights in `grid`. The runs are normalised once, not once per weighting."""
     from pipelines.evaluation.metrics import evaluate
 
-    scored = [evaluate(convex(reranked, others, list(w), depth), qrels, [measure]).aggregate[measure] for w in grid]
+    parts = _normalised(reranked, others, depth)
+    scored = [evaluate(_weighted(reranked, parts, list(w), depth), qrels, [measure]).aggregate[measure] for w in grid]
     best = max(range(len(grid)), key=lambda i: (scored[i], -i))
     return grid[best], scored[best]
