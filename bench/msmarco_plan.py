@@ -100,12 +100,15 @@ def main() -> None:
         help="ms per batched query of --factory auto at its default nprobe over the 1M index "
         "(bench.scale's sweep); scaled by 8.8 (IVF lists grow with the corpus at 4096 lists)",
     )
+    parser.add_argument("--encode-rate", type=float,
+                        help="int8 passages/s instead of encode.json's overall rate (e.g. that of the shards that "
+                        "ran alone, when others shared the cores)")  # fmt: skip
     parser.add_argument("--gpus", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
     rates = json.loads(args.rates.read_text())["rates"]
     meta = json.loads((args.scale / "index" / "meta.json").read_text())
     figures = json.loads((args.scale / "encode.json").read_text())
-    encode_per_s = figures["passages"] / figures["seconds"]
+    encode_per_s = args.encode_rate or figures["passages"] / figures["seconds"]
     tokens = mean_tokens(Path(meta["corpus_path"]))
     print(f"this CPU: {meta['precision']} encoding {encode_per_s:.1f} passages/s ({tokens:.1f} tokens each); "
           f"training steps from {args.rates}, scaled by tokens")  # fmt: skip
