@@ -75,7 +75,8 @@ def encode(dataset: Path, index: Path, args) -> dict:
         measured[str(shard)] = {"anon": memory.peak_anon, "rss": memory.peak_rss}
         peaks.write_text(json.dumps(measured, indent=2) + "\n")
         print(f"shard {shard}: peak RssAnon {memory.peak_anon / 2**30:.2f} GiB", flush=True)
-    timings = [json.loads((shards / f"shard-{shard}" / "timing.json").read_text()) for shard in range(args.num_shards)]
+    paths = [shards / f"shard-{shard}" / "timing.json" for shard in range(args.num_shards)]
+    timings = [json.loads(path.read_text()) for path in paths if path.is_file()]
     figures = {
         "passages": sum(t["passages"] for t in timings), "seconds": sum(t["seconds"] for t in timings),
         "peak_anon_gib": max((m["anon"] for m in measured.values()), default=0) / 2**30,
