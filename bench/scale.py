@@ -32,6 +32,7 @@ import numpy as np
 from bench.common import PeakMemory, data_root, set_threads, write_span_corpus
 from bench.index_sweep import add_sweep_args, default_factories, exact_top, report, sweep
 from retrieval.encoder import BiEncoder
+from retrieval.index.shards import encoded_marker, shard_dir
 
 
 def write_dataset(folder: Path, passages: int, median_words: int) -> None:
@@ -69,13 +70,13 @@ def encode(dataset: Path, index: Path, args) -> dict:
     peaks = args.out / "shard-peaks.json"  # per shard: its process's peak RssAnon and VmRSS, in bytes
     measured = json.loads(peaks.read_text()) if peaks.is_file() else {}
     for shard in range(args.num_shards):
-        if (shards / f"shard-{shard}" / "shard.json").is_file():
+        if encoded_marker(shard_dir(shards, shard)).is_file():
             continue
         memory = index_build(dataset, index, args, "--encode-only", "--shard-id", str(shard))
         measured[str(shard)] = {"anon": memory.peak_anon, "rss": memory.peak_rss}
         peaks.write_text(json.dumps(measured, indent=2) + "\n")
         print(f"shard {shard}: peak RssAnon {memory.peak_anon / 2**30:.2f} GiB", flush=True)
-    paths = [shards / f"shard-{shard}" / "timing.json" for shard in range(args.num_shards)]
+    paths = [shard_dir(shards, shard) / "timing.json" for shard in range(args.num_shards)]
     timings = [json.loads(path.read_text()) for path in paths if path.is_file()]
     figures = {
         "passages": sum(t["passages"] for t in timings), "seconds": sum(t["seconds"] for t in timings),

@@ -29,6 +29,7 @@ from retrieval.encoder import BiEncoder
 from retrieval.index.encode import encode_corpus_shard
 from retrieval.index.meta import IndexMeta
 from retrieval.index.search import auto_factory, make_index
+from retrieval.index.shards import encoded_marker, shard_dir
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,8 @@ def build_index(
 ) -> IndexMeta:
     """Merge the shards' embeddings into one memmap and build a FAISS index from `factory`
     (inner product; IVF/PQ indexes are trained on a random sample; `auto` chooses by corpus size)."""
-    shards = [Path(shards_dir) / f"shard-{i}" for i in range(num_shards)]
-    missing = [s for s in shards if not (s / "docids.txt").is_file()]
+    shards = [shard_dir(shards_dir, i) for i in range(num_shards)]
+    missing = [s for s in shards if not encoded_marker(s).is_file()]
     if missing:
         raise TandemError(f"shards not encoded yet: {', '.join(str(m) for m in missing)}")
     precisions = {json.loads((s / "shard.json").read_text()).get("precision") for s in shards}

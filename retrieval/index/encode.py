@@ -23,6 +23,7 @@ from core.parts import shard_range
 from core.precision import resolved_precision
 from core.progress import progress_bar
 from retrieval.encoder import BiEncoder
+from retrieval.index.shards import encoded_marker, shard_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def encode_corpus_shard(
     """Encode one contiguous shard into `out_dir/shard-<id>/` (embeddings.npy memmap + docids.txt).
     A finished shard is kept as it is (so a re-run resumes at the unfinished shards)."""
     corpus_path = Path(corpus_path)
-    shard_dir = Path(out_dir) / f"shard-{shard_id}"
+    shard = shard_dir(out_dir, shard_id)
     start, stop = shard_range(count_lines(corpus_path), shard_id, num_shards)
     made_with = {
         "encoder": encoder.source,
@@ -68,16 +69,16 @@ def encode_corpus_shard(
         "range": [start, stop],
         "precision": resolved_precision(precision, encoder.device),  # fp32, bf16 and int8 vectors differ
     }
-    if (shard_dir / "docids.txt").is_file():
-        previous = json.loads((shard_dir / "shard.json").read_text()) if (shard_dir / "shard.json").is_file() else None
+    if encoded_marker(shard).is_file():
+        previous = json.loads((shard / "shard.json").read_text()) if (shard / "shard.json").is_file() else None
         if previous != made_with:
-            raise TandemError(f"{shard_dir} was encoded differently ({previous}); delete it or use another --out")
-        log.info("%s already encoded", shard_dir)
-        return shard_dir
+            raise TandemError(f"{shard} was encoded differently ({previous}); delete it or use another --out")
+        log.info("%s already encoded", shard)
+        return shard
     if precision == "int8":  # every shard calibrates on the same passages: the corpus's first ones
         encoder.prepare_int8("passage", [text for _, text in iter_passages(corpus_path, 0, INT8_CALIBRATION_POOL)])
     started = time.perf_counter()
-    with atomic_dir(shard_dir) as staging:
+    with atomic_dir(shard) as staging:
         (staging / "shard.json").write_text(json.dumps(made_with, indent=2) + "\n")
         embeddings = np.lib.format.open_memmap(
             staging / "embeddings.npy", mode="w+", dtype=np.float32, shape=(stop - start, encoder.dim)
@@ -99,7 +100,7 @@ def encode_corpus_shard(
         (staging / "docids.txt").write_text("\n".join(ids) + "\n")
         timing = {"passages": len(ids), "seconds": round(time.perf_counter() - started, 3)}
         (staging / "timing.json").write_text(json.dumps(timing) + "\n")  # what it cost, apart from shard.json
-    return shard_dir
+    return shard
 
 
 def _encode_chunk(

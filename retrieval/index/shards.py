@@ -35,6 +35,16 @@ def plan_shards(num_shards: int, shard_id: int | None = None, encode_only: bool 
     return ShardPlan(list(range(rank, num_shards, world)), num_shards, rank == 0 and not encode_only)
 
 
+def shard_dir(shards_dir: str | Path, shard_id: int) -> Path:
+    """Where shard `shard_id` of an index's shards folder lives."""
+    return Path(shards_dir) / f"shard-{shard_id}"
+
+
+def encoded_marker(shard: Path) -> Path:
+    """The file whose presence says a shard is finished (shard folders appear atomically, this inside)."""
+    return shard / "docids.txt"
+
+
 def wait_for_shards(shards_dir: Path, num_shards: int) -> None:
-    """Block until every shard folder is complete (they appear atomically, `docids.txt` inside)."""
-    wait_for_files([shards_dir / f"shard-{i}" / "docids.txt" for i in range(num_shards)], "encoded shards")
+    """Block until every shard folder is complete."""
+    wait_for_files([encoded_marker(shard_dir(shards_dir, i)) for i in range(num_shards)], "encoded shards")
