@@ -15,6 +15,7 @@ from pathlib import Path
 from core.data.beir import BeirDataset
 from core.data.splits import dev_split_ids
 from core.errors import TandemError
+from core.training.config import scheduled_steps
 from pipelines.modes import TRAINED
 from pipelines.warmup import Rates
 from retrieval.pseudo import title_queries
@@ -66,8 +67,7 @@ def _dev_count(dataset: BeirDataset, config: dict, mode: str) -> int:
 
 def _steps(groups: int, options: dict) -> int:
     per_epoch = max(1, groups // min(options["batch_queries"], max(groups, 1)))
-    steps = max(1, math.ceil(per_epoch * options["epochs"]))
-    return min(steps, options["max_steps"]) if options["max_steps"] else steps
+    return scheduled_steps(per_epoch, options["epochs"], options.get("min_steps", 0), options["max_steps"])
 
 
 def plan_run(

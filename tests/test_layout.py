@@ -85,8 +85,9 @@ def test_commands_and_tandem_run_share_one_source_of_defaults() -> None:
     parse = build_parser().parse_args
     retriever = parse(["retriever", "train", "--dataset", "d", "--out", "o"])
     options = DEFAULTS["retriever"]
-    assert (retriever.epochs, retriever.lr, retriever.group_size, retriever.batch_queries) == (
-        options["epochs"], options["learning_rate"], options["group_size"], options["batch_queries"])  # fmt: skip
+    assert (retriever.epochs, retriever.min_steps, retriever.lr, retriever.group_size, retriever.batch_queries) == (
+        options["epochs"], options["min_steps"], options["learning_rate"], options["group_size"],
+        options["batch_queries"])  # fmt: skip
     assert (retriever.attention_dropout, retriever.num_negatives, retriever.bm25_depth) == (
         options["attention_dropout"], options["num_negatives"], options["negatives_depth"])  # fmt: skip
     reranker = parse(["reranker", "train", "--groups", "g", "--out", "o"])

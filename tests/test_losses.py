@@ -98,3 +98,14 @@ def test_margin_mse_compares_margins_not_scores() -> None:
     assert MarginMSELoss()(teacher - 100, teacher).item() == pytest.approx(0.0, abs=1e-6)  # a shift costs nothing
     student = torch.tensor([[1.0, 0.0, 0.0]])  # margins 1 and 1
     assert MarginMSELoss()(student, teacher).item() == pytest.approx(((2 - 1) ** 2 + (5 - 1) ** 2) / 2)
+
+
+def test_scheduled_steps_floor_and_cap() -> None:
+    """Epochs over the data, raised to `min_steps` for a small training set, capped by `max_steps`."""
+    from core.training.config import scheduled_steps
+
+    assert scheduled_steps(22, 3.0) == 66
+    assert scheduled_steps(22, 3.0, min_steps=176) == 176
+    assert scheduled_steps(1000, 3.0, min_steps=176) == 3000
+    assert scheduled_steps(22, 3.0, min_steps=176, max_steps=100) == 100
+    assert scheduled_steps(22, 0.01) == 1

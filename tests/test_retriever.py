@@ -121,7 +121,9 @@ def test_other_factories(tiny_bert: Path, tiny_dir: Path, tmp_path: Path, factor
     assert all(len(row) == 3 for row in hits)
 
 
-def test_cli_train_index_search(tiny_bert: Path, tiny_dir: Path, tmp_path: Path) -> None:
+def test_cli_train_index_search(tiny_bert: Path, tiny_dir: Path, tmp_path: Path, capsys) -> None:
+    """Train (3 queries in batches of 2: one step an epoch, so --min-steps 3 runs a third epoch), index,
+    search, mine."""
     out = tmp_path / "bi"
     common = ["--dataset", str(tiny_dir)]
     assert (
@@ -140,10 +142,13 @@ def test_cli_train_index_search(tiny_bert: Path, tiny_dir: Path, tmp_path: Path)
                 "2",
                 "--epochs",
                 "2",
+                "--min-steps",
+                "3",
             ]
         )
         == 0
     )
+    assert "trained 3 steps" in capsys.readouterr().out
     assert (out / "bm25-negatives.jsonl").is_file() and (out / "model.safetensors").is_file()
     assert main(["index", "build", *common, "--encoder", str(out), "--out", str(tmp_path / "idx")]) == 0
     assert not (tmp_path / "idx.shards").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from core.errors import TandemError
@@ -15,6 +16,8 @@ class TrainingConfig:
     epochs: float = 1.0
     max_steps: int = 0
     """cap on optimiser steps (0: none); the schedule is laid out over the capped length"""
+    min_steps: int = 0
+    """floor on optimiser steps: a small training set gets more epochs than `epochs` (max_steps still caps)"""
     group_size: int = 8
     batch_queries: int = 4
     learning_rate: float = 2e-5
@@ -32,7 +35,7 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         checks = {
-            "epochs": self.epochs > 0, "max_steps": self.max_steps >= 0, "group_size": self.group_size >= 1,
+            "epochs": self.epochs > 0, "max_steps": self.max_steps >= 0, "min_steps": self.min_steps >= 0, "group_size": self.group_size >= 1,
             "batch_queries": self.batch_queries >= 1, "learning_rate": self.learning_rate > 0,
             "warmup_ratio": 0 <= self.warmup_ratio < 1, "grad_accumulation": self.grad_accumulation >= 1,
             "save_every": self.save_every >= 0, "keep_checkpoints": self.keep_checkpoints >= 1,
@@ -40,3 +43,10 @@ class TrainingConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise TandemError("invalid training options: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+
+
+def scheduled_steps(steps_per_epoch: int, epochs: float, min_steps: int = 0, max_steps: int = 0) -> int:
+    """Optimiser steps of a training: `epochs` over the data, at least `min_steps`, at most `max_steps`
+    (when set). The trainers and `tandem run`'s plan both count here."""
+    steps = max(1, math.ceil(steps_per_epoch * epochs), min_steps)
+    return min(steps, max_steps) if max_steps else steps

@@ -29,7 +29,7 @@ from core.data.groups import GroupBatch, TrainingGroup, epoch_batches
 from core.errors import TandemError
 from core.precision import autocast, autocast_dtype
 from core.progress import progress_bar
-from core.training.config import TrainingConfig
+from core.training.config import TrainingConfig, scheduled_steps
 from core.training.distributed import DistributedContext
 
 log = logging.getLogger(__name__)
@@ -95,10 +95,8 @@ class TrainLoop:
         self.save_model = save_model
         self.batches_per_epoch = batches_per_epoch
         self.steps_per_epoch = max(1, batches_per_epoch // config.grad_accumulation)
-        self.total_steps = max(1, math.ceil(self.steps_per_epoch * config.epochs))
-        if config.max_steps:
-            self.total_steps = min(self.total_steps, config.max_steps)
-        self.num_epochs = math.ceil(config.epochs)
+        self.total_steps = scheduled_steps(self.steps_per_epoch, config.epochs, config.min_steps, config.max_steps)
+        self.num_epochs = max(math.ceil(config.epochs), math.ceil(self.total_steps / self.steps_per_epoch))
         self.optimizer = torch.optim.AdamW(parameter_groups(_unwrap(model), config), lr=config.learning_rate)
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(config.warmup_ratio * self.total_steps), self.total_steps

@@ -101,7 +101,9 @@ def add_precision_arg(parser: argparse.ArgumentParser, inference: bool = False) 
     )  # fmt: skip
 
 
-def add_training_args(parser: argparse.ArgumentParser, lr: float, epochs: float, dropout: float) -> None:
+def add_training_args(
+    parser: argparse.ArgumentParser, lr: float, epochs: float, dropout: float, min_steps: int = 0
+) -> None:
     """The optimiser, precision and checkpoint options both `train` commands share (defaults from
     pipelines/defaults.py, passed in by each command)."""
     parser.add_argument(
@@ -111,6 +113,10 @@ def add_training_args(parser: argparse.ArgumentParser, lr: float, epochs: float,
     parser.add_argument(
         "--epochs", type=positive_float, default=epochs, help=f"epochs over the groups (default: {epochs:g})"
     )
+    parser.add_argument(
+        "--min-steps", type=non_negative_int, default=min_steps,
+        help=f"at least this many optimiser steps: a small training set gets more epochs (default: {min_steps})",
+    )  # fmt: skip
     parser.add_argument("--lr", type=positive_float, default=lr, help=f"peak learning rate (default: {lr:g})")
     parser.add_argument(
         "--head-lr", type=float, default=None,
@@ -149,7 +155,7 @@ def prepare_training_output(args: argparse.Namespace) -> bool:
 def training_options(args: argparse.Namespace) -> dict:
     """The TrainingConfig fields set by `add_training_args`."""
     return dict(
-        epochs=args.epochs, learning_rate=args.lr, head_learning_rate=args.head_lr, warmup_ratio=args.warmup, grad_accumulation=args.grad_accumulation,
+        epochs=args.epochs, min_steps=args.min_steps, learning_rate=args.lr, head_learning_rate=args.head_lr, warmup_ratio=args.warmup, grad_accumulation=args.grad_accumulation,
         precision=args.precision, gradient_checkpointing=args.gradient_checkpointing, save_every=args.save_every,
         seed=args.seed, device=args.device,
     )  # fmt: skip

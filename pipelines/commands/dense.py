@@ -95,7 +95,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--query-max-length", type=positive_int, help="query tokens" + tip % "64")
     train.add_argument("--passage-max-length", type=positive_int, help="passage tokens" + tip % "256")
-    add_training_args(train, lr=RETRIEVER.learning_rate, epochs=RETRIEVER.epochs, dropout=RETRIEVER.attention_dropout)
+    add_training_args(
+        train, lr=RETRIEVER.learning_rate, epochs=RETRIEVER.epochs, dropout=RETRIEVER.attention_dropout,
+        min_steps=RETRIEVER.min_steps,
+    )  # fmt: skip
     train.set_defaults(handler=run_train)
 
     index = commands.add_parser("index", help="encode a corpus and build a FAISS index")

@@ -33,7 +33,7 @@ def trainable_groups(groups: list) -> int:
 
 def retriever_config(ctx: RunContext, model: str | None, training: dict, groups: list, **loss) -> RetrieverConfig:
     """The bi-encoder trainer's settings: encoder, dropout and precision from the `retriever` section, the
-    schedule (`group_size`, `batch_queries`, `epochs`, `max_steps`, `learning_rate`, `seed`) from
+    schedule (`group_size`, `batch_queries`, `epochs`, `min_steps`, `max_steps`, `learning_rate`, `seed`) from
     `training` (the `retriever` or `distill` section), `loss` options (the distill stage's) as given."""
     options = ctx.config["retriever"]
     encoder = BiEncoderConfig(
@@ -43,7 +43,7 @@ def retriever_config(ctx: RunContext, model: str | None, training: dict, groups:
     return RetrieverConfig(
         model=model, encoder=encoder, attention_dropout=options["attention_dropout"], precision=options["precision"],
         group_size=training["group_size"], batch_queries=min(training["batch_queries"], trainable_groups(groups)),
-        epochs=training["epochs"], max_steps=training["max_steps"], learning_rate=training["learning_rate"],
+        epochs=training["epochs"], min_steps=training.get("min_steps", 0), max_steps=training["max_steps"], learning_rate=training["learning_rate"],
         seed=training["seed"], **loss,
     )  # fmt: skip
 

@@ -1,0 +1,115 @@
+"""The bi-encoder's schedule chosen on dev: epochs x attention dropout, each trained on the same BM25
+negatives with the same seed, indexed, and scored on the dev queries the run held out. The experiment
+behind the retriever's defaults (README, "How the defaults were chosen"). A quality experiment, not a
+speed benchmark.
+
+It reads a finished `tandem run` folder (train mode): the retriever stage's groups
+(`retriever/bm25-negatives.jsonl`, the train queries less the dev ones) and its configuration. Every
+other setting is the run's. The setting with the best dev nDCG@10 is the choice (ties go to fewer
+epochs, then less dropout); each setting's test figure is printed beside it, with a paired t-test against
+the chosen one, for the record only.
+
+    .venv/bin/python -m bench.retriever --run runs/scifact --dataset scifact --epochs 1 2 3 --dropouts 0 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from core.data.groups import read_groups
+from core.data.runs import read_run, write_run
+from core.data.sources import open_dataset
+from core.data.splits import dev_split_ids
+from pipelines.evaluation.metrics import evaluate
+from pipelines.evaluation.report import paired_p_value
+from retrieval.dense import dense_search
+from retrieval.encoder import BiEncoderConfig
+from retrieval.index import DenseIndex, build_dense_index
+from retrieval.train import RetrieverConfig, train_retriever
+
+
+def setting_name(epochs: float, dropout: float) -> str:
+    return f"ep{epochs:g}-drop{dropout:g}"
+
+
+def train_and_index(groups: list, options: dict, dense: dict, corpus_path: Path, out: Path, epochs: float,
+                    dropout: float) -> Path:  # fmt: skip
+    """Train one setting (skipped when its model exists) and index the corpus with it; returns the index."""
+    folder = out / setting_name(epochs, dropout)
+    if not (folder / "model" / "config.json").is_file():
+        encoder = BiEncoderConfig(
+            temperature=options["temperature"], passage_max_length=options["passage_max_length"],
+            query_max_length=options["query_max_length"],
+        )  # fmt: skip
+        config = RetrieverConfig(
+            model=options["model"] or dense["model"], encoder=encoder, attention_dropout=dropout,
+            precision=options["precision"], group_size=options["group_size"],
+            batch_queries=options["batch_queries"], epochs=epochs, learning_rate=options["learning_rate"],
+            seed=options["seed"],
+        )  # fmt: skip
+        started = time.perf_counter()
+        summary = train_retriever(groups, config, folder / "model")
+        print(f"trained {folder.name}: {summary['steps']} steps in {time.perf_counter() - started:.0f} s")
+    if not (folder / "index" / "meta.json").is_file():
+        build_dense_index(folder / "model", corpus_path, folder / "index", "Flat", dense["batch_size"],
+                          dense["precision"])  # fmt: skip
+    return folder / "index"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="a finished `tandem run` folder (train mode)")
+    parser.add_argument("--dataset", required=True, help="the run's dataset (name or BEIR folder)")
+    parser.add_argument("--out", type=Path, help="models, indexes and results (default: RUN/retriever-grid)")
+    parser.add_argument("--epochs", type=float, nargs="+", default=[1.0, 2.0, 3.0])
+    parser.add_argument("--dropouts", type=float, nargs="+", default=[0.0, 0.1], help="attention dropout")
+    args = parser.parse_args()
+    out = args.out or args.run / "retriever-grid"
+    out.mkdir(parents=True, exist_ok=True)
+    config = json.loads((args.run / "retriever" / "config.json").read_text())
+    dataset = open_dataset(args.dataset)
+    groups = read_groups(args.run / "retriever" / "bm25-negatives.jsonl", dataset.corpus)
+    dev_ids = dev_split_ids(dataset, config["split"])
+    judged = dataset.qrels(config["split"]["train"])
+    qrels = {"dev": {q: judged[q] for q in dev_ids}, "test": dataset.qrels(config["split"]["test"])}
+    queries = {"dev": {q: dataset.queries[q] for q in dev_ids},
+               "test": dataset.split_queries(config["split"]["test"])}  # fmt: skip
+    print(f"{len(groups)} groups, {len(dev_ids)} dev queries, {len(queries['test'])} test queries")
+
+    figures: dict[str, dict] = {}
+    for epochs in args.epochs:
+        for dropout in args.dropouts:
+            index_dir = train_and_index(groups, config["retriever"], config["dense"], dataset.corpus_path, out,
+                                        epochs, dropout)  # fmt: skip
+            name = setting_name(epochs, dropout)
+            figures[name] = {}
+            for split in ("dev", "test"):
+                path = index_dir.parent / f"{split}.trec"
+                if not path.is_file():
+                    run, _ = dense_search(DenseIndex(index_dir), queries[split], 100)
+                    write_run(run, path, tag=name)
+                figures[name][split] = evaluate(read_run(path), qrels[split])
+            print(f"{name}: dev nDCG@10 {figures[name]['dev'].aggregate['nDCG@10']:.4f}")
+    settings = [(e, d) for e in args.epochs for d in args.dropouts]
+    chosen = setting_name(*max(settings, key=lambda s: (figures[setting_name(*s)]["dev"].aggregate["nDCG@10"],
+                                                        -s[0], -s[1])))  # fmt: skip
+    print("\n| epochs | attention dropout | dev nDCG@10 | test nDCG@10 | p vs chosen (dev) | p vs chosen (test) |")
+    print("|---|---|---|---|---|---|")
+    for epochs, dropout in settings:
+        name = setting_name(epochs, dropout)
+        row = figures[name]
+        p = {s: paired_p_value(row[s], figures[chosen][s]) for s in ("dev", "test")}
+        p = {s: "—" if v is None else f"{v:.3g}" for s, v in p.items()}
+        mark = " (chosen)" if name == chosen else ""
+        print(f"| {epochs:g}{mark} | {dropout:g} | {row['dev'].aggregate['nDCG@10']:.4f} | "
+              f"{row['test'].aggregate['nDCG@10']:.4f} | {p['dev']} | {p['test']} |")  # fmt: skip
+    result = {name: {s: row[s].aggregate["nDCG@10"] for s in row} for name, row in figures.items()}
+    (out / "result.json").write_text(json.dumps({"chosen": chosen, "nDCG@10": result}, indent=2) + "\n")
+    print(f"RESULT retriever: chosen on dev {chosen}")
+
+
+if __name__ == "__main__":
+    main()
