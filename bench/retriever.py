@@ -25,35 +25,31 @@ from core.data.sources import open_dataset
 from core.data.splits import dev_split_ids
 from pipelines.evaluation.metrics import evaluate
 from pipelines.evaluation.report import paired_p_value
+from pipelines.stages.training import retriever_config
 from retrieval.dense import dense_search
-from retrieval.encoder import BiEncoderConfig
 from retrieval.index import DenseIndex, build_dense_index
-from retrieval.train import RetrieverConfig, train_retriever
+from retrieval.train import train_retriever
 
 
 def setting_name(epochs: float, dropout: float) -> str:
     return f"ep{epochs:g}-drop{dropout:g}"
 
 
-def train_and_index(groups: list, options: dict, dense: dict, corpus_path: Path, out: Path, epochs: float,
+def train_and_index(run_config: dict, groups: list, corpus_path: Path, out: Path, epochs: float,
                     dropout: float) -> Path:  # fmt: skip
-    """Train one setting (skipped when its model exists) and index the corpus with it; returns the index."""
+    """Train one setting (skipped when its model exists) with the run's settings but `epochs` (no step
+    floor: the epochs alone decide) and attention `dropout`, as `tandem run`'s retriever stage builds them,
+    and index the corpus; returns the index."""
     folder = out / setting_name(epochs, dropout)
     if not (folder / "model" / "config.json").is_file():
-        encoder = BiEncoderConfig(
-            temperature=options["temperature"], passage_max_length=options["passage_max_length"],
-            query_max_length=options["query_max_length"],
-        )  # fmt: skip
-        config = RetrieverConfig(
-            model=options["model"] or dense["model"], encoder=encoder, attention_dropout=dropout,
-            precision=options["precision"], group_size=options["group_size"],
-            batch_queries=options["batch_queries"], epochs=epochs, learning_rate=options["learning_rate"],
-            seed=options["seed"],
-        )  # fmt: skip
+        options = {**run_config["retriever"], "epochs": epochs, "min_steps": 0, "attention_dropout": dropout}
+        setting = {**run_config, "retriever": options}
+        config = retriever_config(setting, options["model"] or run_config["dense"]["model"], options, groups)
         started = time.perf_counter()
         summary = train_retriever(groups, config, folder / "model")
         print(f"trained {folder.name}: {summary['steps']} steps in {time.perf_counter() - started:.0f} s")
     if not (folder / "index" / "meta.json").is_file():
+        dense = run_config["dense"]
         build_dense_index(folder / "model", corpus_path, folder / "index", "Flat", dense["batch_size"],
                           dense["precision"])  # fmt: skip
     return folder / "index"
@@ -82,14 +78,15 @@ def main() -> None:
     figures: dict[str, dict] = {}
     for epochs in args.epochs:
         for dropout in args.dropouts:
-            index_dir = train_and_index(groups, config["retriever"], config["dense"], dataset.corpus_path, out,
-                                        epochs, dropout)  # fmt: skip
+            index_dir = train_and_index(config, groups, dataset.corpus_path, out, epochs, dropout)
             name = setting_name(epochs, dropout)
             figures[name] = {}
+            index = None
             for split in ("dev", "test"):
                 path = index_dir.parent / f"{split}.trec"
                 if not path.is_file():
-                    run, _ = dense_search(DenseIndex(index_dir), queries[split], 100)
+                    index = index or DenseIndex(index_dir)
+                    run, _ = dense_search(index, queries[split], 100)
                     write_run(run, path, tag=name)
                 figures[name][split] = evaluate(read_run(path), qrels[split])
             print(f"{name}: dev nDCG@10 {figures[name]['dev'].aggregate['nDCG@10']:.4f}")

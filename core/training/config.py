@@ -35,8 +35,8 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         checks = {
-            "epochs": self.epochs > 0, "max_steps": self.max_steps >= 0, "min_steps": self.min_steps >= 0, "group_size": self.group_size >= 1,
-            "batch_queries": self.batch_queries >= 1, "learning_rate": self.learning_rate > 0,
+            "epochs": self.epochs > 0, "max_steps": self.max_steps >= 0, "min_steps": self.min_steps >= 0,
+            "group_size": self.group_size >= 1, "batch_queries": self.batch_queries >= 1, "learning_rate": self.learning_rate > 0,
             "warmup_ratio": 0 <= self.warmup_ratio < 1, "grad_accumulation": self.grad_accumulation >= 1,
             "save_every": self.save_every >= 0, "keep_checkpoints": self.keep_checkpoints >= 1,
         }  # fmt: skip

@@ -96,7 +96,7 @@ class TrainLoop:
         self.batches_per_epoch = batches_per_epoch
         self.steps_per_epoch = max(1, batches_per_epoch // config.grad_accumulation)
         self.total_steps = scheduled_steps(self.steps_per_epoch, config.epochs, config.min_steps, config.max_steps)
-        self.num_epochs = max(math.ceil(config.epochs), math.ceil(self.total_steps / self.steps_per_epoch))
+        self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         self.optimizer = torch.optim.AdamW(parameter_groups(_unwrap(model), config), lr=config.learning_rate)
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(config.warmup_ratio * self.total_steps), self.total_steps

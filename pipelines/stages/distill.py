@@ -44,7 +44,12 @@ def stage_distill(ctx: RunContext, work: Path) -> dict:
     del teacher
     write_groups(groups, work / "scored-groups.jsonl")
     config = retriever_config(
-        ctx, ctx.bi_encoder(), options, groups, loss=options["loss"], teacher_temperature=options["teacher_temperature"]
+        ctx.config,
+        ctx.bi_encoder(),
+        options,
+        groups,
+        loss=options["loss"],
+        teacher_temperature=options["teacher_temperature"],
     )
     summary = train_retriever(groups, config, work / "model")
     return {"teacher": label, "training": summary, **dense_stage_runs(ctx, work, str(work / "model"))}

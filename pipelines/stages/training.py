@@ -31,11 +31,12 @@ def trainable_groups(groups: list) -> int:
     return max(1, sum(1 for g in groups if g.negatives))
 
 
-def retriever_config(ctx: RunContext, model: str | None, training: dict, groups: list, **loss) -> RetrieverConfig:
-    """The bi-encoder trainer's settings: encoder, dropout and precision from the `retriever` section, the
-    schedule (`group_size`, `batch_queries`, `epochs`, `min_steps`, `max_steps`, `learning_rate`, `seed`) from
-    `training` (the `retriever` or `distill` section), `loss` options (the distill stage's) as given."""
-    options = ctx.config["retriever"]
+def retriever_config(config: dict, model: str | None, training: dict, groups: list, **loss) -> RetrieverConfig:
+    """The bi-encoder trainer's settings from a run's `config`: encoder, dropout and precision from its
+    `retriever` section, the schedule (`group_size`, `batch_queries`, `epochs`, `min_steps`, `max_steps`,
+    `learning_rate`, `seed`) from `training` (the `retriever` or `distill` section), `loss` options (the
+    distill stage's) as given."""
+    options = config["retriever"]
     encoder = BiEncoderConfig(
         temperature=options["temperature"], passage_max_length=options["passage_max_length"],
         query_max_length=options["query_max_length"],
@@ -66,7 +67,7 @@ def stage_retriever(ctx: RunContext, work: Path) -> dict:
         queries, qrels = ctx.train_queries(), ctx.dataset.qrels(ctx.config["split"]["train"])
         stats = mine_negatives(ctx.dataset, queries, qrels, groups_path, mining, bm25_index=bm25_index)
     groups = read_groups(groups_path, ctx.dataset.corpus)
-    config = retriever_config(ctx, options["model"] or ctx.config["dense"]["model"], options, groups)
+    config = retriever_config(ctx.config, options["model"] or ctx.config["dense"]["model"], options, groups)
     summary = train_retriever(groups, config, work / "model")
     return {"mining": stats.to_dict(), "training": summary}
 
