@@ -24,9 +24,9 @@ from pathlib import Path
 from core.data.groups import read_groups
 from core.data.runs import read_run, write_run
 from core.data.sources import open_dataset
-from core.data.splits import dev_split_ids
 from pipelines.evaluation.metrics import evaluate
 from pipelines.evaluation.report import paired_p_value
+from pipelines.stages.context import RunContext
 from rerank.model import CrossEncoder
 from rerank.rerank import rerank_run
 from rerank.train import RerankerConfig, train_reranker
@@ -65,11 +65,9 @@ def main() -> None:
             group.negatives = [p for p in group.negatives if p.source == args.sources]
     if args.titles:
         groups += read_groups(args.run / "mining" / "title-groups.jsonl", dataset.corpus)
-    dev_ids = dev_split_ids(dataset, config["split"])
-    judged = dataset.qrels(config["split"]["train"])
-    qrels = {"dev": {q: judged[q] for q in dev_ids}, "test": dataset.qrels(config["split"]["test"])}
+    qrels = {"dev": RunContext(dataset, args.run, config).dev_qrels(), "test": dataset.qrels(config["split"]["test"])}
     firsts = {split: read_run(first_stage_path(args.run, args.first_stage, split)) for split in qrels}
-    print(f"{len(groups)} groups ({recipe}), {len(dev_ids)} dev queries, first stage {args.first_stage}")
+    print(f"{len(groups)} groups ({recipe}), {len(qrels['dev'])} dev queries, first stage {args.first_stage}")
 
     def reranked(model_dir: Path, split: str) -> dict:
         path = out / f"{model_dir.name}.{split}.trec"

@@ -22,9 +22,9 @@ from pathlib import Path
 from core.data.groups import read_groups
 from core.data.runs import read_run, write_run
 from core.data.sources import open_dataset
-from core.data.splits import dev_split_ids
 from pipelines.evaluation.metrics import evaluate
 from pipelines.evaluation.report import paired_p_value
+from pipelines.stages.context import RunContext
 from pipelines.stages.training import retriever_config
 from retrieval.dense import dense_search
 from retrieval.index import DenseIndex, build_dense_index
@@ -68,12 +68,10 @@ def main() -> None:
     config = json.loads((args.run / "retriever" / "config.json").read_text())
     dataset = open_dataset(args.dataset)
     groups = read_groups(args.run / "retriever" / "bm25-negatives.jsonl", dataset.corpus)
-    dev_ids = dev_split_ids(dataset, config["split"])
-    judged = dataset.qrels(config["split"]["train"])
-    qrels = {"dev": {q: judged[q] for q in dev_ids}, "test": dataset.qrels(config["split"]["test"])}
-    queries = {"dev": {q: dataset.queries[q] for q in dev_ids},
-               "test": dataset.split_queries(config["split"]["test"])}  # fmt: skip
-    print(f"{len(groups)} groups, {len(dev_ids)} dev queries, {len(queries['test'])} test queries")
+    context = RunContext(dataset, args.run, config)
+    qrels = {"dev": context.dev_qrels(), "test": dataset.qrels(config["split"]["test"])}
+    queries = {"dev": context.dev_queries(), "test": dataset.split_queries(config["split"]["test"])}
+    print(f"{len(groups)} groups, {len(queries['dev'])} dev queries, {len(queries['test'])} test queries")
 
     figures: dict[str, dict] = {}
     for epochs in args.epochs:
