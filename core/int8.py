@@ -9,6 +9,7 @@ scoring, with embeddings at cosine 0.997 to fp32 and SciFact nDCG@10 within 0.00
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import warnings
 from collections.abc import Sequence
@@ -21,6 +22,11 @@ from core.errors import TandemError
 
 CALIBRATION_SIZE = 128
 """Inputs whose activations set the int8 ranges: 128 took ~30 s on one core and gave the figures above."""
+
+
+def int8_available() -> bool:
+    """Whether the `int8` extra (OpenVINO and NNCF) is installed, without importing it."""
+    return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf"))
 
 
 def require_openvino() -> None:

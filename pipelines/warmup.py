@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from core.data.beir import BeirDataset
-from core.precision import autocast, pick_device
+from core.precision import autocast, bulk_precision, pick_device
 
 WARMUP_PASSAGES = 64
 LENGTH_SAMPLE = 1000
@@ -91,7 +91,7 @@ def measure(dataset: BeirDataset, config: dict, seed: int = 0) -> Rates:
     )
     ce.eval()
     timed_pairs = ([q for q, _ in pairs] * 2, [p for _, p in pairs] * 2)
-    rerank_precision = config["rerank"]["precision"]
+    rerank_precision = bulk_precision(config["rerank"]["precision"], device, _rerank_pairs(dataset, config))
     score_quantise_s = _timed_once(lambda: ce.prepare_int8(*timed_pairs)) if rerank_precision == "int8" else 0.0
     score_seconds = fastest_seconds(
         lambda: ce.score(
@@ -111,6 +111,12 @@ def measure(dataset: BeirDataset, config: dict, seed: int = 0) -> Rates:
         encode_quantise_s,
         score_quantise_s,
     )
+
+
+def _rerank_pairs(dataset: BeirDataset, config: dict) -> int:
+    """About how many pairs the rerank stage scores (test queries only: the threshold is all it decides)."""
+    rerank = config["rerank"]
+    return len(dataset.split_queries(config["split"]["test"])) * rerank["depth"] * len(rerank["first_stages"])
 
 
 def _tokens(tokenizer, texts: list[str], max_length: int) -> int:

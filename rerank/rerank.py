@@ -11,6 +11,7 @@ import numpy as np
 from core.data.beir import Corpus
 from core.data.runs import Run
 from core.errors import TandemError
+from core.precision import bulk_precision
 from rerank.model import CrossEncoder
 
 
@@ -39,8 +40,10 @@ def rerank_run(
     show_progress: bool = True,
     precision: str = "auto",
 ) -> Run:
-    """Rescore each query's top `depth` hits with the model's raw logits."""
+    """Rescore each query's top `depth` hits with the model's raw logits (`auto` precision: int8 for a
+    large job on a CPU with the int8 extra, `core.precision.bulk_precision`)."""
     pair_queries, pair_passages = rerank_pairs(run, queries, corpus, depth)
+    precision = bulk_precision(precision, model.device, len(pair_queries))
     scores = model.score(
         pair_queries, pair_passages, batch_size=batch_size, precision=precision, show_progress=show_progress
     )

@@ -4,6 +4,7 @@ cross-encoder into the bi-encoder (`tandem retriever train --loss kl|margin-mse`
 from __future__ import annotations
 
 from core.data.groups import TrainingGroup
+from core.precision import bulk_precision
 from rerank.model import CrossEncoder
 
 
@@ -18,6 +19,7 @@ def score_groups(
             queries.append(group.query)
             texts.append(group.text(passage))
             passages.append(passage)
+    precision = bulk_precision(precision, model.device, len(queries))
     scores = model.score(queries, texts, batch_size=batch_size, precision=precision)
     for passage, score in zip(passages, scores, strict=True):
         passage.teacher = round(float(score), 6)

@@ -19,6 +19,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # depend on the CI machine's CPU, so every test and every process a test starts sees a CPU without it
 # (bf16 is tested explicitly).
 os.environ["TANDEM_CPU_BF16"] = "0"
+# Likewise `auto` quantises large reranking jobs to int8 where the int8 extra is installed: off, so the
+# numbers do not depend on the install (int8 and the choice itself are tested explicitly).
+os.environ["TANDEM_CPU_INT8"] = "0"
 
 
 @pytest.fixture(autouse=True)

@@ -77,6 +77,47 @@ def test_int8_shards_calibrate_alike(tiny_bert: Path, tmp_path: Path) -> None:
         encode_corpus_shard(BiEncoder.from_pretrained(tiny_bert), corpus, tmp_path / "one", precision="fp32")
 
 
+def test_auto_quantises_large_cpu_jobs_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`auto` means int8 for a bulk job on a CPU with the extra installed; never for small jobs, other
+    precisions or CUDA; the environment variable overrides the check for the extra."""
+    from core import int8
+    from core.precision import BULK_INT8_MIN, CPU_INT8_ENV, bulk_precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.delenv(CPU_INT8_ENV)  # decide as outside the tests
+    assert int8.int8_available()  # the test environment installs the extra
+    assert bulk_precision("auto", cpu, BULK_INT8_MIN) == "int8"
+    assert bulk_precision("auto", cpu, BULK_INT8_MIN - 1) == "auto"
+    assert bulk_precision("bf16", cpu, 10**6) == "bf16" and bulk_precision("fp32", cpu, 10**6) == "fp32"
+    assert bulk_precision("auto", cuda, 10**6) == "auto"
+    monkeypatch.setattr(int8, "int8_available", lambda: False)
+    assert bulk_precision("auto", cpu, 10**6) == "auto"  # without the extra: bf16/fp32 as before
+    monkeypatch.setenv(CPU_INT8_ENV, "1")
+    assert bulk_precision("auto", cpu, 10**6) == "int8"
+    monkeypatch.setenv(CPU_INT8_ENV, "0")
+    assert bulk_precision("auto", cpu, 10**6) == "auto"
+
+
+def test_auto_reranks_a_large_job_in_int8(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rerank_run` with `auto` scores exactly as with an explicit int8 once the job is large enough,
+    and as `auto` always did below the threshold."""
+    from core import precision
+    from core.data.beir import load_corpus
+    from rerank.rerank import rerank_run
+
+    corpus = load_corpus(real_dataset("scifact") / "corpus.jsonl")
+    queries = {"q": "which proteins regulate cell death"}
+    run = {"q": [(doc_id, 40.0 - i) for i, doc_id in enumerate(corpus.ids[:40])]}
+    torch.manual_seed(0)
+    model = CrossEncoder.from_pretrained(None, max_length=128)
+    monkeypatch.setenv(precision.CPU_INT8_ENV, "1")
+    monkeypatch.setattr(precision, "BULK_INT8_MIN", 40)
+    auto = rerank_run(run, queries, corpus, model, depth=40, show_progress=False)
+    assert auto == rerank_run(run, queries, corpus, model, depth=40, show_progress=False, precision="int8")
+    small = rerank_run(run, queries, corpus, model, depth=39, show_progress=False)  # 39 pairs: below it
+    assert small == rerank_run(run, queries, corpus, model, depth=39, show_progress=False, precision="fp32")
+
+
 def test_training_refuses_int8() -> None:
     from core.precision import autocast_dtype
 

@@ -90,7 +90,7 @@ def add_precision_arg(parser: argparse.ArgumentParser, inference: bool = False) 
     """`--precision`, the same for training, encoding and reranking; `inference` adds int8 (OpenVINO)."""
     int8 = (
         "; int8 = OpenVINO int8, quantised on a sample of this job's inputs (about 2x bf16 on a CPU; optional "
-        "extra `int8`)"
+        "extra `int8`), which auto picks for reranking 2,000 pairs or more on a CPU with the extra"
         if inference
         else ""
     )
@@ -102,7 +102,12 @@ def add_precision_arg(parser: argparse.ArgumentParser, inference: bool = False) 
 
 
 def add_training_args(
-    parser: argparse.ArgumentParser, lr: float, epochs: float, dropout: float, min_steps: int = 0
+    parser: argparse.ArgumentParser,
+    lr: float,
+    epochs: float,
+    dropout: float,
+    min_steps: int = 0,
+    head_lr: float | None = None,
 ) -> None:
     """The optimiser, precision and checkpoint options both `train` commands share (defaults from
     pipelines/defaults.py, passed in by each command)."""
@@ -119,9 +124,9 @@ def add_training_args(
     )  # fmt: skip
     parser.add_argument("--lr", type=positive_float, default=lr, help=f"peak learning rate (default: {lr:g})")
     parser.add_argument(
-        "--head-lr", type=float, default=None,
+        "--head-lr", type=positive_float, default=head_lr,
         help="peak learning rate for parameters the start model lacks, e.g. a new cross-encoder head "
-        "(default: --lr)",
+        f"(default: {'--lr' if head_lr is None else f'{head_lr:g}'})",
     )  # fmt: skip
     parser.add_argument("--warmup", type=fraction, default=0.1, help="warm-up fraction of the steps (default: 0.1)")
     parser.add_argument(

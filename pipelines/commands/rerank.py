@@ -75,7 +75,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=RERANKER.max_length,
         help="max tokens per pair (default: %(default)s)",
     )
-    add_training_args(train, lr=RERANKER.learning_rate, epochs=RERANKER.epochs, dropout=RERANKER.attention_dropout)
+    add_training_args(
+        train, lr=RERANKER.learning_rate, epochs=RERANKER.epochs, dropout=RERANKER.attention_dropout,
+        head_lr=RERANKER.head_learning_rate,
+    )  # fmt: skip
     train.set_defaults(handler=run_train)
 
     score = sub.add_parser(

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from core.data.runs import Run, read_run, write_run
+from core.precision import bulk_precision
 from pipelines.evaluation.fusion import choose_weight, interpolate_reranked, rrf
 from pipelines.stages.context import RunContext, seconds_per_query
 from rerank.model import CrossEncoder
@@ -57,10 +58,12 @@ def stage_rerank(ctx: RunContext, work: Path) -> dict:
     all_runs = hybrid_runs(ctx, work, splits)
     firsts = reranked_firsts(ctx)
     first_runs = {(first, split): all_runs[first, split] for first in firsts for split in splits}
-    latency = {}
+    latency, precision = {}, options["precision"]
+    pairs = sum(min(len(hits), options["depth"]) for run in first_runs.values() for hits in run.values())
     for label, path in ctx.rerankers().items():
         model = CrossEncoder.from_pretrained(path).to_device()
-        if options["precision"] == "int8":  # quantised before the timing, on the first run's pairs
+        precision = bulk_precision(options["precision"], model.device, pairs)  # one for all: dev and test alike
+        if precision == "int8":  # quantised before the timing, on the first run's pairs
             model.prepare_int8(
                 *rerank_pairs(first_runs[firsts[0], "test"], ctx.dataset.queries, ctx.dataset.corpus, options["depth"])
             )
@@ -68,13 +71,13 @@ def stage_rerank(ctx: RunContext, work: Path) -> dict:
             started = time.perf_counter()
             result = rerank_run(
                 run, ctx.dataset.queries, ctx.dataset.corpus, model, options["depth"], options["batch_size"],
-                show_progress=True, precision=options["precision"],
+                show_progress=True, precision=precision,
             )  # fmt: skip
             if split == "test":
                 latency[f"{first}-{label}"] = seconds_per_query(started, run)
             write_run(result, run_path(work, split, f"{first}-{label}"), tag=f"{first}-ce-{label}")
     weights = fuse_on_dev(ctx, work, firsts, first_runs) if "dev" in splits else {}
-    return {"latency": latency, "fuse_weights": weights, "first_stages": list(firsts)}
+    return {"latency": latency, "fuse_weights": weights, "first_stages": list(firsts), "precision": precision}
 
 
 def fuse_on_dev(ctx: RunContext, work: Path, firsts: tuple[str, ...], first_runs: dict) -> dict[str, dict[str, float]]:
