@@ -13,11 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.data.beir import BeirDataset
-from core.data.splits import dev_split_ids
 from core.errors import TandemError
 from core.training.config import scheduled_steps
 from pipelines.modes import TRAINED
-from pipelines.warmup import Rates
+from pipelines.warmup import Rates, dev_count, evaluated_queries, rerank_pair_count
 from retrieval.pseudo import title_queries
 
 BM25_INDEX_PER_S = 10_000.0
@@ -55,14 +54,9 @@ def _train_queries(dataset: BeirDataset, config: dict, mode: str) -> int:
         return len(title_queries(dataset.corpus, config["mining"]["title_queries"], config["mining"]["seed"])[0])
     qrels = dataset.qrels(config["split"]["train"])
     floor = config["split"]["min_relevance"]
-    return sum(1 for judged in qrels.values() if any(rel >= floor for rel in judged.values())) - _dev_count(
+    return sum(1 for judged in qrels.values() if any(rel >= floor for rel in judged.values())) - dev_count(
         dataset, config, mode
     )
-
-
-def _dev_count(dataset: BeirDataset, config: dict, mode: str) -> int:
-    """Queries held out of train as dev (the ones `RunContext.dev_query_ids` holds out)."""
-    return len(dev_split_ids(dataset, config["split"])) if mode == "train" else 0
 
 
 def _steps(groups: int, options: dict) -> int:
@@ -74,8 +68,8 @@ def plan_run(
     dataset: BeirDataset, config: dict, mode: str, rates: Rates, has_bi_encoder: bool, rerankers: int
 ) -> list[StagePlan]:
     """Each stage's work and estimated seconds for this dataset, configuration and mode."""
-    n, dev = len(dataset.corpus), _dev_count(dataset, config, mode)
-    tests = len(dataset.split_queries(config["split"]["test"])) + dev  # first stages and reranking run on both
+    n, dev = len(dataset.corpus), dev_count(dataset, config, mode)
+    tests = evaluated_queries(dataset, config, mode)  # first stages and reranking run on test and dev
     plans = [
         StagePlan("bm25", f"index {n:,} passages, search {tests:,} test + dev queries",
                   JVM_START_S + n / BM25_INDEX_PER_S + tests * bm25_query_seconds(config["bm25"]["k"])),
@@ -99,7 +93,7 @@ def plan_run(
     plans.append(StagePlan("reranker", f"{losses} x {reranker_steps:,} steps" if trains else "skipped",
                            losses * reranker_steps * rates.reranker_step_s, reranker_steps))  # fmt: skip
     plans.append(_distill_plan(config, mode, rates, queries, n, rerankers))
-    pairs = tests * config["rerank"]["depth"] * len(config["rerank"]["first_stages"]) * rerankers
+    pairs = rerank_pair_count(tests, config) * rerankers
     plans.append(StagePlan("rerank", f"{pairs:,} pairs to score",
                            rates.score_seconds(pairs) + rerankers * rates.score_quantise_s + 2))  # fmt: skip
     plans.append(_fuse_plan(config, dev, rerankers))

@@ -82,7 +82,7 @@ def run_all(
     if show_plan or budget or plan_only:
         config = copy.deepcopy(config)
         ctx.config = config
-        rates = measure(dataset, config)
+        rates = measure(dataset, config, mode)
         plans = plan_run(dataset, config, mode, rates, ctx.bi_encoder() is not None, len(ctx.rerankers()))
         cuts = fit_budget(config, plans, budget) if budget else []
         print(f"plan for {dataset.name} (mode {mode}: {why}):\n{format_plan(plans, rates, budget)}", flush=True)

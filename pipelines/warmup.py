@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from core.data.beir import BeirDataset
+from core.data.splits import dev_split_ids
 from core.precision import autocast, bulk_precision, pick_device
 
 WARMUP_PASSAGES = 64
@@ -38,7 +39,22 @@ class Rates:
         return pairs * self.pair_tokens * self.score_s_per_token
 
 
-def measure(dataset: BeirDataset, config: dict, seed: int = 0) -> Rates:
+def evaluated_queries(dataset: BeirDataset, config: dict, mode: str) -> int:
+    """The queries the first stages retrieve for and the rerank stage reranks: test, plus dev in train mode."""
+    return len(dataset.split_queries(config["split"]["test"])) + dev_count(dataset, config, mode)
+
+
+def dev_count(dataset: BeirDataset, config: dict, mode: str) -> int:
+    """Queries held out of train as dev (the ones `RunContext.dev_query_ids` holds out)."""
+    return len(dev_split_ids(dataset, config["split"])) if mode == "train" else 0
+
+
+def rerank_pair_count(queries: int, config: dict) -> int:
+    """About how many pairs one cross-encoder scores in the rerank stage for this many queries."""
+    return queries * config["rerank"]["depth"] * len(config["rerank"]["first_stages"])
+
+
+def measure(dataset: BeirDataset, config: dict, mode: str, seed: int = 0) -> Rates:
     """Time the expensive operations with the run's start models, lengths and batch shapes (each timed
     after an untimed call, once kernels for the shape exist), and the corpus's token lengths from a sample.
     Inference cost is kept per padded token: the run's length-sorted batches pad little."""
@@ -91,7 +107,9 @@ def measure(dataset: BeirDataset, config: dict, seed: int = 0) -> Rates:
     )
     ce.eval()
     timed_pairs = ([q for q, _ in pairs] * 2, [p for _, p in pairs] * 2)
-    rerank_precision = bulk_precision(config["rerank"]["precision"], device, _rerank_pairs(dataset, config))
+    rerank_precision = bulk_precision(
+        config["rerank"]["precision"], device, rerank_pair_count(evaluated_queries(dataset, config, mode), config)
+    )
     score_quantise_s = _timed_once(lambda: ce.prepare_int8(*timed_pairs)) if rerank_precision == "int8" else 0.0
     score_seconds = fastest_seconds(
         lambda: ce.score(
@@ -111,12 +129,6 @@ def measure(dataset: BeirDataset, config: dict, seed: int = 0) -> Rates:
         encode_quantise_s,
         score_quantise_s,
     )
-
-
-def _rerank_pairs(dataset: BeirDataset, config: dict) -> int:
-    """About how many pairs the rerank stage scores (test queries only: the threshold is all it decides)."""
-    rerank = config["rerank"]
-    return len(dataset.split_queries(config["split"]["test"])) * rerank["depth"] * len(rerank["first_stages"])
 
 
 def _tokens(tokenizer, texts: list[str], max_length: int) -> int:

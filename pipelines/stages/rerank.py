@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from core.data.runs import Run, read_run, write_run
-from core.precision import bulk_precision
+from core.precision import bulk_precision, pick_device
 from pipelines.evaluation.fusion import choose_weight, interpolate_reranked, rrf
 from pipelines.stages.context import RunContext, seconds_per_query
 from rerank.model import CrossEncoder
@@ -58,11 +58,13 @@ def stage_rerank(ctx: RunContext, work: Path) -> dict:
     all_runs = hybrid_runs(ctx, work, splits)
     firsts = reranked_firsts(ctx)
     first_runs = {(first, split): all_runs[first, split] for first in firsts for split in splits}
-    latency, precision = {}, options["precision"]
+    latency = {}
     pairs = sum(min(len(hits), options["depth"]) for run in first_runs.values() for hits in run.values())
-    for label, path in ctx.rerankers().items():
+    rerankers = ctx.rerankers()
+    # one precision for every cross-encoder and all their pairs, dev and test alike
+    precision = bulk_precision(options["precision"], pick_device(), pairs) if rerankers else options["precision"]
+    for label, path in rerankers.items():
         model = CrossEncoder.from_pretrained(path).to_device()
-        precision = bulk_precision(options["precision"], model.device, pairs)  # one for all: dev and test alike
         if precision == "int8":  # quantised before the timing, on the first run's pairs
             model.prepare_int8(
                 *rerank_pairs(first_runs[firsts[0], "test"], ctx.dataset.queries, ctx.dataset.corpus, options["depth"])
