@@ -130,30 +130,53 @@ def _distill_plan(config: dict, mode: str, rates: Rates, queries: int, passages:
     return StagePlan("distill", f"score {pairs:,} pairs, {steps:,} steps, encode {passages:,} passages", seconds, steps)
 
 
+CROSS_ENCODER_FLOOR = 0.5
+"""`--budget` scales the cross-encoder's steps and rerank depth down to this share before touching the
+retriever's steps."""
+
+
 def fit_budget(config: dict, plans: list[StagePlan], budget: float) -> list[str]:
-    """Scale training steps and rerank depth (in `config`) so the estimate fits `budget` seconds; returns
-    what was cut. Stages that cannot be cut (BM25, encoding, mining) are kept whole."""
+    """Cut (in `config`) what the rest of the run leans on least until the estimate fits `budget` seconds;
+    returns what was cut. First the distill stage is skipped: it only adds a system that dev picks when it
+    beats the fine-tuned bi-encoder. Then the cross-encoder's training steps and rerank depth are scaled
+    down, to at most `CROSS_ENCODER_FLOOR` of them. Last, the retriever's steps and the cross-encoder's rest
+    are scaled together: the mining, the dense and hybrid first stages and the distillation all build on the
+    retriever. BM25, encoding and mining cannot be cut."""
     by_stage = {p.stage: p for p in plans}
     cuttable = sum(by_stage[s].seconds for s in ("retriever", "reranker", "distill", "rerank"))
-    fixed = sum(p.seconds for p in plans) - cuttable
-    if fixed + cuttable <= budget:
+    total = sum(p.seconds for p in plans)
+    if total <= budget:
         return []
-    if fixed >= budget:
-        raise TandemError(f"--budget {budget:.0f} s is below the stages that cannot be cut (~{fixed:.0f} s)")
-    factor = (budget - fixed) / cuttable
-    cuts = []
-    for stage in ("retriever", "reranker", "distill"):
-        steps = by_stage[stage].steps
-        if steps:
-            config[stage]["max_steps"] = max(1, int(steps * factor))
-            by_stage[stage].cut = f"steps {steps:,} -> {config[stage]['max_steps']:,}"
-            cuts.append(f"{stage} {by_stage[stage].cut}")
-        by_stage[stage].seconds *= factor
+    if total - cuttable >= budget:
+        raise TandemError(f"--budget {budget:.0f} s is below the stages that cannot be cut (~{total - cuttable:.0f} s)")
+    over, cuts = total - budget, []
+    distill = by_stage["distill"]
+    if distill.seconds > 0:
+        config["distill"]["enabled"] = False
+        over -= distill.seconds
+        distill.seconds, distill.cut = 0.0, "skipped"
+        cuts.append("distill skipped")
+    if over <= 0:
+        return cuts
+    retriever, reranker, rerank = by_stage["retriever"], by_stage["reranker"], by_stage["rerank"]
+    cross = reranker.seconds + rerank.seconds
+    retriever_factor, cross_factor = 1.0, 1 - over / cross if cross else 0.0
+    if cross_factor < CROSS_ENCODER_FLOOR:
+        over -= cross * (1 - CROSS_ENCODER_FLOOR)
+        shared = 1 - over / (retriever.seconds + cross * CROSS_ENCODER_FLOOR)
+        retriever_factor, cross_factor = shared, CROSS_ENCODER_FLOOR * shared
+    for plan, factor in ((retriever, retriever_factor), (reranker, cross_factor)):
+        if plan.steps and factor < 1:
+            config[plan.stage]["max_steps"] = max(1, int(plan.steps * factor))
+            plan.cut = f"steps {plan.steps:,} -> {config[plan.stage]['max_steps']:,}"
+            cuts.append(f"{plan.stage} {plan.cut}")
+        plan.seconds *= factor
     depth = config["rerank"]["depth"]
-    config["rerank"]["depth"] = max(10, int(depth * factor))
-    by_stage["rerank"].seconds *= config["rerank"]["depth"] / depth
-    by_stage["rerank"].cut = f"depth {depth} -> {config['rerank']['depth']}"
-    cuts.append(f"rerank {by_stage['rerank'].cut}")
+    if cross_factor < 1:
+        config["rerank"]["depth"] = max(10, int(depth * cross_factor))
+        rerank.seconds *= config["rerank"]["depth"] / depth
+        rerank.cut = f"depth {depth} -> {config['rerank']['depth']}"
+        cuts.append(f"rerank {rerank.cut}")
     return cuts
 
 

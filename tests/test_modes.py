@@ -183,17 +183,29 @@ def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> N
     assert parse_budget("45m") == 2700 and parse_budget("1h30m") == 5400 and parse_budget("90") == 90
     with pytest.raises(TandemError, match="duration"):
         parse_budget("soon")
-    config = load_config(None, quick=False)
-    plans = [StagePlan("bm25", "", 60), StagePlan("retriever", "", 600, steps=100), StagePlan("reranker", "", 1200, steps=400),
-             StagePlan("distill", "", 300, steps=40), StagePlan("rerank", "", 600), StagePlan("report", "", 40)]  # fmt: skip
-    cuts = fit_budget(config, plans, budget=1300)
-    factor = (1300 - 100) / 2700
-    assert config["retriever"]["max_steps"] == int(100 * factor) and config["reranker"]["max_steps"] == int(
-        400 * factor
-    )
-    assert config["distill"]["max_steps"] == int(40 * factor)
-    assert config["rerank"]["depth"] == int(100 * factor) and len(cuts) == 4
-    assert sum(p.seconds for p in plans) == pytest.approx(1300, rel=0.05)
+
+    def plans() -> list[StagePlan]:
+        return [StagePlan("bm25", "", 60), StagePlan("retriever", "", 600, steps=100), StagePlan("reranker", "", 1200, steps=400),
+                StagePlan("distill", "", 300, steps=40), StagePlan("rerank", "", 600), StagePlan("report", "", 40)]  # fmt: skip
+
+    def cut(budget: float) -> tuple[dict, list[str], float]:
+        config, planned = load_config(None, quick=False), plans()
+        cuts = fit_budget(config, planned, budget)
+        return config, cuts, sum(p.seconds for p in planned)
+
+    config, cuts, seconds = cut(2600)  # skipping distillation is enough
+    assert cuts == ["distill skipped"] and not config["distill"]["enabled"] and seconds == pytest.approx(2500)
+    assert config["retriever"]["max_steps"] == 0 and config["reranker"]["max_steps"] == 0
+    assert config["rerank"]["depth"] == 100
+    config, cuts, seconds = cut(1800)  # then the cross-encoder alone, above its floor
+    factor = 1 - 700 / 1800
+    assert config["reranker"]["max_steps"] == int(400 * factor) and config["rerank"]["depth"] == int(100 * factor)
+    assert config["retriever"]["max_steps"] == 0 and len(cuts) == 3 and seconds == pytest.approx(1800, rel=0.01)
+    config, cuts, seconds = cut(1000)  # the cross-encoder at half, then both scaled by the same share
+    assert config["retriever"]["max_steps"] == 60 and config["reranker"]["max_steps"] == 120
+    assert config["rerank"]["depth"] == 30 and seconds == pytest.approx(1000, rel=0.01)
+    assert cut(5000)[1] == []
+    plans = plans()
     with pytest.raises(TandemError, match="cannot be cut"):
         fit_budget(load_config(None, quick=False), plans, budget=50)
     rates = Rates(1e-3, 2e-3, 1.0, 2.0, {256: 100.0}, 150.0, 1.0)

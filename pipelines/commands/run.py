@@ -47,8 +47,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="print every stage with its size and an estimated time (from a short measured warm-up "
                         "on this machine), and exit")  # fmt: skip
     parser.add_argument("--budget", metavar="TIME",
-                        help="fit the run into TIME (e.g. 45m, 2h): training steps and rerank depth are scaled down "
-                        "from the plan's estimate; the report records the cuts")  # fmt: skip
+                        help="fit the run into TIME (e.g. 45m, 2h) by the plan's estimate: first the distill stage is "
+                        "skipped, then the cross-encoder's steps and rerank depth are scaled down (to half at most), "
+                        "last the retriever's steps with them; the report records the cuts")  # fmt: skip
     parser.add_argument("--print-config", action="store_true", help="print the configuration that would run, and exit")
     parser.set_defaults(handler=run_main)
 
