@@ -68,7 +68,8 @@ def run_all(
 ) -> list[str]:
     """Run the stages in order; returns the names of the stages that ran (the rest were skipped).
     `show_plan` prints each stage's size and estimated time first (from a short warm-up); `budget`
-    (seconds) skips distillation, then cuts training steps and rerank depth so the estimate fits (`fit_budget`); `plan_only` stops after the plan."""
+    (seconds) skips distillation, then cuts training steps and rerank depth so the estimate fits
+    (`fit_budget`); `plan_only` stops after the plan."""
     unknown = set(force) - set(STAGES)
     if unknown:
         raise TandemError(f"--force: unknown stage(s) {sorted(unknown)}; stages: {', '.join(STAGES)}")

@@ -205,9 +205,8 @@ def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> N
     assert config["retriever"]["max_steps"] == 60 and config["reranker"]["max_steps"] == 120
     assert config["rerank"]["depth"] == 30 and seconds == pytest.approx(1000, rel=0.01)
     assert cut(5000)[1] == []
-    plans = plans()
     with pytest.raises(TandemError, match="cannot be cut"):
-        fit_budget(load_config(None, quick=False), plans, budget=50)
+        fit_budget(load_config(None, quick=False), plans(), budget=50)
     rates = Rates(1e-3, 2e-3, 1.0, 2.0, {256: 100.0}, 150.0, 1.0)
     assert rates.encode_seconds(10, 256) == pytest.approx(1.0) and rates.score_seconds(10) == pytest.approx(3.0)
 
