@@ -15,8 +15,17 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CPU_BF16_ENV = "TANDEM_CPU_BF16"
 """Set to 0 or 1 to decide what `auto` means on a CPU instead of detecting it (the same numbers on every
 machine, e.g. in tests and their subprocesses)."""
-INFERENCE_PRECISIONS = (*PRECISIONS, "int8")
-"""int8 (OpenVINO, `core.int8`) is for encoding and scoring only: training runs in one of PRECISIONS."""
+INFERENCE_PRECISIONS = (*PRECISIONS, "int8", "bf16-compiled")
+"""int8 (OpenVINO, `core.int8`) and bf16-compiled (torch.compile on the CPU, `core.compiled`) are for encoding
+and scoring only: training runs in one of PRECISIONS."""
+CPU_COMPILE_ENV = "TANDEM_CPU_COMPILE"
+"""Set to 0 or 1 to decide whether `auto` compiles bulk bf16 jobs on a CPU (`bulk_precision`) instead of
+checking for a C++ compiler (the tests set 0; the compiled path is tested explicitly)."""
+BULK_COMPILE_MIN = 20_000
+"""Inputs (passages or pairs) a bulk job needs before `auto` compiles it. SciFact's 5,183 passages on two
+threads (AMX): eager bf16 55.3 s, compiled 71.8 s of which ~23 s compiling, then 48.4 s (1.14x); on one
+thread the compiled forward pass is 1.3x. It repays itself after ~17,500 passages on two threads and
+~7,000 on one (bench/README, session 13)."""
 CPU_INT8_ENV = "TANDEM_CPU_INT8"
 """Set to 0 or 1 to decide whether `auto` scores bulk pairs in int8 on a CPU instead of checking that the
 `int8` extra is installed (the tests set 0, so their numbers do not depend on the extra)."""
@@ -50,16 +59,31 @@ def bulk_precision(precision: str, device: torch.device, inputs: int) -> str:
     """What a bulk cross-encoder job (pairs to rerank or score) runs in. `auto` becomes int8 on a CPU where
     the `int8` extra (OpenVINO, NNCF) is installed and the job has at least BULK_INT8_MIN pairs: there int8
     scored 1.75x bf16's pairs/s in a SciFact run's rerank at the same quality (dev nDCG@10 -0.0008 in the
-    chosen fusion, -0.0014 alone, p 0.88; README "Precision"); anything else stays as given. Corpus encoding
-    stays in bf16: a fine-tuned bi-encoder lost 0.005-0.007 nDCG@10 in int8 there."""
+    chosen fusion, -0.0014 alone, p 0.88; README "Precision"). Without the extra, as for encoding, see
+    `bulk_encode_precision`."""
     if precision != "auto" or device.type != "cpu" or inputs < BULK_INT8_MIN:
-        return precision
+        return bulk_encode_precision(precision, device, inputs)
     forced = os.environ.get(CPU_INT8_ENV)
     if forced in ("0", "1"):
-        return "int8" if forced == "1" else precision
+        return "int8" if forced == "1" else bulk_encode_precision(precision, device, inputs)
     from core.int8 import int8_available
 
-    return "int8" if int8_available() else precision
+    return "int8" if int8_available() else bulk_encode_precision(precision, device, inputs)
+
+
+def bulk_encode_precision(precision: str, device: torch.device, inputs: int) -> str:
+    """What a bulk encoding job (a corpus or a shard of one) runs in. `auto` becomes bf16-compiled on a CPU
+    with fast bf16 where torch.compile can build kernels and the job has at least BULK_COMPILE_MIN inputs
+    (1.14-1.3x eager bf16 once compiled). Encoding stays out of int8: a fine-tuned bi-encoder lost
+    0.005-0.007 nDCG@10 there."""
+    if precision != "auto" or device.type != "cpu" or inputs < BULK_COMPILE_MIN or not cpu_has_fast_bf16():
+        return precision
+    forced = os.environ.get(CPU_COMPILE_ENV)
+    if forced in ("0", "1"):
+        return "bf16-compiled" if forced == "1" else precision
+    from core.compiled import compile_available
+
+    return "bf16-compiled" if compile_available() else precision
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -75,6 +99,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16
     if precision == "fp16":
         return torch.float16
+    if precision == "bf16-compiled":
+        return torch.bfloat16
     if precision == "int8":
         raise ValueError("int8 is an inference precision (encoding, scoring); train in auto, bf16 or fp32")
     raise ValueError(f"unknown precision '{precision}' ({', '.join(PRECISIONS)})")
@@ -98,8 +124,14 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
 
 def casts_weights(precision: str, device: torch.device) -> bool:
     """Whether inference runs a bf16 copy of the weights rather than autocast: on the CPU, where autocast
-    re-casts every weight on every call (19 % of a bf16 encode in bench.profile)."""
+    re-casts every weight on every call (19 % of a bf16 encode in bench.profile). bf16-compiled compiles
+    that copy (`compiles`)."""
     return device.type == "cpu" and precision != "int8" and autocast_dtype(precision, device) == torch.bfloat16
+
+
+def compiles(precision: str) -> bool:
+    """Whether inference runs the bf16 copy compiled (`core.compiled`)."""
+    return precision == "bf16-compiled"
 
 
 def bf16_copy(model: torch.nn.Module) -> torch.nn.Module:

@@ -14,9 +14,10 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BatchEncoding
 
 from core.batching import length_sorted_batches
+from core.compiled import compiled_forward, require_compiler
 from core.int8 import Int8Model, calibration_sample, require_cpu
 from core.models import loading_model, resolve_model
-from core.precision import autocast, bf16_copy, casts_weights, pick_device
+from core.precision import autocast, bf16_copy, casts_weights, compiles, pick_device
 from core.progress import progress_bar
 
 CONFIG_FILE = "tandem_cross_encoder.json"
@@ -152,19 +153,24 @@ class CrossEncoder(torch.nn.Module):
     ) -> tuple[Callable | None, str]:
         """(the forward pass to logits for `precision`, the autocast precision to run it under): int8 through
         OpenVINO, bf16 on a CPU through a bf16 copy of the weights with the head in float32
-        (`casts_weights`), else the model itself under autocast (None)."""
+        (`casts_weights`; compiled for bf16-compiled), else the model itself under autocast (None)."""
         if precision == "int8":
             return self.prepare_int8(queries, passages), "fp32"
         if casts_weights(precision, self.device):
-            if "bf16" not in self._inference:
+            key = "bf16-compiled" if compiles(precision) else "bf16"
+            if key not in self._inference:
                 model = bf16_copy(self.model)
                 head = getattr(model, "classifier", None)
                 if head is not None:
                     head.__dict__.pop("forward", None)  # the copied wrapper still calls the original head
                     head.float()
                     _run_head_in_float32(model)
-                self._inference["bf16"] = lambda batch: model(**batch).logits
-            return self._inference["bf16"], "fp32"
+                if compiles(precision):
+                    require_compiler(self.device)
+                    self._inference[key] = compiled_forward(model, lambda output: output.logits)
+                else:
+                    self._inference[key] = lambda batch: model(**batch).logits
+            return self._inference[key], "fp32"
         return None, precision
 
     def prepare_int8(self, queries: Sequence[str], passages: Sequence[str]) -> Int8Model:

@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer, BatchEncoding
 
 from core.batching import length_sorted_batches
+from core.compiled import compiled_forward, require_compiler
 from core.int8 import Int8Model, calibration_sample, require_cpu
 from core.models import absolute, loading_model, model_fingerprint, resolve_model
-from core.precision import autocast, bf16_copy, casts_weights, pick_device
+from core.precision import autocast, bf16_copy, casts_weights, compiles, pick_device
 from core.progress import progress_bar
 
 CONFIG_FILE = "tandem_bi_encoder.json"
@@ -206,16 +207,21 @@ class BiEncoder(torch.nn.Module):
 
     def inference_forward(self, kind: str, precision: str, texts: Sequence[str]) -> tuple[Callable | None, str]:
         """(the tower's forward pass for `precision`, the autocast precision to run it under): int8 through
-        OpenVINO, bf16 on a CPU through a bf16 copy of the weights (`casts_weights`), else the tower itself
-        under autocast (None)."""
+        OpenVINO, bf16 on a CPU through a bf16 copy of the weights (`casts_weights`; compiled for
+        bf16-compiled), else the tower itself under autocast (None)."""
         if precision == "int8":
             return self.prepare_int8(kind, texts), "fp32"
         if casts_weights(precision, self.device):
             tower_kind = "query" if kind == "query" and not self.config.shared else "passage"  # one copy if shared
-            if (tower_kind, "bf16") not in self._inference:
+            key = (tower_kind, "bf16-compiled" if compiles(precision) else "bf16")
+            if key not in self._inference:
                 tower = bf16_copy(self.query_model if tower_kind == "query" else self.passage_model)
-                self._inference[tower_kind, "bf16"] = lambda batch: tower(**batch).last_hidden_state
-            return self._inference[tower_kind, "bf16"], "fp32"
+                if compiles(precision):
+                    require_compiler(self.device)
+                    self._inference[key] = compiled_forward(tower, lambda output: output.last_hidden_state)
+                else:
+                    self._inference[key] = lambda batch: tower(**batch).last_hidden_state
+            return self._inference[key], "fp32"
         return None, precision
 
     def prepare_int8(self, kind: str, calibration_texts: Sequence[str]) -> Int8Model:

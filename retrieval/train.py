@@ -38,6 +38,8 @@ class RetrieverConfig(TrainingConfig):
     loss: str = "nll"
     """nll (in-batch DPR), or distillation from the groups' teacher scores: kl (listwise) or margin-mse"""
     teacher_temperature: float = 1.0
+    label_weight: float = 1.0
+    """kl only: weight of the judged positive's NLL added to the KL term (0: the teacher's scores alone)"""
 
 
 def in_batch_nll(
@@ -111,7 +113,9 @@ def train_retriever(
         def loss_fn(batch: GroupBatch) -> torch.Tensor:
             return in_batch_nll(model, encoder, batch, temperature, context.world_size)
     else:
-        distill = ListwiseKLLoss(config.teacher_temperature) if config.loss == "kl" else MarginMSELoss()
+        distill = (
+            ListwiseKLLoss(config.teacher_temperature, config.label_weight) if config.loss == "kl" else MarginMSELoss()
+        )
 
         def loss_fn(batch: GroupBatch) -> torch.Tensor:
             return group_distillation(model, encoder, batch, temperature, distill)

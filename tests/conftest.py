@@ -22,6 +22,8 @@ os.environ["TANDEM_CPU_BF16"] = "0"
 # Likewise `auto` quantises large reranking jobs to int8 where the int8 extra is installed: off, so the
 # numbers do not depend on the install (int8 and the choice itself are tested explicitly).
 os.environ["TANDEM_CPU_INT8"] = "0"
+# and compiles large bf16 jobs with torch.compile: off too (the compiled path is tested explicitly)
+os.environ["TANDEM_CPU_COMPILE"] = "0"
 
 
 @pytest.fixture(autouse=True)

@@ -89,6 +89,9 @@ def test_listwise_kl_is_the_kl_divergence_of_the_two_softmaxes() -> None:
     by_hand = sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True))
     assert ListwiseKLLoss(teacher_temperature=2.0)(student, teacher).item() == pytest.approx(by_hand, rel=1e-5)
     assert ListwiseKLLoss()(teacher, teacher).item() == pytest.approx(0.0, abs=1e-6)
+    label_nll = -math.log(q[0])  # the positive is column 0
+    with_labels = ListwiseKLLoss(teacher_temperature=2.0, label_weight=0.5)(student, teacher).item()
+    assert with_labels == pytest.approx(by_hand + 0.5 * label_nll, rel=1e-5)
 
 
 def test_margin_mse_compares_margins_not_scores() -> None:

@@ -30,6 +30,13 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = _number(text, float)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     value = _number(text, float)
     if not value > 0:
@@ -90,7 +97,9 @@ def add_precision_arg(parser: argparse.ArgumentParser, inference: bool = False) 
     """`--precision`, the same for training, encoding and reranking; `inference` adds int8 (OpenVINO)."""
     int8 = (
         "; int8 = OpenVINO int8, quantised on a sample of this job's inputs (about 2x bf16 on a CPU; optional "
-        "extra `int8`), which auto picks for reranking 2,000 pairs or more on a CPU with the extra"
+        "extra `int8`), which auto picks for reranking 2,000 pairs or more on a CPU with the extra; "
+        "bf16-compiled = bf16 through torch.compile on a CPU (1.1-1.3x bf16 after ~25 s of compiling; needs a "
+        "C++ compiler), which auto picks for other jobs of 20,000 passages or pairs on CPUs with fast bf16"
         if inference
         else ""
     )

@@ -21,6 +21,7 @@ from pipelines.commands.common import (
     add_precision_arg,
     add_training_args,
     dataset_from,
+    non_negative_float,
     positive_float,
     positive_int,
     prepare_training_output,
@@ -86,6 +87,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     train.add_argument("--teacher-temperature", type=positive_float, default=1.0,
                        help="divides the teacher's scores before the softmax of --loss kl (default: 1)")  # fmt: skip
+    train.add_argument("--label-weight", type=non_negative_float, default=1.0,
+                       help="--loss kl: weight of the judged positive's NLL added to the KL term, so the labels "
+                       "still anchor the student where the teacher errs (default: 1; 0: the teacher alone)")  # fmt: skip
     train.add_argument("--pooling", choices=POOLINGS, help="embedding pooling" + tip % "mean")
     train.add_argument(
         "--normalize", action=argparse.BooleanOptionalAction, help="L2-normalise embeddings" + tip % "yes"
@@ -205,6 +209,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = RetrieverConfig(
         model=args.model, encoder=encoder, group_size=args.group_size, batch_queries=args.batch_queries,
         attention_dropout=args.attention_dropout, loss=args.loss, teacher_temperature=args.teacher_temperature,
+        label_weight=args.label_weight,
         **training_options(args),
     )  # fmt: skip
     if writes:

@@ -50,6 +50,7 @@ def stage_distill(ctx: RunContext, work: Path) -> dict:
         groups,
         loss=options["loss"],
         teacher_temperature=options["teacher_temperature"],
+        label_weight=options["label_weight"],
     )
     summary = train_retriever(groups, config, work / "model")
     return {"teacher": label, "training": summary, **dense_stage_runs(ctx, work, str(work / "model"))}

@@ -20,7 +20,7 @@ from core.atomic import atomic_dir
 from core.data.beir import file_fingerprint, iter_jsonl_records, join_title
 from core.errors import TandemError
 from core.parts import shard_range
-from core.precision import resolved_precision
+from core.precision import bulk_encode_precision, resolved_precision
 from core.progress import progress_bar
 from retrieval.encoder import BiEncoder
 from retrieval.index.shards import encoded_marker, shard_dir
@@ -60,6 +60,7 @@ def encode_corpus_shard(
     corpus_path = Path(corpus_path)
     shard = shard_dir(out_dir, shard_id)
     start, stop = shard_range(count_lines(corpus_path), shard_id, num_shards)
+    precision = bulk_encode_precision(precision, encoder.device, stop - start)
     made_with = {
         "encoder": encoder.source,
         "weights": encoder.fingerprint,

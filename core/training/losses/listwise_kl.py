@@ -14,12 +14,20 @@ class ListwiseKLLoss(torch.nn.Module):
     being pushed down.
 
     Inputs: `student` (B, C) scores (query·passage / tau); `teacher` (B, C) scores of the same passages
-    (cross-encoder logits), divided by `teacher_temperature` before the softmax. Returns the batch mean."""
+    (cross-encoder logits), divided by `teacher_temperature` before the softmax. Returns the batch mean.
 
-    def __init__(self, teacher_temperature: float = 1.0) -> None:
+    `label_weight` > 0 adds that much of the listwise NLL with the judged positive (column 0) as target,
+    so the labels keep anchoring the student where the teacher ranks a negative above the positive."""
+
+    def __init__(self, teacher_temperature: float = 1.0, label_weight: float = 0.0) -> None:
         super().__init__()
         self.teacher_temperature = teacher_temperature
+        self.label_weight = label_weight
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
         target = F.softmax(teacher.float() / self.teacher_temperature, dim=-1)
-        return F.kl_div(F.log_softmax(student.float(), dim=-1), target, reduction="batchmean")
+        log_probs = F.log_softmax(student.float(), dim=-1)
+        loss = F.kl_div(log_probs, target, reduction="batchmean")
+        if self.label_weight:
+            loss = loss - self.label_weight * log_probs[:, 0].mean()
+        return loss
