@@ -15,7 +15,6 @@ import shutil
 from collections.abc import Callable
 
 import torch
-import torch._inductor.config as inductor_config
 from transformers import BatchEncoding
 
 from core.errors import TandemError
@@ -41,6 +40,8 @@ def compiled_forward(model: torch.nn.Module, output: Callable[[object], torch.Te
     """`model`'s forward pass (an eval-mode bf16 copy; `output` picks the tensor from its result) compiled
     with frozen weights. A batch of one runs eagerly: torch.compile specialises size-1 dimensions, and that
     one batch (a job's last, or a single query) would otherwise cost a second compilation."""
+    import torch._inductor.config as inductor_config  # here: importing inductor costs every command a second
+
     compiled = torch.compile(model, dynamic=True)
 
     def forward(batch: BatchEncoding) -> torch.Tensor:

@@ -156,6 +156,8 @@ class CrossEncoder(torch.nn.Module):
         (`casts_weights`; compiled for bf16-compiled), else the model itself under autocast (None)."""
         if precision == "int8":
             return self.prepare_int8(queries, passages), "fp32"
+        if compiles(precision):
+            require_compiler(self.device)
         if casts_weights(precision, self.device):
             key = "bf16-compiled" if compiles(precision) else "bf16"
             if key not in self._inference:
@@ -166,7 +168,6 @@ class CrossEncoder(torch.nn.Module):
                     head.float()
                     _run_head_in_float32(model)
                 if compiles(precision):
-                    require_compiler(self.device)
                     self._inference[key] = compiled_forward(model, lambda output: output.logits)
                 else:
                     self._inference[key] = lambda batch: model(**batch).logits

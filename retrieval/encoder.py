@@ -211,13 +211,14 @@ class BiEncoder(torch.nn.Module):
         bf16-compiled), else the tower itself under autocast (None)."""
         if precision == "int8":
             return self.prepare_int8(kind, texts), "fp32"
+        if compiles(precision):
+            require_compiler(self.device)
         if casts_weights(precision, self.device):
             tower_kind = "query" if kind == "query" and not self.config.shared else "passage"  # one copy if shared
             key = (tower_kind, "bf16-compiled" if compiles(precision) else "bf16")
             if key not in self._inference:
                 tower = bf16_copy(self.query_model if tower_kind == "query" else self.passage_model)
                 if compiles(precision):
-                    require_compiler(self.device)
                     self._inference[key] = compiled_forward(tower, lambda output: output.last_hidden_state)
                 else:
                     self._inference[key] = lambda batch: tower(**batch).last_hidden_state
