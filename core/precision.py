@@ -19,7 +19,7 @@ INFERENCE_PRECISIONS = (*PRECISIONS, "int8", "bf16-compiled")
 """int8 (OpenVINO, `core.int8`) and bf16-compiled (torch.compile on the CPU, `core.compiled`) are for encoding
 and scoring only: training runs in one of PRECISIONS."""
 CPU_COMPILE_ENV = "TANDEM_CPU_COMPILE"
-"""Set to 0 or 1 to decide whether `auto` compiles bulk bf16 jobs on a CPU (`bulk_precision`) instead of
+"""Set to 0 or 1 to decide whether `auto` compiles bulk bf16 jobs on a CPU (`bulk_encode_precision`) instead of
 checking for a C++ compiler (the tests set 0; the compiled path is tested explicitly)."""
 BULK_COMPILE_MIN = 20_000
 """Inputs (passages or pairs) a bulk job needs before `auto` compiles it. SciFact's 5,183 passages on two

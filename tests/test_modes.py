@@ -222,7 +222,9 @@ def test_config_types_are_checked_before_any_stage(tmp_path: Path) -> None:
     with pytest.raises(TandemError, match=r"rerank.first_stages must list some of bm25, dense, hybrid, not"):
         load_config(firsts, quick=False)
     precision = write_config(tmp_path / "p.yaml", {"rerank": {"precision": "int4"}})
-    with pytest.raises(TandemError, match=r"rerank.precision must be one of auto, fp32, bf16, fp16, int8, not 'int4'"):
+    with pytest.raises(
+        TandemError, match=r"rerank.precision must be one of auto, fp32, bf16, fp16, int8, bf16-compiled, not 'int4'"
+    ):
         load_config(precision, quick=False)
     listed = tmp_path / "list.yaml"
     listed.write_text("- reranker\n")

@@ -285,7 +285,9 @@ def test_distillation_from_scored_groups(tiny_dir: Path, tiny_bert: Path, tmp_pa
     groups = read_groups(tmp_path / "scored.jsonl", BeirDataset(tiny_dir).corpus)
     assert all(p.teacher is not None for g in groups for p in [*g.positives, *g.negatives])
     train = ["retriever", "train", "--dataset", str(tiny_dir), "--split", "test", "--model", str(tiny_bert),
-             "--group-size", "4", "--batch-queries", "3", "--epochs", "12", "--lr", "1e-3", "--loss", "kl"]  # fmt: skip
+             "--group-size", "4", "--batch-queries", "3", "--epochs", "12", "--lr", "1e-3", "--loss", "kl",
+             "--label-weight", "0"]  # fmt: skip
+    # --label-weight 0: the KL alone (the label term has its own test in test_losses)
     assert main([*train, "--negatives", str(tmp_path / "g.jsonl"), "--out", str(tmp_path / "no")]) == 2
     assert main([*train, "--negatives", str(tmp_path / "scored.jsonl"), "--out", str(tmp_path / "kl")]) == 0
     losses = [float(row["loss"]) for row in csv.DictReader(open(tmp_path / "kl" / "loss.csv"))]

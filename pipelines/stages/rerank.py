@@ -65,10 +65,14 @@ def stage_rerank(ctx: RunContext, work: Path) -> dict:
     precision = bulk_precision(options["precision"], pick_device(), pairs) if rerankers else options["precision"]
     for label, path in rerankers.items():
         model = CrossEncoder.from_pretrained(path).to_device()
-        if precision == "int8":  # quantised before the timing, on the first run's pairs
-            model.prepare_int8(
-                *rerank_pairs(first_runs[firsts[0], "test"], ctx.dataset.queries, ctx.dataset.corpus, options["depth"])
+        if precision in ("int8", "bf16-compiled"):  # quantised or compiled before the timing, on the first pairs
+            queries, passages = rerank_pairs(
+                first_runs[firsts[0], "test"], ctx.dataset.queries, ctx.dataset.corpus, options["depth"]
             )
+            if precision == "int8":
+                model.prepare_int8(queries, passages)
+            else:
+                model.score(queries[:2], passages[:2], precision=precision, show_progress=False)
         for (first, split), run in first_runs.items():
             started = time.perf_counter()
             result = rerank_run(
