@@ -38,7 +38,7 @@ class RetrieverConfig(TrainingConfig):
     loss: str = "nll"
     """nll (in-batch DPR), or distillation from the groups' teacher scores: kl (listwise) or margin-mse"""
     teacher_temperature: float = 1.0
-    label_weight: float = 1.0
+    label_weight: float = 2.0
     """kl only: weight of the judged positive's NLL added to the KL term (0: the teacher's scores alone)"""
 
 

@@ -87,9 +87,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     train.add_argument("--teacher-temperature", type=positive_float, default=1.0,
                        help="divides the teacher's scores before the softmax of --loss kl (default: 1)")  # fmt: skip
-    train.add_argument("--label-weight", type=non_negative_float, default=1.0,
+    train.add_argument("--label-weight", type=non_negative_float, default=2.0,
                        help="--loss kl: weight of the judged positive's NLL added to the KL term, so the labels "
-                       "still anchor the student where the teacher errs (default: 1; 0: the teacher alone)")  # fmt: skip
+                       "still anchor the student where the teacher errs (default: 2; 0: the teacher alone)")  # fmt: skip
     train.add_argument("--pooling", choices=POOLINGS, help="embedding pooling" + tip % "mean")
     train.add_argument(
         "--normalize", action=argparse.BooleanOptionalAction, help="L2-normalise embeddings" + tip % "yes"
