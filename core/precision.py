@@ -61,14 +61,19 @@ def bulk_precision(precision: str, device: torch.device, inputs: int) -> str:
     scored 1.75x bf16's pairs/s in a SciFact run's rerank at the same quality (dev nDCG@10 -0.0008 in the
     chosen fusion, -0.0014 alone, p 0.88; README "Precision"). Without the extra, as for encoding, see
     `bulk_encode_precision`."""
-    if precision != "auto" or device.type != "cpu" or inputs < BULK_INT8_MIN:
-        return bulk_encode_precision(precision, device, inputs)
+    if precision == "auto" and device.type == "cpu" and inputs >= BULK_INT8_MIN and _int8_wanted():
+        return "int8"
+    return bulk_encode_precision(precision, device, inputs)
+
+
+def _int8_wanted() -> bool:
+    """`TANDEM_CPU_INT8` when set, else whether the `int8` extra is installed."""
     forced = os.environ.get(CPU_INT8_ENV)
     if forced in ("0", "1"):
-        return "int8" if forced == "1" else bulk_encode_precision(precision, device, inputs)
+        return forced == "1"
     from core.int8 import int8_available
 
-    return "int8" if int8_available() else bulk_encode_precision(precision, device, inputs)
+    return int8_available()
 
 
 def bulk_encode_precision(precision: str, device: torch.device, inputs: int) -> str:

@@ -12,7 +12,7 @@ import torch
 
 from core.data.beir import BeirDataset
 from core.data.splits import dev_split_ids
-from core.precision import autocast, bulk_precision, pick_device
+from core.precision import autocast, bulk_precision, pick_device, resolved_precision
 
 WARMUP_PASSAGES = 64
 LENGTH_SAMPLE = 1000
@@ -113,7 +113,7 @@ def measure(dataset: BeirDataset, config: dict, mode: str, seed: int = 0) -> Rat
         config["rerank"]["precision"], device, rerank_pair_count(evaluated_queries(dataset, config, mode), config)
     )
     score_quantise_s = _timed_once(lambda: ce.prepare_int8(*timed_pairs)) if rerank_precision == "int8" else 0.0
-    timed_precision = "bf16" if rerank_precision == "bf16-compiled" else rerank_precision
+    timed_precision = resolved_precision(rerank_precision, device)  # bf16-compiled is timed as bf16
     score_seconds = fastest_seconds(
         lambda: ce.score(
             *timed_pairs, batch_size=config["rerank"]["batch_size"], precision=timed_precision, show_progress=False

@@ -29,7 +29,7 @@ from pipelines.commands.common import (
     without_negatives_note,
     write_config,
 )
-from pipelines.defaults import DenseDefaults, RetrieverDefaults
+from pipelines.defaults import DenseDefaults, DistillDefaults, RetrieverDefaults
 from retrieval import bm25
 from retrieval.dense import dense_search
 from retrieval.encoder import POOLINGS, BiEncoder, BiEncoderConfig, saved_config
@@ -85,11 +85,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="nll: in-batch DPR loss (default); kl / margin-mse: distil the cross-encoder scores stored in "
         "--negatives by `tandem reranker score-groups` (listwise KL, RocketQAv2; Margin-MSE, Hofstaetter et al.)",
     )  # fmt: skip
-    train.add_argument("--teacher-temperature", type=positive_float, default=1.0,
-                       help="divides the teacher's scores before the softmax of --loss kl (default: 1)")  # fmt: skip
-    train.add_argument("--label-weight", type=non_negative_float, default=2.0,
+    train.add_argument("--teacher-temperature", type=positive_float, default=DistillDefaults.teacher_temperature,
+                       help="divides the teacher's scores before the softmax of --loss kl (default: %(default)s)")  # fmt: skip
+    train.add_argument("--label-weight", type=non_negative_float, default=DistillDefaults.label_weight,
                        help="--loss kl: weight of the judged positive's NLL added to the KL term, so the labels "
-                       "still anchor the student where the teacher errs (default: 2; 0: the teacher alone)")  # fmt: skip
+                       "still anchor the student where the teacher errs (default: %(default)s; 0: the teacher alone)")  # fmt: skip
     train.add_argument("--pooling", choices=POOLINGS, help="embedding pooling" + tip % "mean")
     train.add_argument(
         "--normalize", action=argparse.BooleanOptionalAction, help="L2-normalise embeddings" + tip % "yes"
