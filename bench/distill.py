@@ -28,16 +28,14 @@ import json
 import time
 from pathlib import Path
 
+from bench.dev_grid import dev_and_test, evaluate_index, p_text, write_result
 from core.data.beir import BeirDataset
 from core.data.groups import TrainingGroup, read_groups
-from core.data.runs import read_run, write_run
+from core.data.runs import read_run
 from core.data.sources import open_dataset
-from pipelines.evaluation.metrics import Evaluation, evaluate
-from pipelines.evaluation.report import paired_p_value
-from pipelines.stages.context import RunContext
+from pipelines.evaluation.metrics import evaluate
 from pipelines.stages.training import retriever_config
-from retrieval.dense import dense_search
-from retrieval.index import DenseIndex, build_dense_index
+from retrieval.index import build_dense_index
 from retrieval.train import train_retriever
 
 CONTROL = "labels-only"
@@ -78,19 +76,6 @@ def train_and_index(run: Path, config: dict, dataset: BeirDataset, out: Path, na
     return folder / "index"
 
 
-def evaluate_setting(index_dir: Path, queries: dict, qrels: dict, name: str) -> dict[str, Evaluation]:
-    """The setting's dev and test figures (its runs written beside the index, and reused)."""
-    figures, index = {}, None
-    for split in ("dev", "test"):
-        path = index_dir.parent / f"{split}.trec"
-        if not path.is_file():
-            index = index or DenseIndex(index_dir)
-            run, _ = dense_search(index, queries[split], 100)
-            write_run(run, path, tag=name)
-        figures[split] = evaluate(read_run(path), qrels[split])
-    return figures
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a finished `tandem run` folder (train mode)")
@@ -105,9 +90,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     config = json.loads((args.run / "distill" / "config.json").read_text())
     dataset = open_dataset(args.dataset)
-    context = RunContext(dataset, args.run, config)
-    qrels = {"dev": context.dev_qrels(), "test": dataset.qrels(config["split"]["test"])}
-    queries = {"dev": context.dev_queries(), "test": dataset.split_queries(config["split"]["test"])}
+    queries, qrels = dev_and_test(dataset, args.run, config)
     baseline = {split: evaluate(read_run(args.run / "index" / f"{split}.trec"), qrels[split]) for split in qrels}
 
     settings = {f"w{weight:g}": weight for weight in args.label_weights}
@@ -116,14 +99,10 @@ def main() -> None:
     figures = {}
     for name, weight in settings.items():
         index_dir = train_and_index(args.run, config, dataset, out, name, weight)
-        figures[name] = evaluate_setting(index_dir, queries, qrels, name)
+        figures[name] = evaluate_index(index_dir, queries, qrels, name)
         print(f"{name}: dev nDCG@10 {figures[name]['dev'].aggregate['nDCG@10']:.4f}", flush=True)
     weighted = [name for name in settings if name != CONTROL]
     chosen = max(weighted, key=lambda n: (figures[n]["dev"].aggregate["nDCG@10"], -settings[n]))
-
-    def p(row: dict, against: dict, split: str) -> str:
-        value = paired_p_value(row[split], against[split])
-        return "—" if value is None else f"{value:.3g}"
 
     print("\n| setting | dev nDCG@10 | test nDCG@10 | p vs fine-tuned (dev / test) | p vs chosen (dev / test) |")
     print("|---|---|---|---|---|")
@@ -132,10 +111,9 @@ def main() -> None:
     for name, row in figures.items():
         mark = " (chosen)" if name == chosen else ""
         print(f"| {name}{mark} | {row['dev'].aggregate['nDCG@10']:.4f} | {row['test'].aggregate['nDCG@10']:.4f} | "
-              f"{p(row, baseline, 'dev')} / {p(row, baseline, 'test')} | "
-              f"{p(row, figures[chosen], 'dev')} / {p(row, figures[chosen], 'test')} |")  # fmt: skip
-    result = {name: {s: row[s].aggregate["nDCG@10"] for s in row} for name, row in figures.items()}
-    (out / "result.json").write_text(json.dumps({"chosen": chosen, "nDCG@10": result}, indent=2) + "\n")
+              f"{p_text(row, baseline, 'dev')} / {p_text(row, baseline, 'test')} | "
+              f"{p_text(row, figures[chosen], 'dev')} / {p_text(row, figures[chosen], 'test')} |")  # fmt: skip
+    write_result(out, chosen, figures)
     print(f"RESULT distill: label weight chosen on dev {settings[chosen]:g} ({chosen})")
 
 

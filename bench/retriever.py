@@ -19,15 +19,11 @@ import json
 import time
 from pathlib import Path
 
+from bench.dev_grid import dev_and_test, evaluate_index, p_text, write_result
 from core.data.groups import read_groups
-from core.data.runs import read_run, write_run
 from core.data.sources import open_dataset
-from pipelines.evaluation.metrics import evaluate
-from pipelines.evaluation.report import paired_p_value
-from pipelines.stages.context import RunContext
 from pipelines.stages.training import retriever_config
-from retrieval.dense import dense_search
-from retrieval.index import DenseIndex, build_dense_index
+from retrieval.index import build_dense_index
 from retrieval.train import train_retriever
 
 
@@ -68,9 +64,7 @@ def main() -> None:
     config = json.loads((args.run / "retriever" / "config.json").read_text())
     dataset = open_dataset(args.dataset)
     groups = read_groups(args.run / "retriever" / "bm25-negatives.jsonl", dataset.corpus)
-    context = RunContext(dataset, args.run, config)
-    qrels = {"dev": context.dev_qrels(), "test": dataset.qrels(config["split"]["test"])}
-    queries = {"dev": context.dev_queries(), "test": dataset.split_queries(config["split"]["test"])}
+    queries, qrels = dev_and_test(dataset, args.run, config)
     print(f"{len(groups)} groups, {len(queries['dev'])} dev queries, {len(queries['test'])} test queries")
 
     figures: dict[str, dict] = {}
@@ -78,15 +72,7 @@ def main() -> None:
         for dropout in args.dropouts:
             index_dir = train_and_index(config, groups, dataset.corpus_path, out, epochs, dropout)
             name = setting_name(epochs, dropout)
-            figures[name] = {}
-            index = None
-            for split in ("dev", "test"):
-                path = index_dir.parent / f"{split}.trec"
-                if not path.is_file():
-                    index = index or DenseIndex(index_dir)
-                    run, _ = dense_search(index, queries[split], 100)
-                    write_run(run, path, tag=name)
-                figures[name][split] = evaluate(read_run(path), qrels[split])
+            figures[name] = evaluate_index(index_dir, queries, qrels, name)
             print(f"{name}: dev nDCG@10 {figures[name]['dev'].aggregate['nDCG@10']:.4f}")
     settings = [(e, d) for e in args.epochs for d in args.dropouts]
     chosen = setting_name(*max(settings, key=lambda s: (figures[setting_name(*s)]["dev"].aggregate["nDCG@10"],
@@ -96,13 +82,11 @@ def main() -> None:
     for epochs, dropout in settings:
         name = setting_name(epochs, dropout)
         row = figures[name]
-        p = {s: paired_p_value(row[s], figures[chosen][s]) for s in ("dev", "test")}
-        p = {s: "—" if v is None else f"{v:.3g}" for s, v in p.items()}
+        p = {s: p_text(row, figures[chosen], s) for s in ("dev", "test")}
         mark = " (chosen)" if name == chosen else ""
         print(f"| {epochs:g}{mark} | {dropout:g} | {row['dev'].aggregate['nDCG@10']:.4f} | "
               f"{row['test'].aggregate['nDCG@10']:.4f} | {p['dev']} | {p['test']} |")  # fmt: skip
-    result = {name: {s: row[s].aggregate["nDCG@10"] for s in row} for name, row in figures.items()}
-    (out / "result.json").write_text(json.dumps({"chosen": chosen, "nDCG@10": result}, indent=2) + "\n")
+    write_result(out, chosen, figures)
     print(f"RESULT retriever: chosen on dev {chosen}")
 
 

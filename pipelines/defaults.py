@@ -124,7 +124,8 @@ class DistillDefaults:
     teacher_temperature: float = 1.0
     label_weight: float = 2.0
     """kl: weight of the judged positive's NLL beside the KL term. Chosen on dev (session 13, runs/default9's
-    scored groups): dev nDCG@10 0.7805 with the teacher alone (0), 0.7898 at 1, 0.7953 at 2"""
+    scored groups): dev nDCG@10 0.7805 with the teacher alone (0), 0.7898 at 1, 0.7953 at 2; 0.7888 at 4
+    (session 14, `bench.distill` on runs/default11's identical groups)"""
     batch_size: int = 64
     precision: str = "auto"
     """the teacher's scoring: auto (bf16 where fast, else fp32), fp32, bf16 or int8"""
