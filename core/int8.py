@@ -9,14 +9,17 @@ scoring, with embeddings at cosine 0.997 to fp32 and SciFact nDCG@10 within 0.00
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 from transformers import BatchEncoding
+from transformers.utils import logging as transformers_logging
 
 from core.errors import TandemError
 
@@ -80,16 +83,16 @@ class Int8Model:
             raise ValueError("int8 quantisation needs at least one calibration input")
         was_training = model.training
         model.eval()
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: expected
+        with torch.no_grad(), _quiet():
             converted = openvino.convert_model(model, example_input=dict(example))
         model.train(was_training)
-        quantised = nncf.quantize(
-            converted,
-            nncf.Dataset([_numpy(batch) for batch in calibration]),
-            model_type=nncf.ModelType.TRANSFORMER,
-            subset_size=len(calibration),
-        )
+        with _quiet():
+            quantised = nncf.quantize(
+                converted,
+                nncf.Dataset([_numpy(batch) for batch in calibration]),
+                model_type=nncf.ModelType.TRANSFORMER,
+                subset_size=len(calibration),
+            )
         self._inputs = [port.get_any_name() for port in converted.inputs]
         self._compiled = openvino.Core().compile_model(
             quantised, "CPU", {"INFERENCE_NUM_THREADS": str(torch.get_num_threads()), "PERFORMANCE_HINT": "LATENCY",
@@ -99,6 +102,23 @@ class Int8Model:
     def __call__(self, batch: BatchEncoding) -> torch.Tensor:
         inputs = {name: value for name, value in _numpy(batch).items() if name in self._inputs}
         return torch.from_numpy(np.asarray(self._compiled(inputs)[0]))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Export and quantisation without their chatter in a run's log: NNCF's progress bars (rich, on
+    stdout), transformers' log lines and deprecation warnings met while tracing, the tracer's shape-check
+    warnings (constants by design). The caller's own progress bar covers the job."""
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
 
 
 def _numpy(batch: BatchEncoding | dict) -> dict[str, np.ndarray]:

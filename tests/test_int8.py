@@ -45,6 +45,15 @@ def test_int8_embeddings_are_close_to_fp32_and_the_model_is_quantised_once(tiny_
     assert encoder.prepare_int8("passage", texts) is not quantised  # trained weights: quantised again
 
 
+def test_int8_quantisation_prints_nothing(tiny_bert: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """NNCF draws its own progress bars and the export trips a transformers warning: noise in a run's
+    log, since tandem's own progress bar already covers the job."""
+    model = CrossEncoder.from_pretrained(tiny_bert)
+    model.score(["q"] * 6, tiny_texts(TINY)[:6], 4, "int8", show_progress=False)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Statistics collection" not in captured.err, captured
+
+
 @pytest.mark.integration
 def test_int8_scores_track_fp32() -> None:
     """On all-MiniLM-L6-v2 with a seeded head and SciFact pairs: the tiny random BERT's logits hardly vary
