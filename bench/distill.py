@@ -12,7 +12,12 @@ It reads a finished `tandem run` folder (train mode, distill stage run): `distil
   with the judged positive as target (W 0: the teacher alone);
 - `labels-only` with `--control`: the teacher's scores replaced by a one-hot on the judged positive, so
   the KL is the group-wise NLL itself. Same groups, steps and start, no cross-encoder: what the extra
-  training on the mined groups gives by itself.
+  training on the mined groups gives by itself;
+- with `--titles`, each setting again as `<setting>+titles`: the run's title pseudo-query groups
+  (`mining/title-groups.jsonl`, top negatives as the stage keeps them) scored by the same cross-encoder
+  (cached in `OUT/title-scored-groups.jsonl`) join the train groups, so the epoch is longer;
+- with `--teacher CE`, every setting learns from another cross-encoder's scores of the run's mined groups
+  (scored as the stage scores them, cached in `OUT/scored-groups.jsonl`), e.g. one trained longer.
 
 The setting with the best dev nDCG@10 is the choice (ties go to the smaller weight); each row's test
 figure is printed beside it, with paired t-tests against the fine-tuned bi-encoder and the chosen
@@ -30,15 +35,18 @@ from pathlib import Path
 
 from bench.dev_grid import dev_and_test, evaluate_index, p_text, write_result
 from core.data.beir import BeirDataset
-from core.data.groups import TrainingGroup, read_groups
+from core.data.groups import TrainingGroup, read_groups, write_groups
 from core.data.runs import read_run
 from core.data.sources import open_dataset
 from pipelines.evaluation.metrics import evaluate
 from pipelines.stages.training import retriever_config
+from rerank.model import CrossEncoder
+from rerank.teacher import score_groups
 from retrieval.index import build_dense_index
 from retrieval.train import train_retriever
 
 CONTROL = "labels-only"
+TITLES = "+titles"
 ONE_HOT = 30.0
 """The control's teacher score of the judged positive (negatives get 0): softmax puts ~1 - 1e-12 on it."""
 
@@ -53,14 +61,52 @@ def labels_only(groups: list[TrainingGroup]) -> list[TrainingGroup]:
     return groups
 
 
-def train_and_index(run: Path, config: dict, dataset: BeirDataset, out: Path, name: str, label_weight: float) -> Path:
+def run_teacher(run: Path, config: dict) -> Path:
+    """The cross-encoder the run's distill stage learned from (`distill.teacher`, else its first)."""
+    wanted = run / "reranker" / config["distill"]["teacher"]
+    return wanted if wanted.is_dir() else next(p for p in sorted((run / "reranker").iterdir()) if p.is_dir())
+
+
+def scored_groups(
+    source: Path, teacher_dir: Path, config: dict, dataset: BeirDataset, cache: Path
+) -> list[TrainingGroup]:
+    """`source`'s groups cut to the stage's top negatives and scored by `teacher_dir` as the stage scores
+    them (all pairs in one call); cached at `cache`."""
+    if not cache.is_file():
+        options = config["distill"]
+        groups = read_groups(source, dataset.corpus)
+        for group in groups:
+            group.negatives = group.negatives[: options["num_negatives"]]
+        teacher = CrossEncoder.from_pretrained(str(teacher_dir)).to_device()
+        started = time.perf_counter()
+        score_groups(groups, teacher, options["batch_size"], options["precision"])
+        print(f"scored {len(groups)} groups of {source.name} in {time.perf_counter() - started:.0f} s", flush=True)
+        write_groups(groups, cache)
+    return read_groups(cache, dataset.corpus)
+
+
+def setting_groups(run: Path, config: dict, dataset: BeirDataset, out: Path, name: str, teacher: Path | None) -> list:
+    """A setting's training groups: the run's scored groups (or the mined ones scored by `teacher`), plus
+    the scored title groups for a `+titles` setting, one-hot for the control."""
+    if teacher is None:
+        groups = read_groups(run / "distill" / "scored-groups.jsonl", dataset.corpus)
+    else:
+        groups = scored_groups(run / "mining" / "groups.jsonl", teacher, config, dataset, out / "scored-groups.jsonl")
+    if name.endswith(TITLES):
+        cache = out / "title-scored-groups.jsonl"
+        groups += scored_groups(run / "mining" / "title-groups.jsonl", teacher or run_teacher(run, config), config,
+                                dataset, cache)  # fmt: skip
+    return labels_only(groups) if name.startswith(CONTROL) else groups
+
+
+def train_and_index(
+    run: Path, config: dict, dataset: BeirDataset, out: Path, name: str, label_weight: float, teacher: Path | None
+) -> Path:
     """Train one setting (skipped when its model exists) as the distill stage does, from the run's
     fine-tuned bi-encoder, and index the corpus; returns the index."""
     folder = out / name
     if not (folder / "model" / "config.json").is_file():
-        groups = read_groups(run / "distill" / "scored-groups.jsonl", dataset.corpus)
-        if name == CONTROL:
-            groups = labels_only(groups)
+        groups = setting_groups(run, config, dataset, out, name, teacher)
         options = config["distill"]
         setting = retriever_config(
             config, str(run / "retriever" / "model"), options, groups, loss=options["loss"],
@@ -83,10 +129,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="models, indexes and results (default: RUN/distill-grid)")
     parser.add_argument("--label-weights", type=float, nargs="+", default=[0.0, 1.0, 2.0])
     parser.add_argument("--control", action="store_true", help=f"also the '{CONTROL}' setting (no teacher)")
+    parser.add_argument("--titles", action="store_true", help=f"each setting also as '<setting>{TITLES}'")
+    parser.add_argument("--teacher", type=Path, help="another cross-encoder to score the run's mined groups with "
+                        "(default: the run's own scores); its grid goes to RUN/distill-grid-<folder name>")  # fmt: skip
     args = parser.parse_args()
     if not (args.run / "distill" / "scored-groups.jsonl").is_file():
         parser.error(f"{args.run}: no distill/scored-groups.jsonl (a train-mode run with its distill stage done)")
-    out = args.out or args.run / "distill-grid"
+    out = args.out or args.run / ("distill-grid" + (f"-{args.teacher.name}" if args.teacher else ""))
     out.mkdir(parents=True, exist_ok=True)
     config = json.loads((args.run / "distill" / "config.json").read_text())
     dataset = open_dataset(args.dataset)
@@ -96,12 +145,14 @@ def main() -> None:
     settings = {f"w{weight:g}": weight for weight in args.label_weights}
     if args.control:
         settings[CONTROL] = 0.0
+    if args.titles:
+        settings.update({name + TITLES: weight for name, weight in settings.items()})
     figures = {}
     for name, weight in settings.items():
-        index_dir = train_and_index(args.run, config, dataset, out, name, weight)
+        index_dir = train_and_index(args.run, config, dataset, out, name, weight, args.teacher)
         figures[name] = evaluate_index(index_dir, queries, qrels, name)
         print(f"{name}: dev nDCG@10 {figures[name]['dev'].aggregate['nDCG@10']:.4f}", flush=True)
-    weighted = [name for name in settings if name != CONTROL]
+    weighted = [name for name in settings if not name.startswith(CONTROL)]
     chosen = max(weighted, key=lambda n: (figures[n]["dev"].aggregate["nDCG@10"], -settings[n]))
 
     print("\n| setting | dev nDCG@10 | test nDCG@10 | p vs fine-tuned (dev / test) | p vs chosen (dev / test) |")
