@@ -92,9 +92,10 @@ def test_commands_and_tandem_run_share_one_source_of_defaults() -> None:
         options["attention_dropout"], options["num_negatives"], options["negatives_depth"])  # fmt: skip
     reranker = parse(["reranker", "train", "--groups", "g", "--out", "o"])
     options = DEFAULTS["reranker"]
-    assert (reranker.epochs, reranker.lr, reranker.group_size, reranker.batch_queries, reranker.max_length,
-            reranker.attention_dropout) == (options["epochs"], options["learning_rate"], options["group_size"],
-                                            options["batch_queries"], options["max_length"], options["attention_dropout"])  # fmt: skip
+    assert (reranker.epochs, reranker.min_steps, reranker.lr, reranker.group_size, reranker.batch_queries,
+            reranker.max_length, reranker.attention_dropout) == (
+        options["epochs"], options["min_steps"], options["learning_rate"], options["group_size"],
+        options["batch_queries"], options["max_length"], options["attention_dropout"])  # fmt: skip
     mine = parse(["mine", "--dataset", "d", "--out", "o"])
     assert (mine.num_negatives, mine.depth, mine.seed, mine.min_relevance) == (
         DEFAULTS["mining"]["num_negatives"], DEFAULTS["mining"]["depth"], DEFAULTS["mining"]["seed"],

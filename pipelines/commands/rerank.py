@@ -77,7 +77,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_training_args(
         train, lr=RERANKER.learning_rate, epochs=RERANKER.epochs, dropout=RERANKER.attention_dropout,
-        head_lr=RERANKER.head_learning_rate,
+        min_steps=RERANKER.min_steps, head_lr=RERANKER.head_learning_rate,
     )  # fmt: skip
     train.set_defaults(handler=run_train)
 

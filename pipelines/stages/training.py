@@ -115,8 +115,8 @@ def stage_reranker(ctx: RunContext, work: Path) -> dict:
             continue
         config = RerankerConfig(
             model=options["model"], loss=loss, group_size=options["group_size"], batch_queries=min(options["batch_queries"], trainable_groups(groups)),
-            max_length=options["max_length"], attention_dropout=options["attention_dropout"], epochs=options["epochs"], max_steps=options["max_steps"],
-            learning_rate=options["learning_rate"], head_learning_rate=options["head_learning_rate"],
+            max_length=options["max_length"], attention_dropout=options["attention_dropout"], epochs=options["epochs"], min_steps=options["min_steps"],
+            max_steps=options["max_steps"], learning_rate=options["learning_rate"], head_learning_rate=options["head_learning_rate"],
             save_every=options["save_every"], seed=options["seed"],
             precision=options["precision"],
         )  # fmt: skip
