@@ -39,9 +39,9 @@ from core.data.groups import TrainingGroup, read_groups, write_groups
 from core.data.runs import read_run
 from core.data.sources import open_dataset
 from pipelines.evaluation.metrics import evaluate
+from pipelines.stages.context import RunContext
+from pipelines.stages.distill import teacher_label, teacher_scored
 from pipelines.stages.training import retriever_config
-from rerank.model import CrossEncoder
-from rerank.teacher import score_groups
 from retrieval.index import build_dense_index
 from retrieval.train import train_retriever
 
@@ -61,25 +61,19 @@ def labels_only(groups: list[TrainingGroup]) -> list[TrainingGroup]:
     return groups
 
 
-def run_teacher(run: Path, config: dict) -> Path:
-    """The cross-encoder the run's distill stage learned from (`distill.teacher`, else its first)."""
-    wanted = run / "reranker" / config["distill"]["teacher"]
-    return wanted if wanted.is_dir() else next(p for p in sorted((run / "reranker").iterdir()) if p.is_dir())
+def run_teacher(run: Path, config: dict, dataset: BeirDataset) -> Path:
+    """The cross-encoder the run's distill stage learned from."""
+    ctx = RunContext(dataset, run, config)
+    return Path(ctx.rerankers()[teacher_label(ctx)])
 
 
 def scored_groups(
     source: Path, teacher_dir: Path, config: dict, dataset: BeirDataset, cache: Path
 ) -> list[TrainingGroup]:
-    """`source`'s groups cut to the stage's top negatives and scored by `teacher_dir` as the stage scores
-    them (all pairs in one call); cached at `cache`."""
+    """`source`'s groups scored by `teacher_dir` as the distill stage scores them; cached at `cache`."""
     if not cache.is_file():
-        options = config["distill"]
-        groups = read_groups(source, dataset.corpus)
-        for group in groups:
-            group.negatives = group.negatives[: options["num_negatives"]]
-        teacher = CrossEncoder.from_pretrained(str(teacher_dir)).to_device()
         started = time.perf_counter()
-        score_groups(groups, teacher, options["batch_size"], options["precision"])
+        groups = teacher_scored(source, dataset.corpus, str(teacher_dir), config["distill"])
         print(f"scored {len(groups)} groups of {source.name} in {time.perf_counter() - started:.0f} s", flush=True)
         write_groups(groups, cache)
     return read_groups(cache, dataset.corpus)
@@ -94,7 +88,7 @@ def setting_groups(run: Path, config: dict, dataset: BeirDataset, out: Path, nam
         groups = scored_groups(run / "mining" / "groups.jsonl", teacher, config, dataset, out / "scored-groups.jsonl")
     if name.endswith(TITLES):
         cache = out / "title-scored-groups.jsonl"
-        groups += scored_groups(run / "mining" / "title-groups.jsonl", teacher or run_teacher(run, config), config,
+        groups += scored_groups(run / "mining" / "title-groups.jsonl", teacher or run_teacher(run, config, dataset), config,
                                 dataset, cache)  # fmt: skip
     return labels_only(groups) if name.startswith(CONTROL) else groups
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.data.groups import read_groups, write_groups
+from core.data.beir import Corpus
+from core.data.groups import TrainingGroup, read_groups, write_groups
 from pipelines.stages.context import RunContext, skipped
 from pipelines.stages.retrieval import dense_stage_runs
 from pipelines.stages.training import retriever_config
@@ -25,6 +26,16 @@ def teacher_label(ctx: RunContext) -> str:
     return wanted if wanted in rerankers else next(iter(rerankers))
 
 
+def teacher_scored(groups_path: Path, corpus: Corpus, teacher: str, options: dict) -> list[TrainingGroup]:
+    """The groups at `groups_path`, each cut to its top `num_negatives` negatives, with the `teacher`
+    cross-encoder's score stored on every passage (`options`: the `distill` section)."""
+    groups = read_groups(groups_path, corpus)
+    for group in groups:
+        group.negatives = group.negatives[: options["num_negatives"]]
+    model = CrossEncoder.from_pretrained(teacher).to_device()
+    return score_groups(groups, model, options["batch_size"], options["precision"])
+
+
 def stage_distill(ctx: RunContext, work: Path) -> dict:
     """Score the mined groups' top negatives with the cross-encoder, train the fine-tuned bi-encoder on to
     match them, and index the corpus with it (test and dev runs as the other dense stages write them)."""
@@ -35,13 +46,10 @@ def stage_distill(ctx: RunContext, work: Path) -> dict:
         return skipped(
             f"distillation needs a bi-encoder and a cross-encoder trained on train queries ({ctx.mode} mode)"
         )
-    groups = read_groups(ctx.stage_dir("mining") / "groups.jsonl", ctx.dataset.corpus)
-    for group in groups:
-        group.negatives = group.negatives[: options["num_negatives"]]
     label = teacher_label(ctx)
-    teacher = CrossEncoder.from_pretrained(ctx.rerankers()[label]).to_device()
-    score_groups(groups, teacher, options["batch_size"], options["precision"])
-    del teacher
+    groups = teacher_scored(
+        ctx.stage_dir("mining") / "groups.jsonl", ctx.dataset.corpus, ctx.rerankers()[label], options
+    )
     write_groups(groups, work / "scored-groups.jsonl")
     config = retriever_config(
         ctx.config,
