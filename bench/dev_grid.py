@@ -4,6 +4,8 @@ and test queries, a dense setting scored on both from its index, and the chosen 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from core.data.beir import BeirDataset
@@ -12,7 +14,8 @@ from pipelines.evaluation.metrics import Evaluation, evaluate
 from pipelines.evaluation.report import paired_p_value
 from pipelines.stages.context import RunContext
 from retrieval.dense import dense_search
-from retrieval.index import DenseIndex
+from retrieval.index import DenseIndex, build_dense_index
+from retrieval.train import RetrieverConfig, train_retriever
 
 
 def dev_and_test(dataset: BeirDataset, run: Path, config: dict) -> tuple[dict, dict]:
@@ -23,6 +26,24 @@ def dev_and_test(dataset: BeirDataset, run: Path, config: dict) -> tuple[dict, d
     queries = {"dev": context.dev_queries(), "test": dataset.split_queries(test)}
     qrels = {"dev": context.dev_qrels(), "test": dataset.qrels(test)}
     return queries, qrels
+
+
+def train_and_index(
+    folder: Path, training: Callable[[], tuple[list, RetrieverConfig]], corpus_path: Path, dense: dict, factory: str
+) -> Path:
+    """A setting's bi-encoder trained into `folder/model` (from `training()`'s groups and settings, called
+    only when the model is not there yet) and the corpus indexed with it into `folder/index` (likewise
+    reused); returns the index."""
+    if not (folder / "model" / "config.json").is_file():
+        groups, config = training()
+        started = time.perf_counter()
+        summary = train_retriever(groups, config, folder / "model")
+        print(f"trained {folder.name}: {summary['steps']} steps in {time.perf_counter() - started:.0f} s", flush=True)
+    if not (folder / "index" / "meta.json").is_file():
+        build_dense_index(
+            folder / "model", corpus_path, folder / "index", factory, dense["batch_size"], dense["precision"]
+        )
+    return folder / "index"
 
 
 def evaluate_index(index_dir: Path, queries: dict, qrels: dict, tag: str) -> dict[str, Evaluation]:

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from bench.dev_grid import dev_and_test, evaluate_index, p_text, write_result
+from bench.dev_grid import train_and_index as train_and_index_setting
 from core.data.beir import BeirDataset
 from core.data.groups import TrainingGroup, read_groups, write_groups
 from core.data.runs import read_run
@@ -42,8 +43,7 @@ from pipelines.evaluation.metrics import evaluate
 from pipelines.stages.context import RunContext
 from pipelines.stages.distill import teacher_label, teacher_scored
 from pipelines.stages.training import retriever_config
-from retrieval.index import build_dense_index
-from retrieval.train import train_retriever
+from retrieval.train import RetrieverConfig
 
 CONTROL = "labels-only"
 TITLES = "+titles"
@@ -98,22 +98,16 @@ def train_and_index(
 ) -> Path:
     """Train one setting (skipped when its model exists) as the distill stage does, from the run's
     fine-tuned bi-encoder, and index the corpus; returns the index."""
-    folder = out / name
-    if not (folder / "model" / "config.json").is_file():
-        groups = setting_groups(run, config, dataset, out, name, teacher)
-        options = config["distill"]
-        setting = retriever_config(
+
+    def training() -> tuple[list, RetrieverConfig]:
+        groups, options = setting_groups(run, config, dataset, out, name, teacher), config["distill"]
+        return groups, retriever_config(
             config, str(run / "retriever" / "model"), options, groups, loss=options["loss"],
             teacher_temperature=options["teacher_temperature"], label_weight=label_weight,
         )  # fmt: skip
-        started = time.perf_counter()
-        summary = train_retriever(groups, setting, folder / "model")
-        print(f"trained {name}: {summary['steps']} steps in {time.perf_counter() - started:.0f} s", flush=True)
-    if not (folder / "index" / "meta.json").is_file():
-        dense = config["dense"]
-        build_dense_index(folder / "model", dataset.corpus_path, folder / "index", dense["factory"], dense["batch_size"],
-                          dense["precision"])  # fmt: skip
-    return folder / "index"
+
+    dense = config["dense"]
+    return train_and_index_setting(out / name, training, dataset.corpus_path, dense, dense["factory"])
 
 
 def main() -> None:

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 from bench.dev_grid import dev_and_test, evaluate_index, p_text, write_result
+from bench.dev_grid import train_and_index as train_and_index_setting
 from core.data.groups import read_groups
 from core.data.sources import open_dataset
 from pipelines.stages.training import retriever_config
-from retrieval.index import build_dense_index
-from retrieval.train import train_retriever
+from retrieval.train import RetrieverConfig
 
 
 def setting_name(epochs: float, dropout: float) -> str:
@@ -36,19 +35,15 @@ def train_and_index(run_config: dict, groups: list, corpus_path: Path, out: Path
     """Train one setting (skipped when its model exists) with the run's settings but `epochs` (no step
     floor: the epochs alone decide) and attention `dropout`, as `tandem run`'s retriever stage builds them,
     and index the corpus; returns the index."""
-    folder = out / setting_name(epochs, dropout)
-    if not (folder / "model" / "config.json").is_file():
+
+    def training() -> tuple[list, RetrieverConfig]:
         options = {**run_config["retriever"], "epochs": epochs, "min_steps": 0, "attention_dropout": dropout}
         setting = {**run_config, "retriever": options}
-        config = retriever_config(setting, options["model"] or run_config["dense"]["model"], options, groups)
-        started = time.perf_counter()
-        summary = train_retriever(groups, config, folder / "model")
-        print(f"trained {folder.name}: {summary['steps']} steps in {time.perf_counter() - started:.0f} s")
-    if not (folder / "index" / "meta.json").is_file():
-        dense = run_config["dense"]
-        build_dense_index(folder / "model", corpus_path, folder / "index", "Flat", dense["batch_size"],
-                          dense["precision"])  # fmt: skip
-    return folder / "index"
+        return groups, retriever_config(setting, options["model"] or run_config["dense"]["model"], options, groups)
+
+    return train_and_index_setting(
+        out / setting_name(epochs, dropout), training, corpus_path, run_config["dense"], "Flat"
+    )
 
 
 def main() -> None:
