@@ -1,7 +1,8 @@
-"""The distill stage's label weight chosen on dev, with a control that has no teacher. Each setting
+"""The distill stage's label weight (and schedule) chosen on dev, with a control that has no teacher. Each setting
 retrains the run's distill stage from its fine-tuned bi-encoder on the same scored groups, steps and seed,
 indexes the corpus, and is scored on the dev queries the run held out. The experiment behind
-`distill.label_weight` (README, "How the defaults were chosen"). A quality experiment, not a speed
+`distill.label_weight`, `distill.teacher_temperature` and `distill.batch_queries` (README, "How the
+defaults were chosen"). A quality experiment, not a speed
 benchmark.
 
 It reads a finished `tandem run` folder (train mode, distill stage run): `distill/scored-groups.jsonl`
@@ -17,7 +18,9 @@ It reads a finished `tandem run` folder (train mode, distill stage run): `distil
   (`mining/title-groups.jsonl`, top negatives as the stage keeps them) scored by the same cross-encoder
   (cached in `OUT/title-scored-groups.jsonl`) join the train groups, so the epoch is longer;
 - with `--teacher CE`, every setting learns from another cross-encoder's scores of the run's mined groups
-  (scored as the stage scores them, cached in `OUT/scored-groups.jsonl`), e.g. one trained longer.
+  (scored as the stage scores them, cached in `OUT/scored-groups.jsonl`), e.g. one trained longer;
+- `--teacher-temperature`, `--batch-queries`, `--epochs`, `--seed`: every setting with that distill option changed
+  (the grid goes to a folder named after the change, e.g. RUN/distill-grid-teacher_temperature2).
 
 The setting with the best dev nDCG@10 is the choice (ties go to the smaller weight); each row's test
 figure is printed beside it, with paired t-tests against the fine-tuned bi-encoder and the chosen
@@ -47,6 +50,13 @@ from retrieval.train import RetrieverConfig
 
 CONTROL = "labels-only"
 TITLES = "+titles"
+SCHEDULE = [
+    ("--teacher-temperature", "teacher_temperature", float),
+    ("--batch-queries", "batch_queries", int),
+    ("--epochs", "epochs", float),
+    ("--seed", "seed", int),
+]
+"""The distill options a grid may change for all its settings (flag, `distill` key, type)."""
 ONE_HOT = 30.0
 """The control's teacher score of the judged positive (negatives get 0): softmax puts ~1 - 1e-12 on it."""
 
@@ -59,6 +69,13 @@ def labels_only(groups: list[TrainingGroup]) -> list[TrainingGroup]:
         for passage in group.negatives:
             passage.teacher = 0.0
     return groups
+
+
+def apply_schedule(config: dict, overrides: dict) -> str:
+    """Set the given (not None) `distill` options in `config`; returns the grid folder's suffix naming them."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    config["distill"].update(given)
+    return "".join(f"-{key}{value:g}" for key, value in given.items())
 
 
 def run_teacher(run: Path, config: dict, dataset: BeirDataset) -> Path:
@@ -120,12 +137,16 @@ def main() -> None:
     parser.add_argument("--titles", action="store_true", help=f"each setting also as '<setting>{TITLES}'")
     parser.add_argument("--teacher", type=Path, help="another cross-encoder to score the run's mined groups with "
                         "(default: the run's own scores); its grid goes to RUN/distill-grid-<folder name>")  # fmt: skip
+    for flag, key, kind in SCHEDULE:
+        parser.add_argument(flag, type=kind, help=f"every setting with this `distill.{key}` (default: the run's); "
+                            f"the grid's folder gets a -{key}<value> suffix")  # fmt: skip
     args = parser.parse_args()
     if not (args.run / "distill" / "scored-groups.jsonl").is_file():
         parser.error(f"{args.run}: no distill/scored-groups.jsonl (a train-mode run with its distill stage done)")
-    out = args.out or args.run / ("distill-grid" + (f"-{args.teacher.name}" if args.teacher else ""))
-    out.mkdir(parents=True, exist_ok=True)
     config = json.loads((args.run / "distill" / "config.json").read_text())
+    suffix = apply_schedule(config, {key: getattr(args, key) for _, key, _ in SCHEDULE})
+    out = args.out or args.run / ("distill-grid" + (f"-{args.teacher.name}" if args.teacher else "") + suffix)
+    out.mkdir(parents=True, exist_ok=True)
     dataset = open_dataset(args.dataset)
     queries, qrels = dev_and_test(dataset, args.run, config)
     baseline = {split: evaluate(read_run(args.run / "index" / f"{split}.trec"), qrels[split]) for split in qrels}

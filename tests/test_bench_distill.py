@@ -1,9 +1,10 @@
-"""bench.distill's control: a one-hot teacher turns the distillation loss into the group's NLL."""
+"""bench.distill: the control's one-hot teacher turns the distillation loss into the group's NLL; a grid's
+schedule changes reach the distill options and name the grid's folder."""
 
 import torch
 import torch.nn.functional as F
 
-from bench.distill import labels_only
+from bench.distill import apply_schedule, labels_only
 from core.data.groups import Passage, TrainingGroup
 from core.training.losses import ListwiseKLLoss
 
@@ -24,3 +25,11 @@ def test_labels_only_teacher_makes_the_kl_the_group_nll() -> None:
     group_nll = -F.log_softmax(student, dim=-1)[:, 0].mean()
     assert torch.allclose(distilled, group_nll, atol=1e-5)
     assert not torch.allclose(ListwiseKLLoss()(student, torch.tensor([[1.0, 4.0, -2.0], [0.5, 0.6, 9.0]])), group_nll)
+
+
+def test_schedule_changes_set_the_distill_options_and_name_the_folder() -> None:
+    config = {"distill": {"teacher_temperature": 1.0, "batch_queries": 32, "epochs": 1.0}}
+    suffix = apply_schedule(config, {"teacher_temperature": 2.0, "batch_queries": 8, "epochs": None})
+    assert config["distill"] == {"teacher_temperature": 2.0, "batch_queries": 8, "epochs": 1.0}
+    assert suffix == "-teacher_temperature2-batch_queries8"
+    assert apply_schedule(config, {"epochs": None}) == ""

@@ -80,14 +80,19 @@ def test_every_package_is_installed() -> None:
 
 def test_commands_and_tandem_run_share_one_source_of_defaults() -> None:
     from pipelines.cli import build_parser
+    from pipelines.commands.dense import batch_queries
     from pipelines.defaults import DEFAULTS
 
     parse = build_parser().parse_args
     retriever = parse(["retriever", "train", "--dataset", "d", "--out", "o"])
     options = DEFAULTS["retriever"]
-    assert (retriever.epochs, retriever.min_steps, retriever.lr, retriever.group_size, retriever.batch_queries) == (
+    assert (retriever.epochs, retriever.min_steps, retriever.lr, retriever.group_size, batch_queries(retriever)) == (
         options["epochs"], options["min_steps"], options["learning_rate"], options["group_size"],
         options["batch_queries"])  # fmt: skip
+    distill = parse(["retriever", "train", "--dataset", "d", "--out", "o", "--loss", "kl"])
+    assert (batch_queries(distill), distill.teacher_temperature, distill.label_weight) == (
+        DEFAULTS["distill"]["batch_queries"], DEFAULTS["distill"]["teacher_temperature"],
+        DEFAULTS["distill"]["label_weight"])  # fmt: skip
     assert (retriever.attention_dropout, retriever.num_negatives, retriever.bm25_depth) == (
         options["attention_dropout"], options["num_negatives"], options["negatives_depth"])  # fmt: skip
     reranker = parse(["reranker", "train", "--groups", "g", "--out", "o"])

@@ -75,8 +75,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--batch-queries",
         type=positive_int,
-        default=RETRIEVER.batch_queries,
-        help="queries per step, B (default: %(default)s)",
+        help=f"queries per step, B (default: {RETRIEVER.batch_queries} for --loss nll, whose negatives are the "
+        f"batch's; {DistillDefaults.batch_queries} for kl / margin-mse, each query against its own group)",
     )
     tip = " (default: the start model's tandem config, else %s)"
     train.add_argument("--temperature", type=float, help="softmax temperature tau" + tip % "0.05")
@@ -185,6 +185,14 @@ def bm25_groups(dataset, split: str, out_dir: Path, depth: int, num_negatives: i
     return groups_path
 
 
+def batch_queries(args: argparse.Namespace) -> int:
+    """--batch-queries, else the default of its loss: the retriever's for in-batch NLL, the distill stage's
+    for distillation, so `tandem retriever train --loss kl` trains as `tandem run`'s distill stage does."""
+    if args.batch_queries:
+        return args.batch_queries
+    return RETRIEVER.batch_queries if args.loss == "nll" else DistillDefaults.batch_queries
+
+
 def run_train(args: argparse.Namespace) -> int:
     distributed = torchrun_world()[1] > 1
     if args.loss != "nll" and not args.negatives:
@@ -207,7 +215,7 @@ def run_train(args: argparse.Namespace) -> int:
     start = saved_config(resolve_model(args.model)) or BiEncoderConfig()
     encoder = replace(start, **{name: value for name, value in given.items() if value is not None})
     config = RetrieverConfig(
-        model=args.model, encoder=encoder, group_size=args.group_size, batch_queries=args.batch_queries,
+        model=args.model, encoder=encoder, group_size=args.group_size, batch_queries=batch_queries(args),
         attention_dropout=args.attention_dropout, loss=args.loss, teacher_temperature=args.teacher_temperature,
         label_weight=args.label_weight,
         **training_options(args),
