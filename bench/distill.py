@@ -1,9 +1,8 @@
-"""The distill stage's label weight (and schedule) chosen on dev, with a control that has no teacher. Each setting
-retrains the run's distill stage from its fine-tuned bi-encoder on the same scored groups, steps and seed,
-indexes the corpus, and is scored on the dev queries the run held out. The experiment behind
+"""The distill stage's label weight and schedule chosen on dev, with a control that has no teacher. Each
+setting retrains the run's distill stage from its fine-tuned bi-encoder on the same scored groups, steps
+and seed, indexes the corpus, and is scored on the dev queries the run held out. The experiment behind
 `distill.label_weight`, `distill.teacher_temperature` and `distill.batch_queries` (README, "How the
-defaults were chosen"). A quality experiment, not a speed
-benchmark.
+defaults were chosen"). A quality experiment, not a speed benchmark.
 
 It reads a finished `tandem run` folder (train mode, distill stage run): `distill/scored-groups.jsonl`
 (the cross-encoder's scores of each group), `distill/config.json` and the fine-tuned bi-encoder
@@ -19,8 +18,8 @@ It reads a finished `tandem run` folder (train mode, distill stage run): `distil
   (cached in `OUT/title-scored-groups.jsonl`) join the train groups, so the epoch is longer;
 - with `--teacher CE`, every setting learns from another cross-encoder's scores of the run's mined groups
   (scored as the stage scores them, cached in `OUT/scored-groups.jsonl`), e.g. one trained longer;
-- `--teacher-temperature`, `--batch-queries`, `--epochs`, `--seed`: every setting with that distill option changed
-  (the grid goes to a folder named after the change, e.g. RUN/distill-grid-teacher_temperature2).
+- `--teacher-temperature`, `--batch-queries`, `--epochs`, `--seed`: every setting with that distill option
+  changed (the grid goes to a folder named after the change, e.g. RUN/distill-grid-teacher_temperature2).
 
 The setting with the best dev nDCG@10 is the choice (ties go to the smaller weight); each row's test
 figure is printed beside it, with paired t-tests against the fine-tuned bi-encoder and the chosen
