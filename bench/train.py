@@ -67,8 +67,8 @@ def main() -> None:
 
     def tandem_step(model: CrossEncoder, optimizer: torch.optim.Optimizer):
         def step(batch):
-            queries = [q for q, texts in batch for _ in texts]
-            passages = [t for _, texts in batch for t in texts]
+            queries = [sample.query for sample in batch for _ in sample.texts]
+            passages = [t for sample in batch for t in sample.texts]
             with autocast(our_dtype, device):
                 loss = nll(model(model.tokenize(queries, passages)).view(len(batch), -1))
             loss.backward()
@@ -95,7 +95,7 @@ def main() -> None:
     optimizer = torch.optim.AdamW(st.model.parameters(), lr=2e-5)
 
     def st_step(batch):
-        columns = [[q for q, _ in batch]] + [[texts[j] for _, texts in batch] for j in range(args.group_size)]
+        columns = [[s.query for s in batch]] + [[s.texts[j] for s in batch] for j in range(args.group_size)]
         with torch.autocast(device.type, dtype=dtype_of(peer_dtype), enabled=dtype_of(peer_dtype) is not None):
             value = loss(columns, torch.zeros(len(batch)))
         value.backward()

@@ -33,18 +33,25 @@ def atomic_file(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
+def atomic_dir(path: str | Path, kind: str) -> Iterator[Path]:
     """Yield an empty temporary directory beside `path`; it becomes `path` only if the block finishes.
 
-    An existing `path` is replaced (the caller decides whether that is allowed)."""
+    The folder is marked as tandem's output of `kind` (`core.outputs`). An existing `path` is replaced only
+    when it is empty or tandem's output of the same kind: anything else is refused before the work starts
+    and again before the swap, so a user's folder is never deleted."""
+    from core.outputs import check_folder_output, write_marker
+
     path = Path(path)
+    check_folder_output(path, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
+        write_marker(tmp, kind)
         if path.exists():
+            check_folder_output(path, kind)
             shutil.rmtree(path)
         os.replace(tmp, path)
     except BaseException:
@@ -61,6 +68,7 @@ def publish_model(out_dir: str | Path, save: Callable[[Path], None], marker: str
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     save(staging)
+    follow_umask(staging)
     for entry in sorted(staging.iterdir()):
         target = out_dir / entry.name
         if target.is_dir():
@@ -69,6 +77,14 @@ def publish_model(out_dir: str | Path, save: Callable[[Path], None], marker: str
     staging.rmdir()
     with atomic_file(out_dir / marker) as out:
         out.write(marker_text)
+
+
+def follow_umask(folder: Path) -> None:
+    """Give every file under `folder` the user's usual mode: some writers (safetensors, for one) create
+    files private to the owner, unlike every other output."""
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o666 & ~_umask())
 
 
 def remove_stale_temporaries(path: str | Path) -> int:

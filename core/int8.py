@@ -95,9 +95,14 @@ class Int8Model:
             )
         self._inputs = [port.get_any_name() for port in converted.inputs]
         self._compiled = openvino.Core().compile_model(
-            quantised, "CPU", {"INFERENCE_NUM_THREADS": str(torch.get_num_threads()), "PERFORMANCE_HINT": "LATENCY",
-                               "CPU_RUNTIME_CACHE_CAPACITY": str(SHAPE_CACHE_ENTRIES)},
-        )  # fmt: skip
+            quantised,
+            "CPU",
+            {
+                "INFERENCE_NUM_THREADS": str(torch.get_num_threads()),
+                "PERFORMANCE_HINT": "LATENCY",
+                "CPU_RUNTIME_CACHE_CAPACITY": str(SHAPE_CACHE_ENTRIES),
+            },
+        )
 
     def __call__(self, batch: BatchEncoding) -> torch.Tensor:
         inputs = {name: value for name, value in _numpy(batch).items() if name in self._inputs}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ from core.errors import TandemError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "minilm"}
+
+log = logging.getLogger(__name__)
 
 
 def offline_minilm_path() -> Path | None:
@@ -35,7 +38,10 @@ def resolve_model(name_or_path: str | Path | None) -> str:
         if not (path / "config.json").is_file():
             raise TandemError(f"{path}: not a Hugging Face model folder (no config.json)")
         return str(path)
-    return str(name_or_path)
+    text = str(name_or_path)
+    if text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep + os.sep in text:
+        raise TandemError(f"model folder '{text}' not found (and it is not a Hugging Face name such as org/model)")
+    return text
 
 
 @contextlib.contextmanager
@@ -67,6 +73,35 @@ def model_fingerprint(name_or_path: str | Path) -> str | None:
         return None
     files = sorted(f for pattern in WEIGHT_FILES for f in [*folder.glob(pattern), *folder.glob(f"query/{pattern}")])
     return "-".join(file_fingerprint(f)[:16] for f in files) or None
+
+
+def model_identity(name_or_path: str | Path | None) -> str:
+    """What a model's outputs depend on, for deciding whether work done with it can be reused: a local
+    folder's weights and config.json by content, or a hub name as given (the hub's cache is keyed by
+    revision). A local folder without weights is an error, not an identity that matches anything."""
+    from core.data.beir import file_fingerprint
+
+    resolved = resolve_model(name_or_path)
+    folder = Path(resolved)
+    if not folder.is_dir():
+        return f"hub:{resolved}"
+    weights = model_fingerprint(folder)
+    if weights is None:
+        raise TandemError(f"{folder}: no weight files ({', '.join(WEIGHT_FILES)}) in the model folder")
+    return f"{weights}+config-{file_fingerprint(folder / 'config.json')[:16]}"
+
+
+def fit_max_length(requested: int, model: object, tokenizer: object, what: str) -> int:
+    """`requested` tokens, cut to what the model's position embeddings hold (with a warning): a longer
+    input would fail inside the model with a tensor-size error, after the work before it was done."""
+    limits = [getattr(getattr(model, "config", None), "max_position_embeddings", None)]
+    model_max = getattr(tokenizer, "model_max_length", None)
+    limits.append(model_max if isinstance(model_max, int) and model_max < 1_000_000 else None)
+    known = [limit for limit in limits if isinstance(limit, int) and limit > 0]
+    if not known or requested <= min(known):
+        return requested
+    log.warning("%s: max length %d is more than the model holds; using %d", what, requested, min(known))
+    return min(known)
 
 
 def absolute(name_or_path: str) -> str:

@@ -44,6 +44,13 @@ def progress_bar(iterable: Iterable | None = None, disable: bool | None = None, 
     if sys.stderr.isatty():
         return tqdm(iterable, disable=False, **kwargs)
     return tqdm(
-        iterable, disable=False, file=_LogLines(LOG_INTERVAL), mininterval=LOG_INTERVAL, maxinterval=LOG_INTERVAL,
-        ascii=True, ncols=100, dynamic_ncols=False, **kwargs,
-    )  # fmt: skip
+        iterable,
+        disable=False,
+        file=_LogLines(LOG_INTERVAL),
+        mininterval=LOG_INTERVAL,
+        maxinterval=LOG_INTERVAL,
+        ascii=True,
+        ncols=100,
+        dynamic_ncols=False,
+        **kwargs,
+    )

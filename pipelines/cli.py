@@ -35,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     except TandemError as err:
         print(f"tandem {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # disk full, read-only, permission denied, a folder where a file goes ...
+        if args.verbose:
+            raise
+        where = f": {err.filename}" if err.filename else ""
+        print(f"tandem {args.command}: error: {err.strerror or err}{where} (-v shows where)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; finished outputs are kept, partial ones were discarded", file=sys.stderr)
         return 130

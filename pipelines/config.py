@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from core.errors import TandemError
+from core.options import BELOW_ONE, POSITIVE, UNIT, Range, at_least, parse_set
 from core.precision import INFERENCE_PRECISIONS, PRECISIONS
 from core.training.losses import DISTILLATION_LOSSES, LOSSES
 from pipelines.defaults import DEFAULTS, MINING_SOURCES, RERANK_FIRST_STAGES
@@ -24,8 +25,6 @@ QUICK: dict = {
     "rerank": {"depth": 10},
 }
 """The smoke-test profile: every stage runs, on little compute."""
-
-STAGES = ["bm25", "dense-zeroshot", "retriever", "index", "mining", "reranker", "distill", "rerank", "fuse", "report"]
 
 
 def merge(base: dict, override: dict, where: str = "config") -> dict:
@@ -44,10 +43,17 @@ def merge(base: dict, override: dict, where: str = "config") -> dict:
 
 
 OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
-    "run.models_from": (str,), "dense.model": (str,), "retriever.model": (str,), "reranker.model": (str,),
-    "mining.rank_range": (list,), "mining.margin": (int, float),
-}  # fmt: skip
+    "run.models_from": (str,),
+    "dense.model": (str,),
+    "retriever.model": (str,),
+    "reranker.model": (str,),
+    "mining.rank_range": (list,),
+    "mining.margin": (int, float),
+}
 """Types of the options whose default is None (unset)."""
+
+NULLABLE = {"split.dev", "reranker.head_learning_rate"}
+"""Options with a default that may also be set to null (None): see their docstrings in `pipelines/defaults.py`."""
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "dense.precision": INFERENCE_PRECISIONS,
@@ -67,6 +73,83 @@ LIST_CHOICES: dict[str, tuple[str, ...]] = {
 """List options whose items take one of a few values (at least one item)."""
 
 
+RANGES: dict[str, Range] = {
+    **{
+        key: at_least(1)
+        for key in (
+            "bm25.k",
+            "dense.batch_size",
+            "dense.k",
+            "retriever.batch_queries",
+            "retriever.passage_max_length",
+            "retriever.query_max_length",
+            "reranker.eval_depth",
+            "reranker.positives",
+            "retriever.negatives_depth",
+            "retriever.num_negatives",
+            "mining.num_negatives",
+            "mining.depth",
+            "reranker.batch_queries",
+            "reranker.max_length",
+            "distill.num_negatives",
+            "distill.batch_queries",
+            "distill.batch_size",
+            "rerank.depth",
+            "rerank.batch_size",
+            "hybrid.rrf_k",
+            "hybrid.depth",
+        )
+    },
+    **{key: at_least(2) for key in ("retriever.group_size", "reranker.group_size", "distill.group_size")},
+    **{
+        key: at_least(0)
+        for key in (
+            "split.dev_max",
+            "split.dev_min",
+            "split.min_relevance",
+            "retriever.min_steps",
+            "retriever.max_steps",
+            "mining.title_queries",
+            "reranker.min_steps",
+            "reranker.max_steps",
+            "reranker.save_every",
+            "reranker.eval_every",
+            "reranker.patience",
+            "distill.max_steps",
+            "distill.label_weight",
+            "bm25.k1",
+        )
+    },
+    **{
+        key: POSITIVE
+        for key in (
+            "retriever.epochs",
+            "retriever.learning_rate",
+            "retriever.temperature",
+            "reranker.epochs",
+            "reranker.learning_rate",
+            "reranker.head_learning_rate",
+            "distill.epochs",
+            "distill.learning_rate",
+            "distill.teacher_temperature",
+        )
+    },
+    **{key: UNIT for key in ("bm25.b", "rerank.fuse_weights")},
+    **{key: BELOW_ONE for key in ("split.dev_fraction", "retriever.attention_dropout", "reranker.attention_dropout")},
+}
+"""The range of each numeric option (a list option: of each of its items), checked when the file is read."""
+
+
+def check_range(name: str, dotted: str, value: object) -> None:
+    """Refuse a number outside its option's range (NaN included), naming the file and key."""
+    if dotted not in RANGES or value is None:
+        return
+    accepts, wanted = RANGES[dotted]
+    for item in value if isinstance(value, list) else [value]:
+        if not isinstance(item, (int, float)) or isinstance(item, bool) or not accepts(item):
+            raise TandemError(f"{name} must be {wanted}, not {item!r}")
+
+
 def check_types(config: dict, defaults: dict = DEFAULTS, where: str = "config", section: str = "") -> None:
     """Every option must have its default's type (an int where a float is expected is fine), and a value
     from CHOICES where it has some, so a typo such as `epochs: "one"` stops the run before its first
@@ -78,13 +161,14 @@ def check_types(config: dict, defaults: dict = DEFAULTS, where: str = "config", 
             check_types(value, default, where, dotted)
             continue
         expected = OPTIONAL_TYPES.get(dotted) if default is None else (type(default),)
-        if value is None and default is None:
+        if value is None and (default is None or dotted in NULLABLE):
             continue
         if expected == (float,):
             expected = (int, float)
         if expected and (not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)):
             names = " or ".join(t.__name__ for t in expected)
             raise TandemError(f"{name} must be {names}, not {value!r}")
+        check_range(name, dotted, value)
         if dotted in LIST_CHOICES and (not value or any(item not in LIST_CHOICES[dotted] for item in value)):
             raise TandemError(f"{name} must list some of {', '.join(LIST_CHOICES[dotted])}, not {value!r}")
         if dotted in CHOICES and value not in CHOICES[dotted]:
@@ -93,9 +177,18 @@ def check_types(config: dict, defaults: dict = DEFAULTS, where: str = "config", 
             raise TandemError(f"{name} must split 1 into equal steps (0.1, 0.05, 0.25, ...), not {value!r}")
 
 
-def load_config(path: Path | None, quick: bool) -> dict:
+def load_config(path: Path | None, quick: bool, sets: list[str] = ()) -> dict:
+    """The defaults (with the --quick profile), then the file's options, then each `--set section.key=value`;
+    every option is checked (`check_types`) before any stage."""
     config = merge(DEFAULTS, QUICK) if quick else copy.deepcopy(DEFAULTS)
+    for item in sets:
+        key, value = parse_set(item)
+        section, dot, option = key.partition(".")
+        if not dot:
+            raise TandemError(f"--set {item}: name the option with its section, e.g. reranker.epochs=2")
+        config = merge(config, {section: {option: value}}, f"--set {item}")
     if path is None:
+        check_types(config, where="--set")
         return config
     if not path.is_file():
         raise TandemError(f"{path}: config file not found")
@@ -107,27 +200,22 @@ def load_config(path: Path | None, quick: bool) -> dict:
     if loaded is not None and not isinstance(loaded, dict):
         raise TandemError(f"{path}: the top level must be a table of sections, not a {type(loaded).__name__}")
     config = merge(config, loaded or {}, str(path))
+    for item in sets:  # over the file
+        key, value = parse_set(item)
+        section, _, option = key.partition(".")
+        config = merge(config, {section: {option: value}}, f"--set {item}")
     check_types(config, where=str(path))
     return config
 
 
 def stage_config(config: dict, stage: str, mode: str = "train") -> dict:
-    """The slice of the configuration a stage depends on (its own options and everything upstream).
-    In self-supervised mode the bi-encoder trains on the title pseudo-queries of `mining`."""
-    title_queries = ["mining"] if mode == "self-supervised" else []
-    reranked = ["run", "split", "bm25", "dense", "retriever", "mining", "reranker", "distill", "rerank", "hybrid"]
-    sections = {
-        "bm25": ["split", "bm25"],
-        "dense-zeroshot": ["split", "dense"],
-        "retriever": ["run", "split", "bm25", "dense", "retriever", *title_queries],
-        "index": ["run", "split", "dense", "retriever", *title_queries],
-        "mining": ["run", "split", "bm25", "dense", "retriever", "mining"],
-        "reranker": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker"],
-        "distill": ["run", "split", "bm25", "dense", "retriever", "mining", "reranker", "distill"],
-        "rerank": reranked,
-        "fuse": [*reranked, "fuse"],
-        "report": list(config),
-    }[stage]  # fmt: skip
+    """The slice of the configuration a stage depends on (its declared sections, `pipelines.stages`)."""
+    from pipelines.stages import BY_NAME
+
+    declared = BY_NAME[stage]
+    sections = list(config) if declared.sections is None else list(declared.sections)
+    if mode == "self-supervised":
+        sections += declared.self_supervised_sections
     return {name: config[name] for name in sections}
 
 

@@ -1,14 +1,21 @@
-"""Every default of tandem, once: a tree of dataclasses, one per section of `tandem run`'s configuration.
+"""`tandem run`'s configuration: a tree of dataclasses, one per section.
 
-`tandem run` starts from `asdict(RunConfig())`; each sub-command takes its argparse defaults from the same
-section (`tandem retriever train` from `RetrieverDefaults`, `tandem reranker train` from `RerankerDefaults`,
-...), so a command and the stage that does the same job cannot drift apart. How each value was chosen,
-and which were re-checked on a dev split after session 2 read some off test, is in the README ("How the
-defaults were chosen")."""
+The training sections take every value from the library's recipes (`RetrieverConfig`, `RerankerConfig`,
+`MiningConfig`), which the sub-commands and the Python API use too, so a command, a stage and a script
+that do the same job train the same model. The other sections (retrieval, reranking, fusion) hold their
+own values; the sub-commands that do those jobs take their defaults from here. Why each value is what it
+is: docs/experiments.md."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+
+from rerank.train import RerankerConfig
+from retrieval.mining import MiningConfig
+from retrieval.train import RetrieverConfig
+
+RETRIEVER, RERANKER, MINING = RetrieverConfig(), RerankerConfig(), MiningConfig()
+"""The library's recipes: the single source of the training sections' defaults below."""
 
 MINING_SOURCES = ("dense", "bm25")
 """What `mining.sources` may list."""
@@ -28,6 +35,9 @@ class SplitDefaults:
     train: str = "train"
     test: str = "test"
     min_relevance: int = 1
+    dev: str | None = "dev"
+    """the dataset's own dev qrels (`qrels/<dev>.tsv`), used as the dev split when present; else (or when
+    None) dev is carved from the train queries with the options below"""
     dev_fraction: float = 0.1
     """share of the train queries held out as dev (never trained on) to choose the result and weights"""
     dev_max: int = 300
@@ -57,58 +67,65 @@ class DenseDefaults:
 
 @dataclass
 class RetrieverDefaults:
-    model: str | None = None
-    epochs: float = 3.0
-    min_steps: int = 176
-    """at least this many steps however small the train set (SciFact's 728 queries make 22 an epoch)"""
-    max_steps: int = 0
-    batch_queries: int = 32
-    group_size: int = 2
-    learning_rate: float = 2e-5
-    temperature: float = 0.05
-    passage_max_length: int = 256
-    query_max_length: int = 64
-    attention_dropout: float = 0.0
+    """The bi-encoder's training: `RetrieverConfig` (retrieval/train.py) holds each value and says why."""
+
+    model: str | None = RETRIEVER.model
+    epochs: float = RETRIEVER.epochs
+    min_steps: int = RETRIEVER.min_steps
+    max_steps: int = RETRIEVER.max_steps
+    batch_queries: int = RETRIEVER.batch_queries
+    group_size: int = RETRIEVER.group_size
+    learning_rate: float = RETRIEVER.learning_rate
+    temperature: float = RETRIEVER.encoder.temperature
+    passage_max_length: int = RETRIEVER.encoder.passage_max_length
+    query_max_length: int = RETRIEVER.encoder.query_max_length
+    attention_dropout: float = RETRIEVER.attention_dropout
     negatives_depth: int = 100
-    num_negatives: int = 30
-    seed: int = 42
-    precision: str = "auto"
-    """training: auto (bf16 where fast, else fp32), fp32, bf16 or fp16"""
+    """BM25 candidates per train query the retriever stage mines its negatives from"""
+    num_negatives: int = MINING.num_negatives
+    seed: int = RETRIEVER.seed
+    precision: str = RETRIEVER.precision
 
 
 @dataclass
 class MiningDefaults:
+    """Hard-negative mining: `MiningConfig` (retrieval/mining.py) holds the filter's values."""
+
     sources: list[str] = field(default_factory=lambda: ["dense", "bm25"])
-    num_negatives: int = 30
-    depth: int = 100
+    num_negatives: int = MINING.num_negatives
+    depth: int = MINING.depth
     rank_range: list[int] | None = None
-    margin: float | None = None
+    margin: float | None = MINING.margin
     title_queries: int = 1500
-    seed: int = 42
+    """title pseudo-query groups (a passage's title as the query, its text as the positive) added to the
+    cross-encoder's training groups"""
+    seed: int = MINING.seed
 
 
 @dataclass
 class RerankerDefaults:
-    model: str | None = None
-    losses: list[str] = field(default_factory=lambda: ["nll"])
-    epochs: float = 1.0
-    min_steps: int = 1114
-    """at least this many steps (4,456 groups) however small the train set: SciFact's 728 queries plus 1,500
-    title groups make 557 an epoch, and twice that lifted the cross-encoder alone from dev nDCG@10 0.7359 to
-    0.7684 reranking the hybrid (bench/losses.py --epochs 2, README session 15)"""
-    max_steps: int = 0
-    learning_rate: float = 7e-5
-    head_learning_rate: float | None = 1.4e-3
-    """the new one-logit head's peak lr (None: `learning_rate`); a start model that has a head keeps it at
-    `learning_rate`. 20x the body's: dev nDCG@10 0.7642 against 0.7492 (bench/losses.py, README)"""
-    group_size: int = 8
-    batch_queries: int = 4
-    max_length: int = 256
-    attention_dropout: float = 0.0
-    save_every: int = 50
-    seed: int = 42
-    precision: str = "auto"
-    """training: auto (bf16 where fast, else fp32), fp32, bf16 or fp16"""
+    """The cross-encoder's training: `RerankerConfig` (rerank/train.py) holds each value and says why;
+    `losses` trains one cross-encoder per loss (the seed's NLL, and BCE to compare)."""
+
+    model: str | None = RERANKER.model
+    losses: list[str] = field(default_factory=lambda: [RERANKER.loss])
+    epochs: float = RERANKER.epochs
+    min_steps: int = RERANKER.min_steps
+    max_steps: int = RERANKER.max_steps
+    learning_rate: float = RERANKER.learning_rate
+    head_learning_rate: float | None = RERANKER.head_learning_rate
+    group_size: int = RERANKER.group_size
+    batch_queries: int = RERANKER.batch_queries
+    max_length: int = RERANKER.max_length
+    attention_dropout: float = RERANKER.attention_dropout
+    save_every: int = RERANKER.save_every
+    eval_every: int = RERANKER.eval_every
+    patience: int = RERANKER.patience
+    eval_depth: int = 30
+    """with `eval_every`: dev hits per query each evaluation reranks (of the BM25 + dense RRF hybrid)"""
+    positives: int = RERANKER.positives
+    seed: int = RERANKER.seed
+    precision: str = RERANKER.precision
 
 
 @dataclass
@@ -122,23 +139,13 @@ class DistillDefaults:
     """the top mined negatives of each group the cross-encoder scores (scoring all 30 doubles the stage)"""
     group_size: int = 8
     batch_queries: int = 8
-    """queries a step. The loss is each query against its own group (no in-batch negatives), so a smaller
-    batch gives more updates for the same compute: 91 steps of 8 against 22 of 32 on SciFact, in half the
-    time (shorter padding). Chosen on dev with `teacher_temperature` (session 16, below)"""
+    """queries a step: the distillation loss sets each query against its own group (no in-batch
+    negatives), so a smaller batch than the retriever's gives more updates for the same compute"""
     epochs: float = 1.0
     max_steps: int = 0
     learning_rate: float = 2e-5
-    teacher_temperature: float = 4.0
-    """divides the cross-encoder's logits before the softmax. A teacher scoring the queries it was trained
-    on is near one-hot (SciFact: median 0.9996 of the mass on the judged positive at 1, 0.65 at 4), so at 1
-    the student learns little beyond the labels. Chosen on dev with `batch_queries` (session 16,
-    `bench.distill --teacher-temperature T --batch-queries B --seed S` on runs/default12's scored groups;
-    mean dev nDCG@10 over seeds 42 and 43: 0.7872 at T1 B32, 0.7892 at T4 B32, 0.7911 at T1 B8, 0.7919 at
-    T4 B8; T2 0.7892 / 0.7881 at B32 / B8, seed 42 only)"""
-    label_weight: float = 2.0
-    """kl: weight of the judged positive's NLL beside the KL term. Chosen on dev (session 13, runs/default9's
-    scored groups): dev nDCG@10 0.7805 with the teacher alone (0), 0.7898 at 1, 0.7953 at 2; 0.7888 at 4
-    (session 14, `bench.distill` on runs/default11's identical groups)"""
+    teacher_temperature: float = RETRIEVER.teacher_temperature
+    label_weight: float = RETRIEVER.label_weight
     batch_size: int = 64
     precision: str = "auto"
     """the teacher's scoring: auto (bf16 where fast, else fp32), fp32, bf16 or int8"""

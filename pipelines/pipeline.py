@@ -15,8 +15,14 @@ from rerank.reranker import CrossEncoderReranker, Reranker
 from retrieval.retrievers import Bm25Retriever, DenseRetriever, Retriever
 
 __all__ = [
-    "Bm25Retriever", "CrossEncoderReranker", "DenseRetriever", "HybridRetriever", "Pipeline", "Reranker", "Retriever",
-]  # fmt: skip
+    "Bm25Retriever",
+    "CrossEncoderReranker",
+    "DenseRetriever",
+    "HybridRetriever",
+    "Pipeline",
+    "Reranker",
+    "Retriever",
+]
 
 
 class HybridRetriever:

@@ -71,31 +71,61 @@ def plan_run(
     n, dev = len(dataset.corpus), dev_count(dataset, config, mode)
     tests = evaluated_queries(dataset, config, mode)  # first stages and reranking run on test and dev
     plans = [
-        StagePlan("bm25", f"index {n:,} passages, search {tests:,} test + dev queries",
-                  JVM_START_S + n / BM25_INDEX_PER_S + tests * bm25_query_seconds(config["bm25"]["k"])),
-        StagePlan("dense-zeroshot", f"encode {n:,} passages", rates.encode_seconds(n, 256) + rates.encode_quantise_s + 3),
-    ]  # fmt: skip
+        StagePlan(
+            "bm25",
+            f"index {n:,} passages, search {tests:,} test + dev queries",
+            JVM_START_S + n / BM25_INDEX_PER_S + tests * bm25_query_seconds(config["bm25"]["k"]),
+        ),
+        StagePlan(
+            "dense-zeroshot", f"encode {n:,} passages", rates.encode_seconds(n, 256) + rates.encode_quantise_s + 3
+        ),
+    ]
     trains = mode in TRAINED
     options = config["retriever"]
     queries = _train_queries(dataset, config, mode) if trains else 0
     titles = config["mining"]["title_queries"] if trains and mode == "train" else 0
     retriever_steps = _steps(queries, options) if trains else 0
-    plans.append(StagePlan("retriever", f"{queries:,} groups (one per query), {retriever_steps:,} steps" if trains
-                           else "skipped", queries * bm25_query_seconds(options["negatives_depth"]) + retriever_steps * rates.retriever_step_s,
-                           retriever_steps))  # fmt: skip
-    plans.append(StagePlan("index", f"encode {n:,} passages" if has_bi_encoder else "skipped",
-                           rates.encode_seconds(n, options["passage_max_length"]) + rates.encode_quantise_s + 3
-                           if has_bi_encoder else 0))  # fmt: skip
-    plans.append(StagePlan("mining", f"{queries + titles:,} queries, dense + BM25" if trains else "skipped",
-                           (queries + titles) * bm25_query_seconds(config["mining"]["depth"]) * 2 if trains else 0))  # fmt: skip
+    plans.append(
+        StagePlan(
+            "retriever",
+            f"{queries:,} groups (one per query), {retriever_steps:,} steps" if trains else "skipped",
+            queries * bm25_query_seconds(options["negatives_depth"]) + retriever_steps * rates.retriever_step_s,
+            retriever_steps,
+        )
+    )
+    plans.append(
+        StagePlan(
+            "index",
+            f"encode {n:,} passages" if has_bi_encoder else "skipped",
+            rates.encode_seconds(n, options["passage_max_length"]) + rates.encode_quantise_s + 3
+            if has_bi_encoder
+            else 0,
+        )
+    )
+    plans.append(
+        StagePlan(
+            "mining",
+            f"{queries + titles:,} queries, dense + BM25" if trains else "skipped",
+            (queries + titles) * bm25_query_seconds(config["mining"]["depth"]) * 2 if trains else 0,
+        )
+    )
     losses = len(config["reranker"]["losses"]) if trains else 0
     reranker_steps = _steps(queries + titles, config["reranker"]) if trains else 0
-    plans.append(StagePlan("reranker", f"{losses} x {reranker_steps:,} steps" if trains else "skipped",
-                           losses * reranker_steps * rates.reranker_step_s, reranker_steps))  # fmt: skip
+    plans.append(
+        StagePlan(
+            "reranker",
+            f"{losses} x {reranker_steps:,} steps" if trains else "skipped",
+            losses * reranker_steps * rates.reranker_step_s,
+            reranker_steps,
+        )
+    )
     plans.append(_distill_plan(config, mode, rates, queries, n, rerankers))
     pairs = rerank_pair_count(tests, config) * rerankers
-    plans.append(StagePlan("rerank", f"{pairs:,} pairs to score",
-                           rates.score_seconds(pairs) + rerankers * rates.score_quantise_s + 2))  # fmt: skip
+    plans.append(
+        StagePlan(
+            "rerank", f"{pairs:,} pairs to score", rates.score_seconds(pairs) + rerankers * rates.score_quantise_s + 2
+        )
+    )
     plans.append(_fuse_plan(config, dev, rerankers))
     plans.append(StagePlan("report", "evaluate and plot", 5.0))
     return plans
@@ -107,8 +137,9 @@ def _fuse_plan(config: dict, dev: int, rerankers: int) -> StagePlan:
         return StagePlan("fuse", "skipped", 0)
     combinations = math.comb(round(1 / config["fuse"]["grid_step"]) + 2, 2)  # weight triples on the grid
     runs = rerankers * len(config["rerank"]["first_stages"])
-    return StagePlan("fuse", f"{combinations} weightings x {runs} reranked runs on dev",
-                     combinations * runs * (0.05 + 0.003 * dev))  # fmt: skip
+    return StagePlan(
+        "fuse", f"{combinations} weightings x {runs} reranked runs on dev", combinations * runs * (0.05 + 0.003 * dev)
+    )
 
 
 def _distill_plan(config: dict, mode: str, rates: Rates, queries: int, passages: int, rerankers: int) -> StagePlan:
@@ -124,9 +155,13 @@ def _distill_plan(config: dict, mode: str, rates: Rates, queries: int, passages:
         retriever["batch_queries"] * retriever["group_size"]
     )
     seconds = (
-        rates.score_seconds(pairs) + rates.score_quantise_s + steps * per_step * rates.retriever_step_s
-        + rates.encode_seconds(passages, retriever["passage_max_length"]) + rates.encode_quantise_s + 3
-    )  # fmt: skip
+        rates.score_seconds(pairs)
+        + rates.score_quantise_s
+        + steps * per_step * rates.retriever_step_s
+        + rates.encode_seconds(passages, retriever["passage_max_length"])
+        + rates.encode_quantise_s
+        + 3
+    )
     return StagePlan("distill", f"score {pairs:,} pairs, {steps:,} steps, encode {passages:,} passages", seconds, steps)
 
 

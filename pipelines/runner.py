@@ -17,23 +17,27 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from core.atomic import atomic_file
 from core.data.beir import BeirDataset, file_fingerprint
+from core.data.splits import official_dev_split
 from core.errors import TandemError
-from core.models import resolve_model
-from pipelines.config import STAGES, check_types, load_config, print_config, stage_config
-from pipelines.modes import choose_mode
+from core.models import model_identity, resolve_model
+from core.outputs import check_folder_output, claim_folder, remove_owned
+from pipelines.config import check_types, load_config, print_config, stage_config
+from pipelines.modes import Models, choose_mode
 from pipelines.plan import fit_budget, format_plan, plan_run, save_plan
-from pipelines.stages import STAGE_FUNCTIONS
+from pipelines.stages import BY_NAME, STAGE_NAMES
 from pipelines.stages.context import RunContext
 from pipelines.warmup import measure
 
 __all__ = ["STAGES", "load_config", "print_config", "resumable", "run_all"]
+
+STAGES = STAGE_NAMES
+"""The stages' names, in order (declared in `pipelines.stages`)."""
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +53,29 @@ def resumable(work: Path, stage: str, wanted: dict, done: dict | None, forced: b
 
 def dataset_identity(dataset: BeirDataset, config: dict) -> dict:
     """Content fingerprints of what a run reads, so a finished stage is never reused for other data."""
-    used = [split for split in (config["split"]["train"], config["split"]["test"]) if split in dataset.splits()]
+    splits = (config["split"]["train"], config["split"]["test"], official_dev_split(dataset, config["split"]))
+    used = [split for split in splits if split in dataset.splits()]
     return {
         "corpus": dataset.corpus_fingerprint,
         "queries": file_fingerprint(dataset.root / "queries.jsonl"),
         "qrels": {split: file_fingerprint(dataset.root / "qrels" / f"{split}.tsv") for split in used},
     }
+
+
+def model_identities(config: dict, transferred: Models) -> dict[str, dict[str, str]]:
+    """Config section -> {option: content identity} of each model the section names (`model_identity`),
+    so a stage whose start or transferred model was replaced at the same path runs again. `run` holds the
+    models `--models-from` brings."""
+    identities = {
+        "dense": {"model": model_identity(config["dense"]["model"])},
+        "reranker": {"model": model_identity(config["reranker"]["model"])},
+    }
+    if config["retriever"]["model"]:
+        identities["retriever"] = {"model": model_identity(config["retriever"]["model"])}
+    if config["run"]["models_from"]:
+        models = {"bi_encoder": transferred.bi_encoder, **transferred.rerankers}
+        identities["run"] = {name: model_identity(path) for name, path in models.items() if path}
+    return identities
 
 
 def run_all(
@@ -70,14 +91,15 @@ def run_all(
     `show_plan` prints each stage's size and estimated time first (from a short warm-up); `budget`
     (seconds) skips distillation, then cuts training steps and rerank depth so the estimate fits
     (`fit_budget`); `plan_only` stops after the plan."""
-    unknown = set(force) - set(STAGES)
+    unknown = set(force) - set(STAGE_NAMES)
     if unknown:
-        raise TandemError(f"--force: unknown stage(s) {sorted(unknown)}; stages: {', '.join(STAGES)}")
+        raise TandemError(f"--force: unknown stage(s) {sorted(unknown)}; stages: {', '.join(STAGE_NAMES)}")
     check_types(config)  # options set in code, not only in config files, fail before the first stage
     resolve_model(config["dense"]["model"])  # fail early on a bad model path
     test_split = config["split"]["test"]
     if test_split not in dataset.splits():
         raise TandemError(f"{dataset.root}: no qrels/{test_split}.tsv to evaluate on (split.test)")
+    check_run_folder(out, dataset, replace_other=set(force) >= set(STAGE_NAMES))
     mode, why, transferred = choose_mode(dataset, config)
     ctx = RunContext(dataset, out, config, mode, why, transferred)
     if show_plan or budget or plan_only:
@@ -89,12 +111,43 @@ def run_all(
         print(f"plan for {dataset.name} (mode {mode}: {why}):\n{format_plan(plans, rates, budget)}", flush=True)
         if plan_only:
             return []
-        out.mkdir(parents=True, exist_ok=True)
+        claim_folder(out, "run", dataset=dataset.name, corpus=dataset.corpus_fingerprint)
         save_plan(out / "plan.json", plans, rates, cuts)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, "run", dataset=dataset.name, corpus=dataset.corpus_fingerprint)
     with exclusive_lock(out), log_to_file(out / "run.log"):
         log.info("%s: mode %s (%s)", dataset.name, mode, why)
+        warn_about_test_queries_in_training(ctx)
         return _run_stages(ctx, force)
+
+
+def check_run_folder(out: Path, dataset: BeirDataset, replace_other: bool = False) -> None:
+    """Refuse `out` as this dataset's run folder before any work: a folder holding files tandem did not
+    write, one in or around the dataset folder, or another dataset's run (whose results the stages would
+    replace) unless `replace_other` (every stage forced). The same dataset with an edited corpus is not
+    another dataset: its stages re-run, as their fingerprints say."""
+    marker = check_folder_output(out, "run", [dataset.root])
+    if marker is None or replace_other:
+        return
+    if marker.get("dataset"):
+        other = marker["dataset"] if marker["dataset"] != dataset.name else None
+    else:  # a run folder from before markers: its stages recorded the corpus they read
+        corpus = _legacy_run_corpus(out)
+        other = f"another corpus ({corpus[:12]})" if corpus and corpus != dataset.corpus_fingerprint else None
+    if other:
+        raise TandemError(
+            f"--out {out} holds the results of a run on {other}, not on {dataset.name}: running here would replace "
+            "them; choose another --out, or pass --force alone (every stage) to replace them"
+        )
+
+
+def _legacy_run_corpus(out: Path) -> str | None:
+    """The corpus fingerprint a run folder from before ownership markers recorded in its stages."""
+    for stage in STAGE_NAMES:
+        try:
+            return json.loads((out / stage / "config.json").read_text())["dataset"]["corpus"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 @contextlib.contextmanager
@@ -137,11 +190,36 @@ def log_to_file(path: Path) -> Iterator[None]:
         handler.close()
 
 
+def warn_about_test_queries_in_training(ctx: RunContext) -> None:
+    """A train split that also judges test (or dev) queries trains on what it is scored on: say so."""
+    if not ctx.trains or ctx.mode != "train":
+        return
+    trained = set(ctx.train_queries())
+    for split, queries in (
+        ("test", ctx.dataset.split_queries(ctx.config["split"]["test"])),
+        ("dev", ctx.dev_queries()),
+    ):
+        shared = sorted(trained & set(queries))
+        if shared:
+            log.warning(
+                "%d of the %d %s queries are also train queries (e.g. '%s'): the models train on queries they "
+                "are scored on, so their %s figures are optimistic",
+                len(shared),
+                len(queries),
+                split,
+                shared[0],
+                split,
+            )
+
+
 def _run_stages(ctx: RunContext, force: list[str]) -> list[str]:
     config, identity = ctx.config, dataset_identity(ctx.dataset, ctx.config)
+    models = model_identities(config, ctx.transferred)
     ran: list[str] = []
-    for stage in STAGES:
-        wanted = {**stage_config(config, stage, ctx.mode), "mode": ctx.mode, "dataset": identity}
+    for stage in STAGE_NAMES:
+        sections = stage_config(config, stage, ctx.mode)
+        used = {section: models[section] for section in sections if section in models}
+        wanted = {**sections, "mode": ctx.mode, "dataset": identity, "models": used}
         done = ctx.done(stage)
         if done and not ran and stage not in force and done["config"] == wanted:
             log.info("stage %s: finished earlier, skipped", stage)
@@ -158,11 +236,11 @@ def _run_stages(ctx: RunContext, force: list[str]) -> list[str]:
         log.info("stage %s: running (%s)", stage, reason)
         work = ctx.stage_dir(stage)
         if not resumable(work, stage, wanted, done, forced=stage in force, upstream_ran=bool(ran)):
-            shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True, exist_ok=True)
+            remove_owned(work, "stage")  # a folder tandem did not write is refused, never deleted
+        claim_folder(work, "stage", stage=stage)
         (work / "config.json").write_text(json.dumps(wanted, indent=2) + "\n")
         started = time.perf_counter()
-        result = STAGE_FUNCTIONS[stage](ctx, work)
+        result = BY_NAME[stage].run(ctx, work)
         with atomic_file(work / "done.json") as marker:
             json.dump(
                 {"config": wanted, "seconds": time.perf_counter() - started, "result": result},

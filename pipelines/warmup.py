@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from core.data.beir import BeirDataset
+from core.data.groups import GroupSample
 from core.data.splits import dev_split_ids
 from core.precision import autocast, bulk_precision, pick_device, resolved_precision
 
@@ -73,8 +74,10 @@ def measure(dataset: BeirDataset, config: dict, mode: str, seed: int = 0) -> Rat
     queries = list(dataset.queries.values())[:64]
     device = pick_device()
     encoder = BiEncoder.from_pretrained(config["dense"]["model"]).to_device()
-    lengths = {length: _mean_tokens(encoder.tokenizer, texts, length)
-               for length in {256, config["retriever"]["passage_max_length"]}}  # fmt: skip
+    lengths = {
+        length: _mean_tokens(encoder.tokenizer, texts, length)
+        for length in {256, config["retriever"]["passage_max_length"]}
+    }
     padded = len(sample) * max(
         len(ids) for ids in encoder.tokenizer(sample, truncation=True, max_length=256)["input_ids"]
     )
@@ -93,10 +96,14 @@ def measure(dataset: BeirDataset, config: dict, mode: str, seed: int = 0) -> Rat
         attention_dropout=options["attention_dropout"],
     ).to(device)
     batch = [
-        (rng.choice(queries), rng.choices(texts, k=options["group_size"])) for _ in range(options["batch_queries"])
+        GroupSample(rng.choice(queries), rng.choices(texts, k=options["group_size"]), [], frozenset())
+        for _ in range(options["batch_queries"])
     ]
     retriever_step_s = _time_steps(
-        bi, lambda: in_batch_nll(bi, bi, batch, options["temperature"]), device, options["precision"]
+        bi,
+        lambda: in_batch_nll(bi, bi, batch, options["temperature"], mask_false_negatives=False),
+        device,
+        options["precision"],
     )
 
     options = config["reranker"]

@@ -16,7 +16,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Batc
 from core.batching import length_sorted_batches
 from core.compiled import compiled_forward, require_compiler
 from core.int8 import Int8Model, calibration_sample, require_cpu
-from core.models import loading_model, resolve_model
+from core.models import fit_max_length, loading_model, resolve_model
 from core.precision import autocast, bf16_copy, casts_weights, compiles, pick_device
 from core.progress import progress_bar
 
@@ -92,6 +92,7 @@ class CrossEncoder(torch.nn.Module):
         if max_length is None:
             max_length = json.loads(saved.read_text())["max_length"] if saved.is_file() else 256
         new_names = [f"model.{name}" for name in loading["missing_keys"]]
+        max_length = fit_max_length(max_length, model, tokenizer, f"cross-encoder {path}")
         return cls(model, tokenizer, max_length, new_names)
 
     def save_pretrained(self, out_dir: str | Path) -> None:

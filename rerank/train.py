@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from core.errors import TandemError
 from core.training.config import TrainingConfig
 from core.training.distributed import setup_distributed
 from core.training.loop import seed_everything, train_on_groups
-from core.training.losses import make_loss
+from core.training.losses import LossName, make_loss
 from rerank.model import CrossEncoder
 
 log = logging.getLogger(__name__)
@@ -30,17 +31,39 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RerankerConfig(TrainingConfig):
+    """The cross-encoder's recipe: `RerankerConfig()` is exactly what `tandem run` and `tandem reranker
+    train` train (their defaults are these). Why each value is what it is: docs/experiments.md."""
+
     model: str | None = None
-    loss: str = "nll"
+    """start model: a Hugging Face name or folder (null: all-MiniLM-L6-v2, offline copy)"""
+    loss: LossName = "nll"
+    """nll: softmax cross-entropy over each group (listwise, localized contrastive estimation); bce: the
+    pointwise baseline on the same pairs"""
+    positives: int = 1
+    """positives in each sampled group (the rest of `group_size` are negatives); above 1 the NLL's target
+    is the set of them (`ListwiseNLLLoss`), for collections with many judged passages per query"""
     max_length: int = 256
+    """tokens per (query, passage) pair; the longer side is cut first"""
     attention_dropout: float = 0.0
+    """attention-probability dropout; 0 lets PyTorch use its fast SDPA attention kernel"""
     device: str | None = None
+    """cpu, cuda, cuda:1 (null: cuda when there is one)"""
+    min_steps: int = 1114
+    learning_rate: float = 7e-5
+    head_learning_rate: float | None = 1.4e-3
+    save_every: int = 50
 
 
 def train_reranker(
-    groups: list[TrainingGroup], config: RerankerConfig, out_dir: str | Path, resume: bool = False
+    groups: list[TrainingGroup],
+    config: RerankerConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    dev_score: Callable[[CrossEncoder], float] | None = None,
 ) -> dict:
-    """Train and save a cross-encoder into `out_dir` (HF format); returns a summary."""
+    """Train and save a cross-encoder into `out_dir` (HF format); returns a summary. With `dev_score` (a
+    dev figure of a model, e.g. nDCG@10 of reranking dev queries) and `config.eval_every`, training keeps
+    the best-scoring weights and stops after `config.patience` evaluations without improvement."""
     out_dir = Path(out_dir)
     groups, without_negatives = groups_with_negatives(groups)
     if not groups:
@@ -54,18 +77,35 @@ def train_reranker(
         model.model.gradient_checkpointing_enable()
     model.to(context.device)
     trainable = DistributedDataParallel(model) if context.enabled else model
-    loss_function = make_loss(config.loss)
+    if not 1 <= config.positives < config.group_size:
+        raise TandemError(
+            f"positives must be at least 1 and below group_size ({config.group_size}), not {config.positives}"
+        )
+    loss_function = make_loss(config.loss, config.positives)
 
     def loss_fn(batch: GroupBatch) -> torch.Tensor:
-        queries = [query for query, texts in batch for _ in texts]
-        passages = [text for _, texts in batch for text in texts]
+        queries = [sample.query for sample in batch for _ in sample.texts]
+        passages = [text for sample in batch for text in sample.texts]
         logits = trainable(model.tokenize(queries, passages)).view(len(batch), config.group_size)
         return loss_function(logits)
 
-    summary = train_on_groups(trainable, groups, config, out_dir, context, model.save_pretrained, loss_fn, resume)
+    evaluate = (lambda: dev_score(model)) if dev_score is not None else None
+    summary = train_on_groups(
+        trainable,
+        groups,
+        config,
+        out_dir,
+        context,
+        model.save_pretrained,
+        loss_fn,
+        resume,
+        evaluate=evaluate,
+        positives=config.positives,
+    )
     if context.is_main:
         config_text = json.dumps(asdict(config), indent=2) + "\n"
         publish_model(out_dir, model.save_pretrained, "training_config.json", config_text)
+        (out_dir / "best-weights.pt").unlink(missing_ok=True)
     return {
         **summary,
         "groups": len(groups),

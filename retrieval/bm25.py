@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.atomic import atomic_dir
-from core.data.beir import file_fingerprint, load_corpus
+from core.data.beir import Corpus, file_fingerprint, load_corpus
 from core.data.runs import Run
 from core.errors import TandemError
 from core.progress import progress_bar
@@ -35,30 +35,69 @@ class Bm25IndexMeta:
     corpus_path: str
     corpus_fingerprint: str
     build_seconds: float
+    empty_passages: int = 0
+    """passages with nothing to index (Anserini skips them: BM25 never returns them; dense indexes keep them)"""
+
+
+def empty_passages(corpus: Corpus, fields: str) -> list[str]:
+    """The ids of passages Anserini skips as empty: no text in `contents` after trimming, which is title and
+    text for the flat index and the text alone for the multifield one (its title is a field apart)."""
+    if fields == "multifield":
+        return [doc_id for doc_id, text in zip(corpus.ids, corpus.texts, strict=True) if not text.strip()]
+    return [
+        doc_id
+        for doc_id, title, text in zip(corpus.ids, corpus.titles, corpus.texts, strict=True)
+        if not title.strip() and not text.strip()
+    ]
 
 
 def build_index(corpus_path: str | Path, out_dir: str | Path, fields: str = "flat", threads: int = 2) -> Bm25IndexMeta:
     """Index a BEIR corpus.jsonl with Anserini; the index appears at `out_dir` only when complete.
 
     The corpus is validated first with the loader every other command uses (Anserini reports a bad
-    line only in its log and carries on), and Anserini's document count must match it."""
+    line only in its log and carries on), and Anserini's document count must match it less the empty
+    passages, which real collections have and Anserini skips: they are named in one warning."""
     if fields not in FIELDS:
         raise TandemError(f"--fields must be one of {', '.join(FIELDS)}, not '{fields}'")
-    expected = len(load_corpus(corpus_path))  # file:line errors for every malformed or duplicate record
+    corpus = load_corpus(corpus_path)  # file:line errors for every malformed or duplicate record
+    empty = empty_passages(corpus, fields)
+    expected = len(corpus) - len(empty)
+    if empty:
+        shown = ", ".join(empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+        log.warning(
+            "%d of %d passages in %s are empty (%s); BM25 cannot return them, the dense index keeps them",
+            len(empty),
+            len(corpus),
+            corpus_path,
+            shown,
+        )
     corpus_path = Path(corpus_path).resolve()
     out_dir = Path(out_dir)
     started = time.perf_counter()
-    with atomic_dir(out_dir) as staging:
+    with atomic_dir(out_dir, "bm25-index") as staging:
         source = staging / "_input"
         source.mkdir()
         os.symlink(corpus_path, source / "corpus.jsonl")  # Beir*Collection reads every file in its input folder
         command = [
-            str(java_executable()), f"-Duser.home={staging}", "-cp", str(anserini_jar()),
+            str(java_executable()),
+            f"-Duser.home={staging}",
+            "-cp",
+            str(anserini_jar()),
             "io.anserini.index.IndexCollection",
-            "-collection", _COLLECTIONS[fields], "-input", str(source), "-index", str(staging),
-            "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
-            "-storePositions", "-storeDocvectors", "-storeRaw",
-        ]  # fmt: skip
+            "-collection",
+            _COLLECTIONS[fields],
+            "-input",
+            str(source),
+            "-index",
+            str(staging),
+            "-generator",
+            "DefaultLuceneDocumentGenerator",
+            "-threads",
+            str(threads),
+            "-storePositions",
+            "-storeDocvectors",
+            "-storeRaw",
+        ]
         if fields == "multifield":
             command += ["-fields", "title"]
         log.info("indexing %s (%s) with Anserini", corpus_path, fields)
@@ -73,13 +112,16 @@ def build_index(corpus_path: str | Path, out_dir: str | Path, fields: str = "fla
             )
         indexed = _documents_indexed((staging / "anserini-index.log").read_text(errors="replace"))
         if indexed != expected:
+            tail = (staging / "anserini-index.log").read_text(errors="replace").strip().splitlines()[-5:]
             raise TandemError(
-                f"Anserini indexed {indexed} of the {expected} passages in {corpus_path}; see its log lines above "
-                f"{staging / 'anserini-index.log'}"
+                f"Anserini indexed {indexed} of the {expected} non-empty passages in {corpus_path}; the end of its "
+                "log: " + " | ".join(line.strip() for line in tail)
             )
         (source / "corpus.jsonl").unlink()
         source.rmdir()
-        meta = Bm25IndexMeta(fields, str(corpus_path), file_fingerprint(corpus_path), time.perf_counter() - started)
+        meta = Bm25IndexMeta(
+            fields, str(corpus_path), file_fingerprint(corpus_path), time.perf_counter() - started, len(empty)
+        )
         (staging / META_FILE).write_text(json.dumps(asdict(meta), indent=2) + "\n")
     return meta
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from transformers import AutoModel, AutoTokenizer, BatchEncoding
 from core.batching import length_sorted_batches
 from core.compiled import compiled_forward, require_compiler
 from core.int8 import Int8Model, calibration_sample, require_cpu
-from core.models import absolute, loading_model, model_fingerprint, resolve_model
+from core.models import absolute, fit_max_length, loading_model, model_fingerprint, resolve_model
 from core.precision import autocast, bf16_copy, casts_weights, compiles, pick_device
 from core.progress import progress_bar
 
@@ -107,6 +107,13 @@ class BiEncoder(torch.nn.Module):
             else:
                 query_model = AutoModel.from_pretrained(query_path if query_path.is_dir() else path, **kwargs)
             tokenizer = AutoTokenizer.from_pretrained(path)
+        config = replace(
+            config,
+            passage_max_length=fit_max_length(
+                config.passage_max_length, passage_model, tokenizer, f"passages of {path}"
+            ),
+            query_max_length=fit_max_length(config.query_max_length, query_model, tokenizer, f"queries of {path}"),
+        )
         encoder = cls(query_model, passage_model, tokenizer, config)
         encoder.source = absolute(path)
         return encoder

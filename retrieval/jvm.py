@@ -58,6 +58,10 @@ def die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+MAX_QUERY_TERMS = 1 << 16
+"""The most terms a BM25 query may have (Lucene's default is 1,024)."""
+
+
 def ensure_jvm(heap: str | None = None) -> None:
     """Start the in-process JVM once (idempotent). `heap` defaults to $TANDEM_JVM_HEAP or 4g."""
     from core.data.sources import cache_dir
@@ -77,4 +81,8 @@ def ensure_jvm(heap: str | None = None) -> None:
     user_home.mkdir(parents=True, exist_ok=True)
     jnius_config.set_options(f"-Xmx{heap or os.environ.get('TANDEM_JVM_HEAP', '4g')}", f"-Duser.home={user_home}")
     jnius_config.set_classpath(str(anserini_jar()))
-    import jnius  # noqa: F401  (starts the JVM)
+    import jnius  # (starts the JVM)
+
+    # Lucene refuses a query of more than 1,024 terms (TooManyClauses): a long query (a whole abstract as
+    # the query, as in ArguAna) is searched with all its terms instead.
+    jnius.autoclass("org.apache.lucene.search.IndexSearcher").setMaxClauseCount(MAX_QUERY_TERMS)

@@ -184,9 +184,13 @@ def mine_groups(
         stats.negatives_per_group[len(negatives)] += 1
         stats.positives += len(positives)
         yield TrainingGroup(
-            query_id, query, [Passage(doc_id, relevance=rel) for doc_id, rel in positives.items()], negatives,
-            passage_form, corpus,
-        )  # fmt: skip
+            query_id,
+            query,
+            [Passage(doc_id, relevance=rel) for doc_id, rel in positives.items()],
+            negatives,
+            passage_form,
+            corpus,
+        )
 
 
 def mine_to_file(

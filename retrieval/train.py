@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -21,7 +22,7 @@ from core.atomic import publish_model
 from core.data.groups import GroupBatch, TrainingGroup, groups_with_negatives
 from core.errors import TandemError
 from core.training.config import TrainingConfig
-from core.training.distributed import gather_with_grad, setup_distributed
+from core.training.distributed import gather_objects, gather_with_grad, setup_distributed
 from core.training.loop import seed_everything, train_on_groups
 from core.training.losses import DISTILLATION_LOSSES, ListwiseKLLoss, ListwiseNLLLoss, MarginMSELoss
 from retrieval.encoder import BiEncoder, BiEncoderConfig
@@ -29,33 +30,68 @@ from retrieval.encoder import BiEncoder, BiEncoderConfig
 
 @dataclass
 class RetrieverConfig(TrainingConfig):
+    """The bi-encoder's recipe: `RetrieverConfig()` is what `tandem run` and `tandem retriever train`
+    train (the distill stage changes the options its section names). Why: docs/experiments.md."""
+
     model: str | None = None
+    """start model: a Hugging Face name or folder (null: all-MiniLM-L6-v2, offline copy)"""
     encoder: BiEncoderConfig = field(default_factory=BiEncoderConfig)
     group_size: int = 2
     batch_queries: int = 32
-    attention_dropout: float | None = None
+    epochs: float = 3.0
+    min_steps: int = 176
+    attention_dropout: float | None = 0.0
+    """attention-probability dropout; 0 lets PyTorch use its fast SDPA attention kernel (null: the model's)"""
     device: str | None = None
-    loss: str = "nll"
+    """cpu, cuda, cuda:1 (null: cuda when there is one)"""
+    loss: Literal["nll", "kl", "margin-mse"] = "nll"
     """nll (in-batch DPR), or distillation from the groups' teacher scores: kl (listwise) or margin-mse"""
-    teacher_temperature: float = 1.0
+    mask_false_negatives: bool = True
+    """nll: leave out of each query's softmax the in-batch passages its qrels judge relevant (another query's
+    positive or negative that is also this query's positive): they are not negatives"""
+    teacher_temperature: float = 4.0
+    """kl only: divides the teacher's scores before its softmax (a teacher scoring its own training queries
+    is near one-hot at 1)"""
     label_weight: float = 2.0
     """kl only: weight of the judged positive's NLL added to the KL term (0: the teacher's scores alone)"""
 
 
 def in_batch_nll(
-    model: torch.nn.Module, encoder: BiEncoder, batch: GroupBatch, temperature: float, world_size: int = 1
+    model: torch.nn.Module,
+    encoder: BiEncoder,
+    batch: GroupBatch,
+    temperature: float,
+    world_size: int = 1,
+    mask_false_negatives: bool = True,
 ) -> torch.Tensor:
     """DPR loss for one batch. Query and passage embeddings are gathered across processes (gradient
     kept for the local slice); the loss is scaled by the world size so DDP's gradient average equals
     the gradient of a single process holding the global batch."""
-    group_size = len(batch[0][1])
-    queries = encoder.tokenize([query for query, _ in batch], "query")
-    passages = encoder.tokenize([text for _, texts in batch for text in texts], "passage")
+    group_size = len(batch[0].texts)
+    queries = encoder.tokenize([sample.query for sample in batch], "query")
+    passages = encoder.tokenize([text for sample in batch for text in sample.texts], "passage")
     query_vectors, passage_vectors = model(queries, passages)
     query_vectors, passage_vectors = gather_with_grad(query_vectors), gather_with_grad(passage_vectors)
     scores = query_vectors @ passage_vectors.T / temperature
     targets = torch.arange(scores.size(0), device=scores.device) * group_size
+    if mask_false_negatives:
+        scores = scores.masked_fill(false_negative_mask(batch, targets, world_size, scores.device), float("-inf"))
     return ListwiseNLLLoss()(scores, targets) * world_size
+
+
+def false_negative_mask(
+    batch: GroupBatch, targets: torch.Tensor, world_size: int, device: torch.device
+) -> torch.Tensor:
+    """(queries, passages) True where a passage of the (gathered) batch is judged relevant to the query
+    but is not its target: another group's positive or negative that this query's qrels call relevant,
+    or a copy of its own positive. Scoring those as negatives would teach the model to push relevant
+    passages down (NFCorpus's queries share many judged passages)."""
+    samples = gather_objects([(sorted(s.judged), s.ids) for s in batch], world_size)
+    ids = [doc_id for _, sample_ids in samples for doc_id in sample_ids]
+    judged_sets = [set(judged) for judged, _ in samples]
+    mask = torch.tensor([[doc_id in judged for doc_id in ids] for judged in judged_sets], device=device)
+    mask[torch.arange(len(samples), device=device), targets] = False
+    return mask
 
 
 def group_distillation(
@@ -63,12 +99,12 @@ def group_distillation(
 ) -> torch.Tensor:
     """Distillation loss for one batch of (query, texts, teacher scores): each query against its own
     group's passages (B x (1+N) student scores) matched to the teacher's scores of the same passages."""
-    queries = encoder.tokenize([query for query, _, _ in batch], "query")
-    passages = encoder.tokenize([text for _, texts, _ in batch for text in texts], "passage")
+    queries = encoder.tokenize([sample.query for sample in batch], "query")
+    passages = encoder.tokenize([text for sample in batch for text in sample.texts], "passage")
     query_vectors, passage_vectors = model(queries, passages)
-    grouped = passage_vectors.view(len(batch), len(batch[0][1]), -1)
+    grouped = passage_vectors.view(len(batch), len(batch[0].texts), -1)
     student = torch.einsum("bd,bcd->bc", query_vectors, grouped) / temperature
-    teacher = torch.tensor([scores for _, _, scores in batch], dtype=torch.float32, device=student.device)
+    teacher = torch.tensor([sample.teacher for sample in batch], dtype=torch.float32, device=student.device)
     return loss(student, teacher)
 
 
@@ -111,7 +147,7 @@ def train_retriever(
     if config.loss == "nll":
 
         def loss_fn(batch: GroupBatch) -> torch.Tensor:
-            return in_batch_nll(model, encoder, batch, temperature, context.world_size)
+            return in_batch_nll(model, encoder, batch, temperature, context.world_size, config.mask_false_negatives)
     else:
         distill = (
             ListwiseKLLoss(config.teacher_temperature, config.label_weight) if config.loss == "kl" else MarginMSELoss()
@@ -121,9 +157,16 @@ def train_retriever(
             return group_distillation(model, encoder, batch, temperature, distill)
 
     summary = train_on_groups(
-        model, groups, config, out_dir, context, encoder.save_pretrained, loss_fn, resume,
+        model,
+        groups,
+        config,
+        out_dir,
+        context,
+        encoder.save_pretrained,
+        loss_fn,
+        resume,
         with_teacher=config.loss != "nll",
-    )  # fmt: skip
+    )
     if context.is_main:
         config_text = json.dumps(asdict(config), indent=2) + "\n"
         publish_model(out_dir, encoder.save_pretrained, "training_config.json", config_text)

@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from core.data.groups import GroupSample
 from retrieval.encoder import BiEncoder, BiEncoderConfig
 from retrieval.train import in_batch_nll
 
@@ -16,13 +17,16 @@ TEMPERATURE = 0.1
 CONFIG = BiEncoderConfig(pooling="mean", normalize=True, temperature=TEMPERATURE)
 
 
-def global_batch() -> list[tuple[str, list[str]]]:
-    return [
+def global_batch() -> list[GroupSample]:
+    """Four groups; the first query also judges the last group's positive relevant (an in-batch false negative)."""
+    pairs = [
         ("aspirin heart attack", ["aspirin reduces heart attack risk", "fish oil shows no effect"]),
         ("vitamin d bones", ["vitamin d increases bone density", "coffee and blood pressure"]),
         ("exercise depression", ["aerobic exercise reduces depression", "sleep consolidates memory"]),
         ("lung cancer cause", ["smoking causes lung cancer", "salt raises blood pressure"]),
     ]
+    judged = {"aspirin heart attack": {"aspirin reduces heart attack risk", "smoking causes lung cancer"}}
+    return [GroupSample(query, texts, texts, frozenset(judged.get(query, {texts[0]}))) for query, texts in pairs]
 
 
 def gradients(encoder: BiEncoder) -> dict[str, torch.Tensor]:

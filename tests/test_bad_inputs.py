@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -52,6 +53,10 @@ def test_a_headerless_qrels_file_keeps_its_first_row_and_bad_scores_are_errors(t
         ["retriever", "train", "--dataset", "d", "--out", "o", "--grad-accumulation", "0"],
         ["reranker", "train", "--groups", "g", "--out", "o", "--warmup", "5"],
         ["bm25", "search", "--index", "i", "--dataset", "d", "--out", "o", "--k", "-5"],
+        ["rerank", "--run", "r", "--dataset", "d", "--model", "m", "--out", "o", "--interpolate", "nan"],
+        ["rerank", "--run", "r", "--dataset", "d", "--model", "m", "--out", "o", "--interpolate", "2"],
+        ["fuse", "a", "b", "--out", "o", "--method", "interpolation", "--alpha", "nan"],
+        ["fuse", "a", "b", "--out", "o", "--method", "interpolation", "--alpha", "5"],
     ],
 )
 def test_out_of_range_options_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture) -> None:
@@ -227,7 +232,7 @@ def test_outputs_get_the_users_usual_mode(tmp_path: Path) -> None:
     try:
         with atomic_file(tmp_path / "run.trec") as out:
             out.write("x")
-        with atomic_dir(tmp_path / "index") as staging:
+        with atomic_dir(tmp_path / "index", "dense-index") as staging:
             (staging / "f").write_text("x")
     finally:
         os.umask(mask)
@@ -284,7 +289,7 @@ def test_temporaries_of_killed_writers_are_removed_and_a_live_writer_s_kept(tmp_
     other.write_text("x")
     with atomic_file(tmp_path / "groups.jsonl") as out:
         out.write("done\n")
-    with atomic_dir(tmp_path / "index") as staging:
+    with atomic_dir(tmp_path / "index", "dense-index") as staging:
         (staging / "f").write_text("done")
     assert not stale_file.exists() and not stale_dir.exists()
     assert live.exists() and other.exists()
@@ -327,7 +332,7 @@ def test_reranker_train_refuses_a_used_out_without_resume_or_overwrite(
     precious.mkdir()
     (precious / "notes.txt").write_text("mine")
     assert main([*args[:-1], str(precious), "--overwrite"]) == 2
-    assert "does not look like a training output" in capsys.readouterr().err and (precious / "notes.txt").exists()
+    assert "holds files tandem did not write" in capsys.readouterr().err and (precious / "notes.txt").exists()
 
 
 def test_groups_without_negatives_are_counted_not_silently_dropped(caplog: pytest.LogCaptureFixture) -> None:
@@ -404,3 +409,112 @@ def test_an_unknown_model_offline_is_a_one_line_error(monkeypatch: pytest.Monkey
     for load in (BiEncoder.from_pretrained, CrossEncoder.from_pretrained):
         with pytest.raises(TandemError, match="cannot load model 'no-such-org/no-such-model'.*HF_HUB_OFFLINE"):
             load("no-such-org/no-such-model")
+
+
+def test_a_corpus_with_empty_passages_runs_end_to_end_with_one_warning(
+    tiny_dir: Path, tiny_bert: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real collections have empty passages; Anserini skips them, so BM25 counts them out (one warning
+    naming them) and the dense index keeps them."""
+    import shutil
+
+    import yaml
+
+    data = tmp_path / "with-empty"
+    shutil.copytree(tiny_dir, data)
+    with open(data / "corpus.jsonl", "a") as corpus:
+        corpus.write('{"_id": "e1", "title": "", "text": ""}\n{"_id": "e2", "title": " ", "text": "  "}\n')
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "split": {"train": "test", "test": "test"}, "dense": {"model": str(tiny_bert)}, "mining": {"title_queries": 4},
+        "reranker": {"model": str(tiny_bert), "batch_queries": 1, "group_size": 3}, "rerank": {"depth": 5},
+    }))  # fmt: skip
+    out = tmp_path / "run"
+    with caplog.at_level(logging.WARNING, logger="retrieval.bm25"):
+        assert main(["run", "--dataset", str(data), "--out", str(out), "--config", str(config), "--quick"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.name == "retrieval.bm25"]
+    assert len(warnings) == 1 and "2 of 14 passages" in warnings[0] and "(e1, e2)" in warnings[0]
+    assert (out / "report" / "report.md").is_file()
+    docids = (out / "dense-zeroshot" / "index" / "docids.txt").read_text().split()
+    assert {"e1", "e2"} <= set(docids)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path: Path) -> None:
+    from core.data.runs import read_run
+
+    run = tmp_path / "run.trec"
+    run.write_bytes(b"\xef\xbb\xbf3 Q0 d1 1 2.0 t\n3 Q0 d2 2 1.0 t\n")
+    assert list(read_run(run)) == ["3"]
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_bytes(b"\xef\xbb\xbfquery-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    assert load_qrels(qrels) == {"q1": {"d1": 1}}
+
+
+def test_a_pair_judged_twice_with_different_grades_names_both_lines(tmp_path: Path) -> None:
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t1\nq1\td1\t2\n")
+    with pytest.raises(DataFormatError, match=r"qrels.tsv:4: 'q1' / 'd1' is judged 2 here and 1 on line 2"):
+        load_qrels(qrels)
+    qrels.write_text("q1 0 d1 1\nq1 0 d2 2\n")  # TREC qrels, space-separated
+    assert load_qrels(qrels) == {"q1": {"d1": 1, "d2": 2}}
+
+
+def test_ranks_that_contradict_scores_are_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from core.data.runs import read_run
+
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 d1 1 1.0 t\nq1 Q0 d2 2 5.0 t\nq2 Q0 d3 1 2.0 t\n")
+    with caplog.at_level(logging.WARNING, logger="core.data.runs"):
+        assert read_run(run)["q1"][0] == ("d2", 5.0)
+    assert "in 1 of 2 queries (e.g. 'q1') a better rank has a lower score" in caplog.text
+
+
+def test_mine_refuses_a_reranker_without_a_trained_head(
+    tiny_dir: Path, tiny_bert: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["mine", "--dataset", str(tiny_dir), "--split", "test", "--bm25-index", str(tmp_path / "i"),
+            "--reranker", str(tiny_bert), "--out", str(tmp_path / "g.jsonl")]  # fmt: skip
+    assert main(argv) == 2
+    assert "is not a trained cross-encoder" in capsys.readouterr().err
+    assert not (tmp_path / "g.jsonl").exists()
+
+
+def test_resume_with_other_options_is_refused_and_models_follow_the_umask(
+    tiny_dir: Path, tiny_bert: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "ce"
+    args = ["reranker", "train", "--groups", str(_tiny_groups(tmp_path / "g.jsonl")), "--dataset", str(tiny_dir),
+            "--model", str(tiny_bert), "--batch-queries", "1", "--group-size", "3", "--save-every", "1",
+            "--out", str(out)]  # fmt: skip
+    mask = os.umask(0o022)
+    try:
+        assert main(args) == 0
+    finally:
+        os.umask(mask)
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == 0o644  # was 0o600
+    history = (out / "loss.csv").read_text()
+    assert main([*args, "--resume", "--lr", "1e-3", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "trained with other options" in err and "epochs 1.0 -> 3.0" in err and "learning_rate" in err
+    assert (out / "loss.csv").read_text() == history
+    assert main([*args, "--resume"]) == 0  # the same options: fine
+
+
+def test_a_positive_listed_as_its_own_negative_is_refused(tmp_path: Path) -> None:
+    from core.data.groups import read_groups
+
+    path = tmp_path / "g.jsonl"
+    path.write_text('{"query_id": "q", "query": "x", "positives": [{"id": "d1"}], "negatives": [{"id": "d1"}]}\n')
+    with pytest.raises(DataFormatError, match=r"g.jsonl:1: passage 'd1' is listed both as a positive and as a neg"):
+        read_groups(path)
+
+
+def test_an_index_without_an_encoder_fingerprint_is_refused(tiny_dir: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    from retrieval.index import DenseIndex
+
+    out = tmp_path / "idx"
+    assert main(["index", "build", "--dataset", str(tiny_dir), "--encoder", str(tiny_bert), "--out", str(out)]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    (out / "meta.json").write_text(json.dumps({**meta, "encoder_fingerprint": None}))
+    with pytest.raises(TandemError, match="records no fingerprint of its encoder's weights"):
+        DenseIndex(out).check()

@@ -99,7 +99,8 @@ def test_qrels_unknown_ids_strict(tmp_path: Path) -> None:
 
 def test_qrels_bad_rows(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match=r"test.tsv:2: expected 3 tab-separated columns"):
-        load_qrels(write(tmp_path / "test.tsv", "query-id\tcorpus-id\tscore\nq1 d1 1\n"))
+        load_qrels(write(tmp_path / "test.tsv", "query-id\tcorpus-id\tscore\nq1 d1\n"))
+    assert load_qrels(write(tmp_path / "test.tsv", "q1 d1 1\n")) == {"q1": {"d1": 1}}  # whitespace-separated
     with pytest.raises(DataFormatError, match=r"test.tsv:3: score 'high' is not a whole number"):
         load_qrels(write(tmp_path / "test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\thigh\n"))
     with pytest.raises(DataFormatError, match=r"header but no rows"):

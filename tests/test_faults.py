@@ -192,6 +192,8 @@ def jobs(shared: dict[str, Path]) -> dict[str, Job]:
                 "4",
                 "--epochs",
                 "0.2",
+                "--min-steps",
+                "0",
                 "--save-every",
                 "10",
                 "--out",

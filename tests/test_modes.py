@@ -239,3 +239,18 @@ def test_options_set_in_code_are_checked_before_any_stage(tiny_dir: Path, tmp_pa
     with pytest.raises(TandemError, match=r"config.mining.sources must list some of dense, bm25, not"):
         run_all(BeirDataset(tiny_dir), tmp_path / "run", config)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_start_model_replaced_at_the_same_path_reruns_what_used_it(
+    no_train: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    from tests.tiny_models import build_tiny_bert, tiny_texts
+
+    model = tmp_path / "start-model"
+    shutil.copytree(tiny_bert, model)
+    config = load_config(write_config(tmp_path / "c.yaml", tiny_options(model)), quick=True)
+    out = tmp_path / "run"
+    run_all(BeirDataset(no_train), out, config)
+    assert run_all(BeirDataset(no_train), out, config) == []
+    build_tiny_bert(model, tiny_texts(no_train), seed=7)  # other weights, same path
+    assert run_all(BeirDataset(no_train), out, config)[0] == "dense-zeroshot"  # BM25 did not use it: kept

@@ -48,10 +48,10 @@ def test_groups_are_laid_out_positive_first(dataset: BeirDataset) -> None:
     for group in groups:
         positives.setdefault(group.query, set()).update(p.text for p in group.positives)
     for batch in batches:
-        for query, texts in batch:
-            assert len(texts) == 4
-            assert texts[0] in positives[query]
-            assert not set(texts[1:]) & positives[query]
+        for sample in batch:
+            assert len(sample.texts) == 4
+            assert sample.texts[0] in positives[sample.query]
+            assert not set(sample.texts[1:]) & positives[sample.query]
     # fresh negatives every epoch, same for the same epoch
     assert list(epoch_batches(groups, 4, 2, 1, 0)) == batches
     assert list(epoch_batches(groups, 4, 2, 1, 1)) != batches
@@ -59,14 +59,14 @@ def test_groups_are_laid_out_positive_first(dataset: BeirDataset) -> None:
 
 def test_processes_get_disjoint_equal_shares(dataset: BeirDataset) -> None:
     groups = tiny_groups(dataset)  # 7 groups: 3 steps of 2 processes x 1 group, one group left over
-    shares = [[q for b in epoch_batches(groups, 2, 1, 42, 0, rank, 2) for q, _ in b] for rank in (0, 1)]
+    shares = [[q for b in epoch_batches(groups, 2, 1, 42, 0, rank, 2) for q in (s.query for s in b)] for rank in (0, 1)]
     assert len(shares[0]) == len(shares[1]) == 3
     assert not Counter(shares[0] + shares[1]) - Counter(g.query for g in groups)
 
 
 def test_each_epoch_samples_one_of_the_query_s_positives() -> None:
     group = TrainingGroup("q", "query", [Passage(f"p{i}", f"pos{i}") for i in range(3)], [Passage("n", "neg")])
-    firsts = {batch[0][1][0] for epoch in range(30) for batch in epoch_batches([group], 2, 1, 7, epoch)}
+    firsts = {batch[0].texts[0] for epoch in range(30) for batch in epoch_batches([group], 2, 1, 7, epoch)}
     assert firsts == {"pos0", "pos1", "pos2"}  # one positive per epoch, every one of them over epochs
 
 
@@ -83,8 +83,8 @@ def test_training_lowers_the_loss(dataset: BeirDataset, tiny_bert: Path, tmp_pat
     fixed = next(epoch_batches(groups, 4, 2, config.seed, 0))
 
     def batch_loss(model: CrossEncoder) -> float:
-        queries = [q for q, texts in fixed for _ in texts]
-        passages = [t for _, texts in fixed for t in texts]
+        queries = [sample.query for sample in fixed for _ in sample.texts]
+        passages = [t for sample in fixed for t in sample.texts]
         with torch.no_grad():
             model.eval()
             return ListwiseNLLLoss()(model(model.tokenize(queries, passages)).view(2, 4)).item()
@@ -203,3 +203,36 @@ def test_logits_stay_float32_under_bf16_autocast(tiny_bert: Path) -> None:
     fp32 = model.score(*pairs, precision="fp32", show_progress=False)
     bf16 = model.score(*pairs, precision="bf16", show_progress=False)
     np.testing.assert_allclose(bf16, fp32, atol=0.05)
+
+
+def test_training_stops_when_dev_stops_improving_and_keeps_the_best_weights(
+    dataset: BeirDataset, tiny_bert: Path, tmp_path: Path
+) -> None:
+    figures = iter([0.1, 0.3, 0.2, 0.25, 0.1, 0.5])  # best at the 2nd evaluation; patience 2 ends at the 4th
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def dev_score(model: CrossEncoder) -> float:
+        snapshots[len(snapshots) + 1] = {k: v.clone() for k, v in model.state_dict().items()}
+        return next(figures)
+
+    config = RerankerConfig(
+        model=str(tiny_bert), group_size=3, batch_queries=1, epochs=3, learning_rate=3e-3, eval_every=1, patience=2
+    )
+    summary = train_reranker(tiny_groups(dataset), config, tmp_path / "ce", dev_score=dev_score)
+    assert (summary["steps"], summary["best_step"], summary["best_dev"]) == (4, 2, 0.3) and summary["stopped_early"]
+    assert [step for step, _ in summary["dev_curve"]] == [1, 2, 3, 4]
+    final = CrossEncoder.from_pretrained(tmp_path / "ce").state_dict()
+    assert all(torch.equal(final[k], snapshots[2][k]) for k in final)
+    assert not any(torch.equal(final[k], snapshots[4][k]) for k in final if k.endswith("classifier.weight"))
+    assert not (tmp_path / "ce" / "best-weights.pt").exists()
+
+
+def test_multi_positive_nll_targets_the_set_of_positives() -> None:
+    scores = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
+    expected = -torch.log(torch.exp(scores[0, :2]).sum() / torch.exp(scores[0]).sum())
+    assert ListwiseNLLLoss(positives=2)(scores).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert ListwiseNLLLoss(positives=1)(scores).item() == pytest.approx(ListwiseNLLLoss()(scores).item())
+    group = TrainingGroup("q", "query", [Passage(f"p{i}", f"pos{i}") for i in range(3)], [Passage("n", "neg")])
+    sample = next(epoch_batches([group], 4, 1, 7, 0, positives=2))[0]
+    assert len({*sample.texts[:2]}) == 2 and {*sample.texts[:2]} <= {"pos0", "pos1", "pos2"}
+    assert sample.texts[2:] == ["neg", "neg"]

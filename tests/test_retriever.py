@@ -60,12 +60,18 @@ def test_separate_towers_round_trip(tiny_bert: Path, tmp_path: Path) -> None:
 def test_in_batch_nll_scores_every_passage(tiny_bert: Path) -> None:
     encoder = BiEncoder.from_pretrained(tiny_bert, BiEncoderConfig(temperature=0.1)).eval()
     batch = ddp_worker.global_batch()
-    q = encoder.encode([query for query, _ in batch], "query", show_progress=False)
-    p = encoder.encode([t for _, texts in batch for t in texts], "passage", show_progress=False)
+    q = encoder.encode([sample.query for sample in batch], "query", show_progress=False)
+    p = encoder.encode([t for sample in batch for t in sample.texts], "passage", show_progress=False)
     scores = torch.tensor(q @ p.T / 0.1)  # 4 queries x 8 passages; positives at columns 0, 2, 4, 6
     expected = ListwiseNLLLoss()(scores, torch.tensor([0, 2, 4, 6])).item()
+    masked = scores.clone()
+    masked[0, 6] = float("-inf")  # the first query's qrels judge the last group's positive relevant
+    expected_masked = ListwiseNLLLoss()(masked, torch.tensor([0, 2, 4, 6])).item()
     with torch.no_grad():
-        assert in_batch_nll(encoder, encoder, batch, 0.1).item() == pytest.approx(expected, rel=1e-4)
+        unmasked = in_batch_nll(encoder, encoder, batch, 0.1, mask_false_negatives=False).item()
+        assert unmasked == pytest.approx(expected, rel=1e-4)
+        assert in_batch_nll(encoder, encoder, batch, 0.1).item() == pytest.approx(expected_masked, rel=1e-4)
+    assert expected_masked < expected
 
 
 def free_port() -> int:

@@ -7,6 +7,14 @@ from core.data.runs import Run, read_run, write_run
 from core.data.sources import open_dataset
 
 __all__ = [
-    "BeirDataset", "Corpus", "Qrels", "Run", "TrainingGroup",
-    "open_dataset", "read_groups", "read_run", "write_groups", "write_run",
-]  # fmt: skip
+    "BeirDataset",
+    "Corpus",
+    "Qrels",
+    "Run",
+    "TrainingGroup",
+    "open_dataset",
+    "read_groups",
+    "read_run",
+    "write_groups",
+    "write_run",
+]

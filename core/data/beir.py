@@ -27,7 +27,8 @@ Qrels = dict[str, dict[str, int]]
 
 
 def iter_text_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (line number, decoded line without its line ending); blank lines are skipped.
+    """Yield (line number, decoded line without its line ending); blank lines are skipped, and a UTF-8
+    byte-order mark at the start of the file is dropped (it would otherwise become part of the first id).
 
     Raises DataFormatError for a missing or empty file and for bytes that are not UTF-8."""
     if not path.is_file():
@@ -43,6 +44,8 @@ def iter_text_lines(path: Path) -> Iterator[tuple[int, str]]:
                     path, number, f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})"
                 ) from None
             line = line.rstrip("\r\n")
+            if number == 1:
+                line = line.removeprefix("\ufeff")
             if line.strip():
                 yield number, line
 
@@ -166,16 +169,19 @@ def load_qrels(
     doc_ids: set[str] | dict | None = None,
     strict: bool = False,
 ) -> Qrels:
-    """Read a BEIR qrels TSV (`query-id corpus-id score`, header optional, CRLF tolerated).
+    """Read a BEIR qrels TSV (`query-id corpus-id score`, header optional, CRLF tolerated) or TREC qrels
+    (`query-id iteration corpus-id score`, tab- or space-separated).
 
     Rows naming a query or passage that is not in `query_ids` / `doc_ids` are skipped and counted
-    (one warning for the file), or raise DataFormatError when `strict`."""
+    (one warning for the file), or raise DataFormatError when `strict`. A (query, passage) pair judged
+    twice with different grades is an error naming both lines (which grade is meant cannot be guessed)."""
     path = Path(path)
     qrels: Qrels = {}
+    judged_on: dict[tuple[str, str], int] = {}
     problems = QrelsProblems()
     rows = 0
     for index, (number, line) in enumerate(iter_text_lines(path)):
-        columns = line.split("\t")
+        columns = line.split("\t") if "\t" in line else line.split()
         if len(columns) == 4:  # TREC qrels: qid iter docid rel
             columns = [columns[0], columns[2], columns[3]]
         if len(columns) != 3:
@@ -204,6 +210,13 @@ def load_qrels(
             if len(problems.first_examples) < 3:
                 problems.first_examples.append(unknown)
             continue
+        earlier = qrels.get(query_id, {}).get(doc_id)
+        if earlier is not None and earlier != relevance:
+            first = judged_on[(query_id, doc_id)]
+            raise DataFormatError(
+                path, number, f"'{query_id}' / '{doc_id}' is judged {relevance} here and {earlier} on line {first}"
+            )
+        judged_on.setdefault((query_id, doc_id), number)
         qrels.setdefault(query_id, {})[doc_id] = relevance
     if rows == 0:
         raise DataFormatError(path, None, "qrels file has a header but no rows")

@@ -64,10 +64,21 @@ class TrainingGroup:
         i = self.corpus.position[passage.id]
         return self.corpus.texts[i] if self.passage_form == "text" else self.corpus.passage(passage.id)
 
+    def judged_ids(self) -> frozenset[str]:
+        """The ids of every passage judged relevant to this query (its positives)."""
+        return frozenset(p.id for p in self.positives)
+
     def to_json(self, with_text: bool = False) -> str:
         def clean(p: Passage) -> dict:
-            item = {"id": p.id, "text": self.text(p) if with_text else None, "score": p.score, "rank": p.rank,
-                    "source": p.source, "relevance": p.relevance, "teacher": p.teacher}  # fmt: skip
+            item = {
+                "id": p.id,
+                "text": self.text(p) if with_text else None,
+                "score": p.score,
+                "rank": p.rank,
+                "source": p.source,
+                "relevance": p.relevance,
+                "teacher": p.teacher,
+            }
             return {k: v for k, v in item.items() if v is not None}
 
         record = {"query_id": self.query_id, "query": self.query, "passage_form": self.passage_form}
@@ -106,6 +117,11 @@ def read_groups(path: str | Path, corpus: Corpus | None = None, min_negatives: i
             raise DataFormatError(path, line, f"passage_form must be one of {PASSAGE_FORMS}, not {form!r}")
         if not positives:
             raise DataFormatError(path, line, "group has no positive passage")
+        both = {p.id for p in positives} & {p.id for p in negatives}
+        if both:
+            raise DataFormatError(
+                path, line, f"passage '{sorted(both)[0]}' is listed both as a positive and as a negative"
+            )
         if len(negatives) < min_negatives:
             raise DataFormatError(path, line, f"group has {len(negatives)} negatives, at least {min_negatives} needed")
         groups.append(TrainingGroup(str(record["query_id"]), record["query"], positives, negatives, form, corpus))
@@ -133,19 +149,37 @@ def write_groups(groups: Iterable[TrainingGroup], path: str | Path, with_text: b
     return count
 
 
-GroupBatch = list[tuple]
-"""One training batch: (query, [positive, negative_1 .. negative_N]) per group, positive first; with
-`with_teacher`, (query, texts, [teacher score of each text]) for distillation."""
+@dataclass(frozen=True)
+class GroupSample:
+    """One group's share of a training batch: the query and its sampled passages, positives first."""
+
+    query: str
+    texts: list[str]
+    ids: list[str]
+    judged: frozenset[str]
+    """every passage judged relevant to the query: never its negative, also when another group of the
+    batch brings it (in-batch false negatives are masked by the losses that use other groups' passages)"""
+    teacher: list[float | None] | None = None
+    """a cross-encoder's score of each text (`with_teacher`, for distillation)"""
 
 
-def sample_passages(group: TrainingGroup, group_size: int, rng: random.Random) -> list[Passage]:
-    """[positive, N negatives]: one of the query's positives, and negatives drawn without replacement
-    when the group has enough, else with replacement (so every group has the same shape)."""
-    positive = rng.choice(group.positives)
-    wanted = group_size - 1
+GroupBatch = list[GroupSample]
+"""One training batch: a `GroupSample` per group."""
+
+
+def sample_passages(group: TrainingGroup, group_size: int, rng: random.Random, positives: int = 1) -> list[Passage]:
+    """[`positives` positives, then negatives up to `group_size`]: positives and negatives are each drawn
+    without replacement when the group has enough, else with replacement (every group has the same shape)."""
+    if positives == 1:
+        chosen = [rng.choice(group.positives)]
+    elif len(group.positives) >= positives:
+        chosen = rng.sample(group.positives, positives)
+    else:
+        chosen = rng.choices(group.positives, k=positives)
+    wanted = group_size - positives
     pool = group.negatives
     negatives = rng.sample(pool, wanted) if len(pool) >= wanted else rng.choices(pool, k=wanted)
-    return [positive, *negatives]
+    return [*chosen, *negatives]
 
 
 def sample_group(group: TrainingGroup, group_size: int, rng: random.Random) -> list[str]:
@@ -162,9 +196,11 @@ def epoch_batches(
     rank: int = 0,
     world_size: int = 1,
     with_teacher: bool = False,
+    positives: int = 1,
 ) -> Iterator[GroupBatch]:
     """The batches of one epoch for this process: groups (one per query) shuffled by (seed, epoch),
-    then dealt to processes so each sees a disjoint, equal share."""
+    then dealt to processes so each sees a disjoint, equal share; each group sampled to `positives`
+    positives and `group_size - positives` negatives."""
     rng = random.Random(seed * 1_000_003 + epoch)
     order = list(range(len(groups)))
     rng.shuffle(order)
@@ -174,9 +210,15 @@ def epoch_batches(
         mine = order[start + rank * batch_queries : start + (rank + 1) * batch_queries]
         batch = []
         for i in mine:
-            passages = sample_passages(groups[i], group_size, rng)
-            texts = [groups[i].text(p) for p in passages]
+            group = groups[i]
+            passages = sample_passages(group, group_size, rng, positives)
             batch.append(
-                (groups[i].query, texts, [p.teacher for p in passages]) if with_teacher else (groups[i].query, texts)
+                GroupSample(
+                    group.query,
+                    [group.text(p) for p in passages],
+                    [p.id for p in passages],
+                    group.judged_ids(),
+                    [p.teacher for p in passages] if with_teacher else None,
+                )
             )
         yield batch

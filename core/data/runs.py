@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
 from core.atomic import atomic_file
 from core.data.beir import iter_text_lines
 from core.errors import DataFormatError
+
+log = logging.getLogger(__name__)
 
 Run = dict[str, list[tuple[str, float]]]
 """query id -> [(passage id, score)], best first."""
@@ -27,16 +30,19 @@ def write_run(run: Run, path: str | Path, tag: str = "tandem") -> None:
 
 
 def read_run(path: str | Path) -> Run:
-    """Read a TREC run; each query's hits come back best first. NaN/infinite scores and a passage listed
-    twice for one query are errors (trec_eval would score either silently)."""
+    """Read a TREC run; each query's hits come back best first (by score, as trec_eval orders them).
+    NaN/infinite scores and a passage listed twice for one query are errors (trec_eval would score either
+    silently); ranks that contradict the scores are counted in one warning, since the file's writer meant
+    another order than the one evaluated."""
     path = Path(path)
     run: Run = {}
+    ranks: dict[str, list[tuple[float, int]]] = {}
     first_line: dict[tuple[str, str], int] = {}
     for number, line in iter_text_lines(path):
         columns = line.split()
         if len(columns) != 6:
             raise DataFormatError(path, number, f"expected 6 columns 'qid Q0 docid rank score tag', got {len(columns)}")
-        query_id, _, doc_id, _, score, _ = columns
+        query_id, _, doc_id, rank, score, _ = columns
         try:
             value = float(score)
         except ValueError:
@@ -51,7 +57,24 @@ def read_run(path: str | Path) -> Run:
             )
         first_line[query_id, doc_id] = number
         run.setdefault(query_id, []).append((doc_id, value))
+        if rank.lstrip("-").isdigit():
+            ranks.setdefault(query_id, []).append((value, int(rank)))
+    contradicted = [query_id for query_id, pairs in ranks.items() if _ranks_contradict_scores(pairs)]
+    if contradicted:
+        log.warning(
+            "%s: in %d of %d queries (e.g. '%s') a better rank has a lower score; runs are evaluated by score",
+            path,
+            len(contradicted),
+            len(run),
+            contradicted[0],
+        )
     return {query_id: ranked(hits) for query_id, hits in run.items()}
+
+
+def _ranks_contradict_scores(pairs: list[tuple[float, int]]) -> bool:
+    """Whether, ordered by rank, some hit scores strictly higher than a hit ranked before it."""
+    by_rank = [score for score, _ in sorted(pairs, key=lambda pair: pair[1])]
+    return any(later > earlier for earlier, later in zip(by_rank, by_rank[1:], strict=False))
 
 
 def truncate(run: Run, depth: int) -> Run:

@@ -74,7 +74,7 @@ def download_beir(name: str) -> Path:
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise TandemError(f"could not download dataset '{name}' from {url} ({reason}); {hint}") from None
-        with atomic_dir(target) as staging:
+        with atomic_dir(target, "dataset-cache") as staging:
             with zipfile.ZipFile(archive) as zipped:
                 zipped.extractall(tmp)
             unpacked = Path(tmp) / name

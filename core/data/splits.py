@@ -1,5 +1,6 @@
-"""A dev split carved from the training queries, so every choice a run makes (which system is the
-result, interpolation weights) is made on queries that were neither trained on nor tested on."""
+"""The dev split every choice of a run is made on (which system is the result, fusion weights), so that
+choice reads queries that were neither trained on nor tested on: the dataset's own dev qrels where it
+has them (`split.dev`, e.g. NFCorpus's `qrels/dev.tsv`), else a seeded share carved from the train queries."""
 
 from __future__ import annotations
 
@@ -19,8 +20,27 @@ def carve_dev(query_ids: Iterable[str], fraction: float, maximum: int, minimum: 
     return sorted(random.Random(seed).sample(ids, size))
 
 
+def official_dev_split(dataset: BeirDataset, split: dict) -> str | None:
+    """The dataset's own dev split (`split.dev`) when it has qrels for it and it is neither the train nor
+    the test split; None when the dev queries are to be carved from train."""
+    name = split.get("dev")
+    if not name or name in (split["train"], split["test"]) or name not in dataset.splits():
+        return None
+    return name
+
+
+def dev_qrels_split(dataset: BeirDataset, split: dict) -> str:
+    """The qrels split the dev queries are judged in: the official dev split, else train (carved)."""
+    return official_dev_split(dataset, split) or split["train"]
+
+
 def dev_split_ids(dataset: BeirDataset, split: dict) -> list[str]:
-    """The dev queries `tandem run` holds out of `split["train"]`, with the `split.dev_*` options (the run
-    and its plan both ask here, so the plan counts exactly the queries the run holds out)."""
+    """The dev queries of a run: all of the official dev split's queries (less any that are also train
+    queries), else those `carve_dev` holds out of `split["train"]` with the `split.dev_*` options. The run
+    and its plan both ask here, so the plan counts exactly the queries the run holds out."""
+    official = official_dev_split(dataset, split)
+    if official is not None:
+        train = dataset.split_queries(split["train"]) if split["train"] in dataset.splits() else {}
+        return sorted(query_id for query_id in dataset.split_queries(official) if query_id not in train)
     train = dataset.split_queries(split["train"])
     return carve_dev(train, split["dev_fraction"], split["dev_max"], split["dev_min"], split["dev_seed"])

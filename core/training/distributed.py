@@ -53,3 +53,13 @@ def gather_with_grad(tensor: Tensor) -> Tensor:
     dist.all_gather(gathered, tensor.detach().contiguous())
     gathered[dist.get_rank()] = tensor
     return torch.cat(gathered, dim=0)
+
+
+def gather_objects(items: list, world_size: int = 1) -> list:
+    """Concatenate a list of picklable items from every process, in rank order (the order
+    `gather_with_grad` concatenates the matching tensors in)."""
+    if world_size == 1 or not (dist.is_available() and dist.is_initialized()):
+        return items
+    gathered: list[list] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(gathered, items)
+    return [item for part in gathered for item in part]

@@ -16,7 +16,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,15 @@ import torch
 from torch import Tensor
 from transformers import get_linear_schedule_with_warmup
 
+from core.atomic import follow_umask
 from core.data.groups import GroupBatch, TrainingGroup, epoch_batches
 from core.errors import TandemError
 from core.precision import autocast, autocast_dtype
 from core.progress import progress_bar
 from core.training.config import TrainingConfig, scheduled_steps
 from core.training.distributed import DistributedContext
+from core.training.early_stopping import DevCurve, DevEvaluator
+from core.training.state import TrainState, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +69,6 @@ class LossLog:
                 csv.writer(out).writerow([step, f"{epoch:.4f}", f"{loss:.6f}", f"{lr:.3e}", f"{seconds:.1f}"])
 
 
-@dataclass
-class TrainState:
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-
-
 class TrainLoop:
     """Runs `epochs` over the batches from `epoch_batches(epoch)`; `loss_fn(batch)` returns the loss.
 
@@ -97,7 +93,7 @@ class TrainLoop:
         self.steps_per_epoch = max(1, batches_per_epoch // config.grad_accumulation)
         self.total_steps = scheduled_steps(self.steps_per_epoch, config.epochs, config.min_steps, config.max_steps)
         self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
-        self.optimizer = torch.optim.AdamW(parameter_groups(_unwrap(model), config), lr=config.learning_rate)
+        self.optimizer = torch.optim.AdamW(parameter_groups(unwrap(model), config), lr=config.learning_rate)
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(config.warmup_ratio * self.total_steps), self.total_steps
         )
@@ -105,6 +101,7 @@ class TrainLoop:
         self.scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         self.state = TrainState()
         self.loss_log = LossLog(self.out_dir / "loss.csv", context.is_main)
+        self.dev_curve = DevCurve(self.out_dir, context.is_main)
         if context.is_main:  # staging folders of a killed save (one trainer per folder: none is live)
             for staging in [*self.out_dir.glob(".checkpoint-*.tmp"), self.out_dir / ".final.tmp"]:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -123,14 +120,16 @@ class TrainLoop:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         self.save_model(staging)
+        follow_umask(staging)
         torch.save(
             {
-                "model": _unwrap(self.model).state_dict(),
+                "model": unwrap(self.model).state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "state": asdict(self.state),
                 "rng": _rng_state(),
+                "config": resumable_options(self.config),
             },
             staging / "training_state.pt",
         )
@@ -144,6 +143,7 @@ class TrainLoop:
         checkpoints = self.checkpoints()
         if not checkpoints:  # nothing to continue from: start again, with a fresh history
             self.loss_log.keep_until(0)
+            self.dev_curve.keep_until(0)
             log.info("no checkpoint in %s: training from step 0", self.out_dir)
             return False
         path = checkpoints[-1] / "training_state.pt"
@@ -152,20 +152,41 @@ class TrainLoop:
         except Exception as err:  # noqa: BLE001 (pickle and torch raise many types for a bad file)
             reason = f"{type(err).__name__}: {err}"[:300]
             raise TandemError(f"{path}: not a readable tandem training state ({reason})") from None
-        _unwrap(self.model).load_state_dict(saved["model"])
+        changed = {
+            name: (before, resumable_options(self.config).get(name))
+            for name, before in saved.get("config", {}).items()
+            if resumable_options(self.config).get(name) != before
+        }
+        if changed:
+            listed = ", ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in sorted(changed.items()))
+            raise TandemError(
+                f"--resume: {checkpoints[-1]} was trained with other options ({listed}); resume with the same "
+                "options, or start again with --overwrite"
+            )
+        unwrap(self.model).load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
         self.state = TrainState(**saved["state"])
         _set_rng_state(saved["rng"])
         self.loss_log.keep_until(self.state.step)
+        self.dev_curve.keep_until(self.state.step)
         log.info("resumed from %s (step %d)", checkpoints[-1], self.state.step)
         return True
 
     # -- the loop -------------------------------------------------------------------------------
 
-    def run(self, epoch_batches: Callable[[int], Iterable[Any]], loss_fn: Callable[[Any], Tensor]) -> dict[str, float]:
+    def run(
+        self,
+        epoch_batches: Callable[[int], Iterable[Any]],
+        loss_fn: Callable[[Any], Tensor],
+        evaluate: DevEvaluator | None = None,
+    ) -> dict[str, Any]:
+        """Train until the scheduled steps are done, or, with `evaluate` and `config.eval_every`, until
+        `config.patience` evaluations in a row bring no better dev figure; then finish with the best
+        evaluation's weights."""
         config, device = self.config, self.context.device
+        evaluating = evaluate is not None and config.eval_every > 0
         self.model.train()
         started = time.perf_counter()
         running, count = 0.0, 0
@@ -198,21 +219,51 @@ class TrainLoop:
                 if self.state.step % config.log_every == 0 or self.state.step == self.total_steps:
                     epoch_pos = self.state.epoch + self.state.batch_in_epoch / max(1, self.batches_per_epoch)
                     self.loss_log.write(
-                        self.state.step, epoch_pos, running / count, self.scheduler.get_last_lr()[0],
+                        self.state.step,
+                        epoch_pos,
+                        running / count,
+                        self.scheduler.get_last_lr()[0],
                         time.perf_counter() - started,
-                    )  # fmt: skip
+                    )
                     bar.set_postfix(loss=f"{running / count:.4f}")
                     running, count = 0.0, 0
+                if evaluating and (self.state.step % config.eval_every == 0 or self.state.step == self.total_steps):
+                    self.dev_curve.record(self.state, evaluate(), self.model)
+                    self.model.train()
+                    bar.set_postfix(dev=f"{self.state.best_score:.4f}@{self.state.best_step}")
                 if config.save_every and self.state.step % config.save_every == 0:
                     self.save_checkpoint()
-                if self.state.step >= self.total_steps:
+                if self.state.step >= self.total_steps or self._patience_ran_out():
                     break
             else:
                 self.optimizer.zero_grad(set_to_none=True)  # an unfinished accumulation ends with its epoch
                 self.state.epoch += 1
                 self.state.batch_in_epoch = 0
+                continue
+            break
         bar.close()
-        return {"steps": self.state.step, "seconds": time.perf_counter() - started}
+        summary: dict[str, Any] = {"steps": self.state.step, "seconds": time.perf_counter() - started}
+        if evaluating:
+            self.dev_curve.restore_best(self.state, self.model)
+            summary.update(
+                best_step=self.state.best_step,
+                best_dev=self.state.best_score,
+                stopped_early=self._patience_ran_out(),
+                dev_curve=self.dev_curve.curve(),
+            )
+        return summary
+
+    def _patience_ran_out(self) -> bool:
+        return bool(self.config.patience) and self.state.stale_evaluations >= self.config.patience
+
+
+NOT_TRAINING_OPTIONS = ("device", "save_every", "keep_checkpoints", "log_every")
+"""Options a resumed training may change: where and how often it saves or logs, not what it learns."""
+
+
+def resumable_options(config: TrainingConfig) -> dict[str, Any]:
+    """The options a checkpoint records and a resume must repeat (all but `NOT_TRAINING_OPTIONS`)."""
+    return {name: value for name, value in asdict(config).items() if name not in NOT_TRAINING_OPTIONS}
 
 
 def train_on_groups(
@@ -225,7 +276,9 @@ def train_on_groups(
     loss_fn: Callable[[GroupBatch], Tensor],
     resume: bool = False,
     with_teacher: bool = False,
-) -> dict[str, float]:
+    evaluate: DevEvaluator | None = None,
+    positives: int = 1,
+) -> dict[str, Any]:
     """Both trainers' outer loop: epochs of `config.batch_queries` groups per process, each group
     resampled to `config.group_size` passages per epoch."""
     batches_per_epoch = len(groups) // (config.batch_queries * context.world_size)
@@ -239,9 +292,10 @@ def train_on_groups(
     seed, size, per_batch = config.seed, config.group_size, config.batch_queries
     return loop.run(
         lambda epoch: epoch_batches(
-            groups, size, per_batch, seed, epoch, context.rank, context.world_size, with_teacher
+            groups, size, per_batch, seed, epoch, context.rank, context.world_size, with_teacher, positives
         ),
         loss_fn,
+        evaluate,
     )
 
 
@@ -266,10 +320,6 @@ def parameter_groups(model: torch.nn.Module, config: TrainingConfig) -> list[dic
 
 def _no_decay(name: str) -> bool:
     return name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
 
 
 def _skip(batches: Iterable[Any], count: int) -> Iterator[Any]:

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from core.data.runs import write_run
 from core.errors import TandemError
-from pipelines.commands.common import add_dataset_args, dataset_from, positive_int, write_config
+from pipelines.commands.common import (
+    add_dataset_args,
+    check_output_file,
+    check_output_folder,
+    dataset_from,
+    positive_int,
+    write_config,
+)
 from pipelines.defaults import Bm25Defaults
 from retrieval import bm25
 
@@ -20,16 +27,27 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("bm25", help="BM25 baseline with Pyserini (index, search)")
     sub = parser.add_subparsers(dest="bm25_command", metavar="ACTION", required=True)
 
-    index = sub.add_parser("index", help="build a Lucene index of a dataset's corpus",
-                           description="Build a Lucene BM25 index of a BEIR corpus with Anserini. The index "
-                           "appears in --out only when complete; an up-to-date index is left as it is.")  # fmt: skip
+    index = sub.add_parser(
+        "index",
+        help="build a Lucene index of a dataset's corpus",
+        description="Build a Lucene BM25 index of a BEIR corpus with Anserini. The index "
+        "appears in --out only when complete; an up-to-date index is left as it is.",
+    )
     add_dataset_args(index, split=None)
     index.add_argument("--out", required=True, type=Path, help="index directory to create")
-    index.add_argument("--fields", choices=bm25.FIELDS, default=BM25.fields,
-                       help="flat: title+text in one field; multifield: title and text searched as separate "
-                       "fields (both as in Pyserini's BEIR regressions). Default: flat")  # fmt: skip
+    index.add_argument(
+        "--fields",
+        choices=bm25.FIELDS,
+        default=BM25.fields,
+        help="flat: title+text in one field; multifield: title and text searched as separate "
+        "fields (both as in Pyserini's BEIR regressions). Default: flat",
+    )
     index.add_argument("--threads", type=positive_int, default=2, help="indexing threads (default: 2)")
-    index.add_argument("--force", action="store_true", help="rebuild even if an up-to-date index exists")
+    index.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild even if an up-to-date index exists (only ever replaces a tandem BM25 index)",
+    )
     index.set_defaults(handler=run_index)
 
     search = sub.add_parser(
@@ -54,7 +72,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_index(args: argparse.Namespace) -> int:
     dataset = dataset_from(args)
-    if (args.out / bm25.META_FILE).is_file() and not args.force:
+    existing = check_output_folder(args, "bm25-index", dataset)
+    if existing is not None and (args.out / bm25.META_FILE).is_file() and not args.force:
         meta = bm25.read_index_meta(args.out)
         if meta.fields == args.fields and meta.corpus_fingerprint == dataset.corpus_fingerprint:
             print(f"{args.out}: index is up to date ({meta.fields}); use --force to rebuild")
@@ -62,8 +81,6 @@ def run_index(args: argparse.Namespace) -> int:
         raise TandemError(
             f"{args.out} holds a different index ({meta.fields}, corpus {meta.corpus_path}); use --force to replace it"
         )
-    if args.out.exists() and any(args.out.iterdir()) and not (args.out / bm25.META_FILE).is_file() and not args.force:
-        raise TandemError(f"{args.out} exists and is not a tandem BM25 index; choose another --out or use --force")
     meta = bm25.build_index(dataset.corpus_path, args.out, fields=args.fields, threads=args.threads)
     write_config(args.out / "config.json", args)
     print(f"indexed {dataset.corpus_path} ({meta.fields}) into {args.out} in {meta.build_seconds:.1f} s")
@@ -72,6 +89,7 @@ def run_index(args: argparse.Namespace) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     dataset = dataset_from(args)
+    check_output_file(args.out, "TREC run", dataset)
     meta = bm25.read_index_meta(args.index)
     if meta.corpus_fingerprint != dataset.corpus_fingerprint:
         raise TandemError(
@@ -79,8 +97,9 @@ def run_search(args: argparse.Namespace) -> int:
         )
     queries = dataset.split_queries(args.split)
     started = time.perf_counter()
-    run = bm25.search(args.index, queries, k=args.k, k1=args.k1, b=args.b, threads=args.threads,
-                      remove_query=not args.keep_query_id)  # fmt: skip
+    run = bm25.search(
+        args.index, queries, k=args.k, k1=args.k1, b=args.b, threads=args.threads, remove_query=not args.keep_query_id
+    )
     seconds = time.perf_counter() - started
     write_run(run, args.out, tag=f"bm25-{meta.fields}")
     write_config(args.out.with_name(args.out.name + ".config.json"), args, search_seconds=seconds)

@@ -5,11 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from core.atomic import atomic_file
 from core.data.beir import BeirDataset
 from core.data.sources import open_dataset
+from core.options import add_options, fields_of
+from core.outputs import (
+    check_file_output,
+    check_folder_output,
+    looks_like_jsonl,
+    looks_like_trec_run,
+    looks_like_tsv_header,
+)
 from core.parts import torchrun_world
 from core.precision import INFERENCE_PRECISIONS, PRECISIONS
 from core.training.output import prepare_output_dir
@@ -44,6 +53,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def weight(text: str) -> float:
+    """argparse type: a weight in [0, 1] (NaN, negatives and values above 1 are usage errors)."""
+    value = _number(text, float)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], not {text}")
+    return value
+
+
 def fraction(text: str) -> float:
     value = _number(text, float)
     if not 0 <= value < 1:
@@ -60,10 +77,11 @@ def _number(text: str, kind: type):
 
 def add_dataset_args(parser: argparse.ArgumentParser, split: str | None = "test") -> None:
     parser.add_argument(
-        "--dataset", required=True,
+        "--dataset",
+        required=True,
         help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/), or a BEIR name such as 'scifact': looked up "
         "under $TANDEM_DATA_DIR, then the cache, then downloaded",
-    )  # fmt: skip
+    )
     if split is not None:
         parser.add_argument("--split", default=split, help=f"qrels split to use (default: {split})")
     parser.add_argument(
@@ -104,75 +122,72 @@ def add_precision_arg(parser: argparse.ArgumentParser, inference: bool = False) 
         else ""
     )
     parser.add_argument(
-        "--precision", choices=INFERENCE_PRECISIONS if inference else PRECISIONS, default="auto",
+        "--precision",
+        choices=INFERENCE_PRECISIONS if inference else PRECISIONS,
+        default="auto",
         help="auto = bf16 autocast on CUDA and on CPUs with AMX or AVX512-BF16 (about 2x faster there), fp32 on "
         f"other CPUs{int8} (default: auto)",
-    )  # fmt: skip
+    )
 
 
-def add_training_args(
-    parser: argparse.ArgumentParser,
-    lr: float,
-    epochs: float,
-    dropout: float,
-    min_steps: int = 0,
-    head_lr: float | None = None,
+TRAINING_FLAG_ALIASES = {"learning_rate": ["--lr"], "head_learning_rate": ["--head-lr"], "warmup_ratio": ["--warmup"]}
+"""Shorter flags kept beside the ones named after the keys."""
+
+
+def add_trainer_options(
+    parser: argparse.ArgumentParser, cls: type, exclude: tuple[str, ...] = (), defaults: dict | None = None
 ) -> None:
-    """The optimiser, precision and checkpoint options both `train` commands share (defaults from
-    pipelines/defaults.py, passed in by each command)."""
-    parser.add_argument(
-        "--attention-dropout", type=float, default=dropout,
-        help="attention-probability dropout; 0 enables the fast SDPA kernel (default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--epochs", type=positive_float, default=epochs, help=f"epochs over the groups (default: {epochs:g})"
-    )
-    parser.add_argument(
-        "--min-steps", type=non_negative_int, default=min_steps,
-        help=f"at least this many optimiser steps: a small training set gets more epochs (default: {min_steps})",
-    )  # fmt: skip
-    parser.add_argument("--lr", type=positive_float, default=lr, help=f"peak learning rate (default: {lr:g})")
-    parser.add_argument(
-        "--head-lr", type=positive_float, default=head_lr,
-        help="peak learning rate for parameters the start model lacks, e.g. a new cross-encoder head "
-        f"(default: {'--lr' if head_lr is None else f'{head_lr:g}'})",
-    )  # fmt: skip
-    parser.add_argument("--warmup", type=fraction, default=0.1, help="warm-up fraction of the steps (default: 0.1)")
-    parser.add_argument(
-        "--grad-accumulation", type=positive_int, default=1, help="batches accumulated per update (default: 1)"
-    )
-    add_precision_arg(parser)
-    parser.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for activation memory")
-    parser.add_argument(
-        "--save-every", type=non_negative_int, default=0, help="checkpoint every K steps (default: 0 = only at the end)"
-    )
+    """A flag per field of a trainer's config class (`RerankerConfig`, `RetrieverConfig`: the defaults and
+    help are the class's), `--config FILE`, `--set KEY=VALUE`, and `--resume` / `--overwrite`."""
+    names = [name for name, (annotation, _) in fields_of(cls).items() if name not in exclude]
+    add_options(parser, cls, names, TRAINING_FLAG_ALIASES, defaults)
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     resume.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="delete what an earlier training left in --out and start again (a non-empty --out is refused "
         "without --resume or --overwrite)",
-    )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=42, help="seed for sampling and initialisation (default: 42)")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    )
 
 
-def prepare_training_output(args: argparse.Namespace) -> bool:
+def prepare_training_output(args: argparse.Namespace, dataset: BeirDataset | None = None) -> bool:
     """Check (and with --overwrite clear) a training command's --out; returns whether this process is
     the one that writes files (rank 0 under torchrun, which alone checks the folder)."""
     if torchrun_world()[0] != 0:
         return False
-    prepare_output_dir(args.out, resume=args.resume, overwrite=args.overwrite)
+    protected = [dataset.root] if dataset is not None else []
+    prepare_output_dir(args.out, resume=args.resume, overwrite=args.overwrite, protected=protected)
     return True
 
 
-def training_options(args: argparse.Namespace) -> dict:
-    """The TrainingConfig fields set by `add_training_args`."""
-    return dict(
-        epochs=args.epochs, min_steps=args.min_steps, learning_rate=args.lr, head_learning_rate=args.head_lr, warmup_ratio=args.warmup, grad_accumulation=args.grad_accumulation,
-        precision=args.precision, gradient_checkpointing=args.gradient_checkpointing, save_every=args.save_every,
-        seed=args.seed, device=args.device,
-    )  # fmt: skip
+def check_output_folder(args: argparse.Namespace, kind: str, dataset: BeirDataset | None) -> dict | None:
+    """Refuse `--out` before any work unless it is new, empty or tandem's output of `kind`, and never
+    in or around the dataset folder (see core/outputs.py); returns the folder's marker, if any."""
+    return check_folder_output(args.out, kind, [dataset.root] if dataset is not None else [])
+
+
+def check_output_file(
+    path: Path, what: str, dataset: BeirDataset | None, inputs: Iterable[Path | None] = (), flag: str = "--out"
+) -> None:
+    """Refuse an output file before any work when it would replace a dataset file, one of the command's
+    inputs, a folder, or a file that is not a `what` ('TREC run', 'groups file', 'per-query table')."""
+    check_file_output(
+        path,
+        what,
+        OUTPUT_FILE_CHECKS[what],
+        [dataset.root] if dataset is not None else [],
+        [source for source in inputs if source is not None],
+        flag,
+    )
+
+
+OUTPUT_FILE_CHECKS = {
+    "TREC run": looks_like_trec_run,
+    "groups file": looks_like_jsonl("query_id", "positives"),
+    "per-query table": looks_like_tsv_header("query-id\tmeasure\tvalue"),
+}
+"""How an existing output file shows it is an earlier output of the same kind (and may be replaced)."""
 
 
 def without_negatives_note(summary: dict) -> str:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from core.data.runs import read_run
 from core.errors import TandemError
-from pipelines.commands.common import add_dataset_args, dataset_from
+from core.outputs import claim_folder
+from pipelines.commands.common import add_dataset_args, check_output_folder, dataset_from
 from pipelines.evaluation.metrics import evaluate
 from pipelines.evaluation.report import System, markdown_table, write_report
 
@@ -38,6 +39,8 @@ def run_compare(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         raise TandemError("system names must be unique (use --names)")
     dataset = dataset_from(args)
+    if args.out:
+        check_output_folder(args, "report", dataset)
     qrels = dataset.qrels(args.split)
     systems = [System(name, evaluate(read_run(path), qrels)) for name, path in zip(names, args.runs, strict=True)]
     baseline = args.baseline or names[0]
@@ -50,6 +53,7 @@ def run_compare(args: argparse.Namespace) -> int:
         next(s for s in systems if s.name == reranked).first_stage = first
     print(markdown_table(systems, baseline))
     if args.out:
+        claim_folder(args.out, "report")
         path = write_report(args.out, f"{dataset.name} / {args.split}", systems, baseline)
         print(f"wrote {path}")
     return 0

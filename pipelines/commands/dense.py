@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from core.atomic import atomic_file
@@ -15,17 +14,18 @@ from core.data.groups import read_groups
 from core.data.runs import write_run
 from core.errors import TandemError
 from core.models import resolve_model
+from core.options import build, given_options, resolve_options
+from core.outputs import remove_owned
 from core.parts import torchrun_device, torchrun_world
 from pipelines.commands.common import (
     add_dataset_args,
     add_precision_arg,
-    add_training_args,
+    add_trainer_options,
+    check_output_file,
+    check_output_folder,
     dataset_from,
-    non_negative_float,
-    positive_float,
     positive_int,
     prepare_training_output,
-    training_options,
     without_negatives_note,
     write_config,
 )
@@ -56,40 +56,22 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_dataset_args(train, split="train")
     train.add_argument("--out", required=True, type=Path, help="output model folder (checkpoints inside)")
-    train.add_argument("--model", help="start model: HF name or folder (default: all-MiniLM-L6-v2, offline copy)")
     train.add_argument("--negatives", type=Path, help="training groups JSONL; default: mine BM25 negatives first")
     train.add_argument(
+        "--negatives-depth",
         "--bm25-depth",
         type=positive_int,
         default=RETRIEVER.negatives_depth,
         help="BM25 candidates per query when mining (default: %(default)s)",
     )
-    train.add_argument("--num-negatives", type=positive_int, default=RETRIEVER.num_negatives,
-                       help="BM25 negatives kept per query when mining (default: %(default)s)")  # fmt: skip
     train.add_argument(
-        "--group-size",
+        "--num-negatives",
         type=positive_int,
-        default=RETRIEVER.group_size,
-        help="passages per query, 1 positive + N hard (default: %(default)s)",
-    )
-    train.add_argument(
-        "--batch-queries",
-        type=positive_int,
-        help=f"queries per step, B (default: {RETRIEVER.batch_queries} for --loss nll, whose negatives are the "
-        f"batch's; {DistillDefaults.batch_queries} for kl / margin-mse, each query against its own group)",
+        default=RETRIEVER.num_negatives,
+        help="BM25 negatives kept per query when mining (default: %(default)s)",
     )
     tip = " (default: the start model's tandem config, else %s)"
     train.add_argument("--temperature", type=float, help="softmax temperature tau" + tip % "0.05")
-    train.add_argument(
-        "--loss", choices=["nll", "kl", "margin-mse"], default="nll",
-        help="nll: in-batch DPR loss (default); kl / margin-mse: distil the cross-encoder scores stored in "
-        "--negatives by `tandem reranker score-groups` (listwise KL, RocketQAv2; Margin-MSE, Hofstaetter et al.)",
-    )  # fmt: skip
-    train.add_argument("--teacher-temperature", type=positive_float, default=DistillDefaults.teacher_temperature,
-                       help="divides the teacher's scores before the softmax of --loss kl (default: %(default)s)")  # fmt: skip
-    train.add_argument("--label-weight", type=non_negative_float, default=DistillDefaults.label_weight,
-                       help="--loss kl: weight of the judged positive's NLL added to the KL term, so the labels "
-                       "still anchor the student where the teacher errs (default: %(default)s; 0: the teacher alone)")  # fmt: skip
     train.add_argument("--pooling", choices=POOLINGS, help="embedding pooling" + tip % "mean")
     train.add_argument(
         "--normalize", action=argparse.BooleanOptionalAction, help="L2-normalise embeddings" + tip % "yes"
@@ -99,10 +81,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--query-max-length", type=positive_int, help="query tokens" + tip % "64")
     train.add_argument("--passage-max-length", type=positive_int, help="passage tokens" + tip % "256")
-    add_training_args(
-        train, lr=RETRIEVER.learning_rate, epochs=RETRIEVER.epochs, dropout=RETRIEVER.attention_dropout,
-        min_steps=RETRIEVER.min_steps,
-    )  # fmt: skip
+    add_trainer_options(train, RetrieverConfig, exclude=("encoder",))
     train.set_defaults(handler=run_train)
 
     index = commands.add_parser("index", help="encode a corpus and build a FAISS index")
@@ -151,9 +130,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     search.add_argument("--ef-search", type=positive_int, help="HNSW indexes: search breadth (default: 128)")
     search.add_argument(
-        "--refine-factor", type=positive_int,
+        "--refine-factor",
+        type=positive_int,
         help="refine indexes (e.g. IVF4096,PQ64,RFlat): candidates re-scored exactly per hit (default: 4)",
-    )  # fmt: skip
+    )
     search.add_argument("--batch-size", type=positive_int, default=DENSE.batch_size)
     search.add_argument("--device", help="cpu, cuda (default: cuda if available)")
     search.set_defaults(handler=run_search)
@@ -166,10 +146,14 @@ def bm25_groups(dataset, split: str, out_dir: Path, depth: int, num_negatives: i
     groups_path = out_dir / "bm25-negatives.jsonl"
     record = groups_path.with_name(groups_path.name + ".made-with.json")
     made_with = {
-        "dataset": str(dataset.root.resolve()), "corpus": dataset.corpus_fingerprint, "split": split,
-        "qrels": file_fingerprint(dataset.root / "qrels" / f"{split}.tsv"), "depth": depth,
-        "num_negatives": num_negatives, "seed": seed,
-    }  # fmt: skip
+        "dataset": str(dataset.root.resolve()),
+        "corpus": dataset.corpus_fingerprint,
+        "split": split,
+        "qrels": file_fingerprint(dataset.root / "qrels" / f"{split}.tsv"),
+        "depth": depth,
+        "num_negatives": num_negatives,
+        "seed": seed,
+    }
     if groups_path.is_file() and record.is_file() and json.loads(record.read_text()) == made_with:
         return groups_path
     index_dir = out_dir / "bm25-index"
@@ -185,43 +169,47 @@ def bm25_groups(dataset, split: str, out_dir: Path, depth: int, num_negatives: i
     return groups_path
 
 
-def batch_queries(args: argparse.Namespace) -> int:
-    """--batch-queries, else the default of its loss: the retriever's for in-batch NLL, the distill stage's
-    for distillation, so `tandem retriever train --loss kl` trains as `tandem run`'s distill stage does."""
-    if args.batch_queries:
-        return args.batch_queries
-    return RETRIEVER.batch_queries if args.loss == "nll" else DistillDefaults.batch_queries
+def retriever_config(args: argparse.Namespace) -> RetrieverConfig:
+    """What `tandem retriever train` trains: `RetrieverConfig`'s defaults (distillation's batch size for
+    --loss kl / margin-mse), then --config, --set and the flags; the encoder's options over the start
+    model's own saved ones."""
+    given = given_options(RetrieverConfig, args)
+    options = resolve_options(RetrieverConfig, args)
+    if options["loss"] != "nll" and "batch_queries" not in given:
+        options["batch_queries"] = DistillDefaults.batch_queries
+    encoder_given = {
+        "pooling": args.pooling,
+        "normalize": args.normalize,
+        "temperature": args.temperature,
+        "shared": None if args.separate_towers is None else not args.separate_towers,
+        "query_max_length": args.query_max_length,
+        "passage_max_length": args.passage_max_length,
+    }
+    start = saved_config(resolve_model(options["model"])) or BiEncoderConfig()
+    options["encoder"] = replace(start, **{name: value for name, value in encoder_given.items() if value is not None})
+    return build(RetrieverConfig, options)
 
 
 def run_train(args: argparse.Namespace) -> int:
     distributed = torchrun_world()[1] > 1
-    if args.loss != "nll" and not args.negatives:
-        raise TandemError(f"--loss {args.loss} distils a cross-encoder: give --negatives with scored groups "
-                          "(`tandem reranker score-groups`)")  # fmt: skip
+    config = retriever_config(args)
+    if config.loss != "nll" and not args.negatives:
+        raise TandemError(
+            f"--loss {config.loss} distils a cross-encoder: give --negatives with scored groups "
+            "(`tandem reranker score-groups`)"
+        )
     if distributed and not args.negatives:
         raise TandemError(
             "under torchrun, mine negatives once first (`tandem mine ... --bm25-index DIR`) and pass --negatives"
         )
     dataset = dataset_from(args)
-    writes = prepare_training_output(args)
+    writes = prepare_training_output(args, dataset)
     groups_path = args.negatives or bm25_groups(
-        dataset, args.split, args.out, args.bm25_depth, args.num_negatives, args.seed
+        dataset, args.split, args.out, args.negatives_depth, args.num_negatives, config.seed
     )
-    given = {
-        "pooling": args.pooling, "normalize": args.normalize, "temperature": args.temperature,
-        "shared": None if args.separate_towers is None else not args.separate_towers,
-        "query_max_length": args.query_max_length, "passage_max_length": args.passage_max_length,
-    }  # fmt: skip
-    start = saved_config(resolve_model(args.model)) or BiEncoderConfig()
-    encoder = replace(start, **{name: value for name, value in given.items() if value is not None})
-    config = RetrieverConfig(
-        model=args.model, encoder=encoder, group_size=args.group_size, batch_queries=batch_queries(args),
-        attention_dropout=args.attention_dropout, loss=args.loss, teacher_temperature=args.teacher_temperature,
-        label_weight=args.label_weight,
-        **training_options(args),
-    )  # fmt: skip
+    config = retriever_config(args)
     if writes:
-        write_config(args.out / "command.json", args, groups=str(groups_path))
+        write_config(args.out / "command.json", args, groups=str(groups_path), trainer=asdict(config))
     summary = train_retriever(read_groups(groups_path, dataset.corpus), config, args.out, resume=args.resume)
     print(
         f"trained {summary['steps']} steps on {summary['groups']} groups in {summary['seconds']:.0f} s; saved {args.out}"
@@ -232,7 +220,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     dataset = dataset_from(args)
+    if torchrun_world()[0] == 0:
+        check_output_folder(args, "dense-index", dataset)
     encoder_path = resolve_model(args.encoder)
+    dataset.corpus  # noqa: B018  (a duplicate or malformed passage fails here, with its line, not after encoding)
     shards = plan_shards(args.num_shards, args.shard_id, args.encode_only)
     encoder = BiEncoder.from_pretrained(encoder_path).to_device(torchrun_device(args.device))
     check_factory(args.factory, encoder.dim)
@@ -240,20 +231,31 @@ def run_build(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     for shard_id in shards.shard_ids:
         encode_corpus_shard(
-            encoder, dataset.corpus_path, shards_dir, shard_id, shards.num_shards, args.batch_size,
+            encoder,
+            dataset.corpus_path,
+            shards_dir,
+            shard_id,
+            shards.num_shards,
+            args.batch_size,
             precision=args.precision,
-        )  # fmt: skip
+        )
     encode_seconds = time.perf_counter() - started
     if not shards.builds_index:
         print(f"encoded shard(s) {shards.shard_ids} into {shards_dir} in {encode_seconds:.0f} s")
         return 0
     wait_for_shards(shards_dir, shards.num_shards)
     meta = build_index(
-        encoder_path, encoder, dataset.corpus_path, shards_dir, args.out, shards.num_shards, args.factory,
+        encoder_path,
+        encoder,
+        dataset.corpus_path,
+        shards_dir,
+        args.out,
+        shards.num_shards,
+        args.factory,
         encode_seconds=encode_seconds,
-    )  # fmt: skip
+    )
     write_config(args.out / "config.json", args)
-    shutil.rmtree(shards_dir, ignore_errors=True)
+    remove_owned(shards_dir, "index-shards")
     print(
         f"indexed {meta.count} passages ({meta.factory}, dim {meta.dim}) into {args.out}; encoding {encode_seconds:.0f} s, index {meta.build_seconds:.1f} s"
     )
@@ -262,6 +264,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     dataset = dataset_from(args)
+    check_output_file(args.out, "TREC run", dataset)
     index = DenseIndex(args.index, nprobe=args.nprobe, ef_search=args.ef_search, refine_factor=args.refine_factor)
     index.check(dataset.corpus_fingerprint, resolve_model(args.encoder) if args.encoder else None)
     queries = dataset.split_queries(args.split)

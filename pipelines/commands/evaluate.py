@@ -8,14 +8,17 @@ from pathlib import Path
 
 from core.atomic import atomic_file
 from core.data.runs import read_run
-from pipelines.commands.common import add_dataset_args, dataset_from
+from pipelines.commands.common import add_dataset_args, check_output_file, dataset_from
 from pipelines.evaluation.metrics import MEASURES, evaluate, format_table
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("evaluate", help="nDCG@10, MRR@10, Recall@100/1000, MAP of a TREC run",
-                                 description="Evaluate a TREC run with trec_eval semantics (via ir-measures). "
-                                 "Judged queries missing from the run count as 0.")  # fmt: skip
+    parser = commands.add_parser(
+        "evaluate",
+        help="nDCG@10, MRR@10, Recall@100/1000, MAP of a TREC run",
+        description="Evaluate a TREC run with trec_eval semantics (via ir-measures). "
+        "Judged queries missing from the run count as 0.",
+    )
     parser.add_argument("--run", required=True, type=Path, help="TREC run file")
     add_dataset_args(parser)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -38,6 +41,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     dataset = dataset_from(args)
+    if args.per_query:
+        check_output_file(args.per_query, "per-query table", dataset, [args.run], flag="--per-query")
     run = read_run(args.run)
     result = evaluate(run, dataset.qrels(args.split), args.measures)
     if args.per_query:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from core.data.runs import read_run, truncate, write_run
 from core.errors import TandemError
-from pipelines.commands.common import positive_int
+from pipelines.commands.common import check_output_file, positive_int, weight
 from pipelines.defaults import HybridDefaults
 from pipelines.evaluation.fusion import interpolate, rrf
 
@@ -26,7 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN")
     parser.add_argument("--method", choices=["rrf", "interpolation"], default="rrf", help="default: rrf")
     parser.add_argument(
-        "--alpha", type=float, default=0.5, help="weight of the first run for interpolation (default: 0.5)"
+        "--alpha", type=weight, default=0.5, help="weight of the first run for interpolation (default: 0.5)"
     )
     parser.add_argument("--rrf-k", type=positive_int, default=HYBRID.rrf_k, help="RRF constant (default: %(default)s)")
     parser.add_argument(
@@ -41,6 +41,7 @@ def run_fuse(args: argparse.Namespace) -> int:
         raise TandemError("give at least two runs to fuse")
     if args.method == "interpolation" and len(args.runs) != 2:
         raise TandemError("interpolation fuses exactly two runs")
+    check_output_file(args.out, "TREC run", None, args.runs)
     runs = [truncate(read_run(path), args.depth) for path in args.runs]
     if args.method == "rrf":
         fused = rrf(runs, args.rrf_k, args.depth, args.depth)

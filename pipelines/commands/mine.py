@@ -10,7 +10,14 @@ from pathlib import Path
 from core.atomic import atomic_file
 from core.errors import TandemError
 from core.parts import add_up, torchrun_world, work_in_parts
-from pipelines.commands.common import add_dataset_args, command_options, dataset_from, positive_int, write_config
+from pipelines.commands.common import (
+    add_dataset_args,
+    check_output_file,
+    command_options,
+    dataset_from,
+    positive_int,
+    write_config,
+)
 from pipelines.defaults import MiningDefaults, SplitDefaults
 from retrieval.mining import MiningConfig, MiningStats, parse_rank_range, summarise
 from retrieval.negatives import mine_negatives
@@ -53,15 +60,26 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--reranker", type=Path, help="cross-encoder folder: drop candidates it scores above the positive"
     )
     parser.add_argument("--seed", type=int, default=MINING.seed, help="sampling seed (default: %(default)s)")
-    parser.add_argument("--min-relevance", type=positive_int, default=SPLIT.min_relevance,
-                        help="qrels grade a passage needs to be a positive (default: 1, i.e. any grade > 0); "
-                        "judged passages below it are never used as negatives")  # fmt: skip
-    parser.add_argument("--with-text", action="store_true",
-                        help="embed passage texts in the groups file, for tools that do not read the corpus "
-                        "(tandem itself resolves ids from --dataset)")  # fmt: skip
-    parser.add_argument("--title-queries", type=positive_int, metavar="N",
-                        help="instead of the split's queries, use the titles of N sampled documents as queries (their "
-                        "abstract is the positive; passages are written without titles)")  # fmt: skip
+    parser.add_argument(
+        "--min-relevance",
+        type=positive_int,
+        default=SPLIT.min_relevance,
+        help="qrels grade a passage needs to be a positive (default: 1, i.e. any grade > 0); "
+        "judged passages below it are never used as negatives",
+    )
+    parser.add_argument(
+        "--with-text",
+        action="store_true",
+        help="embed passage texts in the groups file, for tools that do not read the corpus "
+        "(tandem itself resolves ids from --dataset)",
+    )
+    parser.add_argument(
+        "--title-queries",
+        type=positive_int,
+        metavar="N",
+        help="instead of the split's queries, use the titles of N sampled documents as queries (their "
+        "abstract is the positive; passages are written without titles)",
+    )
     parser.add_argument("--shard-id", type=int, default=0, help="this shard of the queries (default: 0)")
     parser.add_argument(
         "--num-shards", type=positive_int, default=1, help="split the queries into this many shards (default: 1)"
@@ -79,12 +97,17 @@ def run_mine(args: argparse.Namespace) -> int:
         raise TandemError(f"--shard-id must be in 0..{args.num_shards - 1}")
     try:
         config = MiningConfig(
-            args.num_negatives, args.depth, parse_rank_range(args.rank_range), args.margin, args.seed,
+            args.num_negatives,
+            args.depth,
+            parse_rank_range(args.rank_range),
+            args.margin,
+            args.seed,
             args.min_relevance,
-        )  # fmt: skip
+        )
     except ValueError as err:
         raise TandemError(str(err)) from None
     dataset = dataset_from(args)
+    check_output_file(args.out, "groups file", dataset)
     passage_form = "title+text"
     if args.title_queries:
         queries, qrels = title_queries(dataset.corpus, args.title_queries, args.seed)
@@ -100,10 +123,18 @@ def run_mine(args: argparse.Namespace) -> int:
 
     def mine(part_queries: dict[str, str], out: Path) -> MiningStats:
         return mine_negatives(
-            dataset, part_queries, qrels, out, config, bm25_index=args.bm25_index, dense_index=args.index,
-            reranker_filter=reranker_filter, passage_form=passage_form, batch_size=args.batch_size,
+            dataset,
+            part_queries,
+            qrels,
+            out,
+            config,
+            bm25_index=args.bm25_index,
+            dense_index=args.index,
+            reranker_filter=reranker_filter,
+            passage_form=passage_form,
+            batch_size=args.batch_size,
             with_text=args.with_text,
-        )  # fmt: skip
+        )
 
     rank, world = torchrun_world()
     if world > 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from core.data.beir import BeirDataset
@@ -12,16 +13,18 @@ from core.data.groups import read_groups, write_groups
 from core.data.runs import Run, read_run, write_run
 from core.data.sources import open_dataset
 from core.errors import TandemError
+from core.options import build, resolve_options
 from core.parts import torchrun_device, torchrun_world, work_in_parts
 from pipelines.commands.common import (
     add_dataset_args,
     add_precision_arg,
-    add_training_args,
+    add_trainer_options,
+    check_output_file,
     command_options,
     dataset_from,
     positive_int,
     prepare_training_output,
-    training_options,
+    weight,
     without_negatives_note,
     write_config,
 )
@@ -52,33 +55,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--groups", required=True, type=Path, nargs="+", help="training groups JSONL file(s), concatenated"
     )
-    train.add_argument("--dataset", help="BEIR folder or name whose corpus the groups' passage ids refer to "
-                       "(not needed for groups written with --with-text)")  # fmt: skip
+    train.add_argument(
+        "--dataset",
+        help="BEIR folder or name whose corpus the groups' passage ids refer to "
+        "(not needed for groups written with --with-text)",
+    )
     train.add_argument("--out", required=True, type=Path, help="output model folder (checkpoints inside)")
-    train.add_argument("--model", help="start model: HF name or folder (default: all-MiniLM-L6-v2, offline copy)")
-    train.add_argument("--loss", choices=["nll", "bce"], default="nll", help="training loss (default: nll)")
-    train.add_argument(
-        "--group-size",
-        type=positive_int,
-        default=RERANKER.group_size,
-        help="passages per group, N+1 (default: %(default)s)",
-    )
-    train.add_argument(
-        "--batch-queries",
-        type=positive_int,
-        default=RERANKER.batch_queries,
-        help="groups per step, B (default: %(default)s)",
-    )
-    train.add_argument(
-        "--max-length",
-        type=positive_int,
-        default=RERANKER.max_length,
-        help="max tokens per pair (default: %(default)s)",
-    )
-    add_training_args(
-        train, lr=RERANKER.learning_rate, epochs=RERANKER.epochs, dropout=RERANKER.attention_dropout,
-        min_steps=RERANKER.min_steps, head_lr=RERANKER.head_learning_rate,
-    )  # fmt: skip
+    add_trainer_options(train, RerankerConfig)
     train.set_defaults(handler=run_train)
 
     score = sub.add_parser(
@@ -108,9 +91,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Rescore the top --depth hits of each query; the rest keep their order beneath.",
     )
     rerank.add_argument(
-        "--run", "--first-stage", dest="run", required=True, type=Path,
+        "--run",
+        "--first-stage",
+        dest="run",
+        required=True,
+        type=Path,
         help="first-stage TREC run (--first-stage: the same, for torchrun, which mistakes --run for its --run-path)",
-    )  # fmt: skip
+    )
     add_dataset_args(rerank, split=None)
     rerank.add_argument(
         "--split",
@@ -129,26 +116,38 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="pairs per forward pass (default: %(default)s)",
     )
     rerank.add_argument("--max-length", type=positive_int, help="max tokens per pair (default: the model's)")
-    rerank.add_argument("--interpolate", type=float, metavar="ALPHA",
-                        help="report ALPHA*CE + (1-ALPHA)*first-stage (min-max normalised) instead of the CE score")  # fmt: skip
+    rerank.add_argument(
+        "--interpolate",
+        type=weight,
+        metavar="ALPHA",
+        help="report ALPHA*CE + (1-ALPHA)*first-stage (min-max normalised) instead of the CE score",
+    )
     add_precision_arg(rerank, inference=True)
     rerank.add_argument("--device", help="cpu, cuda (default: cuda if available)")
-    rerank.add_argument("--allow-untrained-head", action="store_true",
-                        help="accept a model without a trained one-logit head (e.g. a plain BERT: its scores are random)")  # fmt: skip
+    rerank.add_argument(
+        "--allow-untrained-head",
+        action="store_true",
+        help="accept a model without a trained one-logit head (e.g. a plain BERT: its scores are random)",
+    )
     rerank.set_defaults(handler=run_rerank)
 
 
+def reranker_config(args: argparse.Namespace) -> RerankerConfig:
+    """What `tandem reranker train` trains: `RerankerConfig`'s defaults, then --config, --set and the flags."""
+    config = build(RerankerConfig, resolve_options(RerankerConfig, args))
+    if config.group_size < 2:
+        raise TandemError("group_size must be at least 2 (1 positive + at least 1 negative)")
+    return config
+
+
 def run_train(args: argparse.Namespace) -> int:
-    if args.group_size < 2:
-        raise TandemError("--group-size must be at least 2 (1 positive + at least 1 negative)")
-    corpus = open_dataset(args.dataset).corpus if args.dataset else None
+    config = reranker_config(args)
+    dataset = open_dataset(args.dataset) if args.dataset else None
+    writes = prepare_training_output(args, dataset)  # before the groups are read: a bad --out fails at once
+    corpus = dataset.corpus if dataset else None
     groups = [group for path in args.groups for group in read_groups(path, corpus)]
-    config = RerankerConfig(
-        model=args.model, loss=args.loss, group_size=args.group_size, batch_queries=args.batch_queries,
-        max_length=args.max_length, attention_dropout=args.attention_dropout, **training_options(args),
-    )  # fmt: skip
-    if prepare_training_output(args):
-        write_config(args.out / "command.json", args)
+    if writes:
+        write_config(args.out / "command.json", args, trainer=asdict(config))
     summary = train_reranker(groups, config, args.out, resume=args.resume)
     print(
         f"trained {summary['steps']} steps on {summary['groups']} groups in {summary['seconds']:.0f} s; saved {args.out}"
@@ -158,10 +157,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_score_groups(args: argparse.Namespace) -> int:
+    dataset = open_dataset(args.dataset) if args.dataset else None
+    check_output_file(args.out, "groups file", dataset, [args.groups])
     if not is_cross_encoder(args.model):
         raise TandemError(f"{args.model} is not a trained cross-encoder: its scores would teach nothing")
-    corpus = open_dataset(args.dataset).corpus if args.dataset else None
-    groups = read_groups(args.groups, corpus)
+    groups = read_groups(args.groups, dataset.corpus if dataset else None)
     model = CrossEncoder.from_pretrained(args.model).to_device(args.device)
     started = time.perf_counter()
     score_groups(groups, model, args.batch_size, args.precision)
@@ -172,12 +172,13 @@ def run_score_groups(args: argparse.Namespace) -> int:
 
 
 def run_rerank(args: argparse.Namespace) -> int:
+    dataset = dataset_from(args)
+    check_output_file(args.out, "TREC run", dataset, [args.run])
     if not args.allow_untrained_head and not is_cross_encoder(args.model):
         raise TandemError(
             f"{args.model} is not a trained cross-encoder (no one-logit sequence-classification head): its scores "
             "would be random; train one with `tandem reranker train`, or pass --allow-untrained-head"
         )
-    dataset = dataset_from(args)
     run = queries_to_rerank(read_run(args.run), dataset, args.split, args.run)
     queries = dataset.queries
     model = CrossEncoder.from_pretrained(args.model, max_length=args.max_length).to_device(torchrun_device(args.device))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.data.sources import open_dataset
 from core.errors import TandemError
+from core.outputs import claim_folder
 from pipelines.modes import MODES
 from pipelines.plan import parse_budget
 from pipelines.runner import STAGES, load_config, print_config, run_all
@@ -25,37 +26,61 @@ def register(commands: argparse._SubParsersAction) -> None:
         "run into DIR/<name>/ each and add a BEIR-style table in DIR/report.md.",
     )
     parser.add_argument(
-        "--dataset", nargs="+", metavar="D",
+        "--dataset",
+        nargs="+",
+        metavar="D",
         help="one or more BEIR folders or names (looked up under $TANDEM_DATA_DIR, then the cache, then downloaded)",
-    )  # fmt: skip
+    )
     parser.add_argument("--strict", action="store_true", help="make qrels rows with unknown ids an error")
     parser.add_argument("--out", type=Path, help="run folder (required unless --print-config)")
     parser.add_argument("--config", type=Path, help="YAML or TOML file overriding the defaults (see --print-config)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="an option over the defaults and --config, e.g. --set reranker.epochs=2 (repeatable)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke-test profile: every stage on little compute")
     parser.add_argument(
-        "--mode", choices=MODES, help="train, transfer, self-supervised or zero-shot (default: auto = train when the "
+        "--mode",
+        choices=MODES,
+        help="train, transfer, self-supervised or zero-shot (default: auto = train when the "
         "dataset has a train split, else transfer when models are given, else zero-shot)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--models-from", type=Path, metavar="DIR",
-        help="another run's folder: use its retriever/model and reranker/<loss> instead of training (transfer mode)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--force", nargs="+", default=[], choices=STAGES, metavar="STAGE", help="redo these stages (and all after)"
     )
-    parser.add_argument("--plan", action="store_true",
-                        help="print every stage with its size and an estimated time (from a short measured warm-up "
-                        "on this machine), and exit")  # fmt: skip
-    parser.add_argument("--budget", metavar="TIME",
-                        help="fit the run into TIME (e.g. 45m, 2h) by the plan's estimate: first the distill stage is "
-                        "skipped, then the cross-encoder's steps and rerank depth are scaled down (to half at most), "
-                        "last the retriever's steps with them; the report records the cuts")  # fmt: skip
+    parser.add_argument(
+        "--models-from",
+        type=Path,
+        metavar="DIR",
+        help="another run's folder: use its retriever/model and reranker/<loss> instead of training (transfer mode)",
+    )
+    parser.add_argument(
+        "--force",
+        nargs="*",
+        choices=STAGES,
+        metavar="STAGE",
+        help="redo these stages (and all after); alone, redo every stage, which may also replace another "
+        "dataset's results in --out (refused otherwise)",
+    )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print every stage with its size and an estimated time (from a short measured warm-up "
+        "on this machine), and exit",
+    )
+    parser.add_argument(
+        "--budget",
+        metavar="TIME",
+        help="fit the run into TIME (e.g. 45m, 2h) by the plan's estimate: first the distill stage is "
+        "skipped, then the cross-encoder's steps and rerank depth are scaled down (to half at most), "
+        "last the retriever's steps with them; the report records the cuts",
+    )
     parser.add_argument("--print-config", action="store_true", help="print the configuration that would run, and exit")
     parser.set_defaults(handler=run_main)
 
 
 def run_main(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.quick)
+    config = load_config(args.config, args.quick, args.set)
     if args.mode:
         config["run"]["mode"] = args.mode
     if args.models_from:
@@ -66,10 +91,11 @@ def run_main(args: argparse.Namespace) -> int:
     if args.out is None or not args.dataset:
         raise TandemError("--dataset and --out are required (except with --print-config)")
     datasets = [open_dataset(spec, strict=args.strict) for spec in args.dataset]
+    force = list(STAGES) if args.force == [] else args.force or []
     budget = parse_budget(args.budget) / len(datasets) if args.budget else None
     plan = {"show_plan": True, "budget": budget, "plan_only": args.plan}
     if len(datasets) == 1:
-        ran = run_all(datasets[0], args.out, config, args.force, **plan)
+        ran = run_all(datasets[0], args.out, config, force, **plan)
         if args.plan:
             return 0
         print(f"stages run: {', '.join(ran) or 'none (all finished)'}; report: {args.out / 'report' / 'report.md'}")
@@ -79,8 +105,10 @@ def run_main(args: argparse.Namespace) -> int:
     names = [d.name for d in datasets]
     if len(set(names)) != len(names):
         raise TandemError(f"dataset folder names must differ (they name the run folders): {names}")
+    if not args.plan:
+        claim_folder(args.out, "runs", [d.root for d in datasets])
     for dataset in datasets:
-        ran = run_all(dataset, args.out / dataset.name, config, args.force, **plan)
+        ran = run_all(dataset, args.out / dataset.name, config, force, **plan)
         print(f"{dataset.name}: stages run: {', '.join(ran) or 'none (all finished)'}")
     if args.plan:
         return 0

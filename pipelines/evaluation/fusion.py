@@ -57,8 +57,10 @@ def choose_weight(
     its figure; ties go to the earlier weight in `weights`."""
     from pipelines.evaluation.metrics import evaluate
 
-    scored = [(evaluate(interpolate_reranked(reranked, first, w, depth), qrels, [measure]).aggregate[measure], w)
-              for w in weights]  # fmt: skip
+    scored = [
+        (evaluate(interpolate_reranked(reranked, first, w, depth), qrels, [measure]).aggregate[measure], w)
+        for w in weights
+    ]
     best = max(range(len(scored)), key=lambda i: (scored[i][0], -i))
     return scored[best][1], scored[best][0]
 
@@ -82,15 +84,19 @@ def convex(reranked: Run, others: list[Run], weights: list[float], depth: int) -
 
 def _normalised(reranked: Run, others: list[Run], depth: int) -> dict[str, list[dict[str, float]]]:
     """Per query, the min-max normalised scores of the reranked top `depth` and of each of `others`."""
-    return {query_id: [min_max(hits[:depth])] + [min_max(other.get(query_id, [])) for other in others]
-            for query_id, hits in reranked.items()}  # fmt: skip
+    return {
+        query_id: [min_max(hits[:depth])] + [min_max(other.get(query_id, [])) for other in others]
+        for query_id, hits in reranked.items()
+    }
 
 
 def _weighted(reranked: Run, parts: dict[str, list[dict[str, float]]], weights: list[float], depth: int) -> Run:
     out: Run = {}
     for query_id, hits in reranked.items():
-        top = [(doc_id, sum(w * part.get(doc_id, 0.0) for w, part in zip(weights, parts[query_id], strict=True)))
-               for doc_id, _ in hits[:depth]]  # fmt: skip
+        top = [
+            (doc_id, sum(w * part.get(doc_id, 0.0) for w, part in zip(weights, parts[query_id], strict=True)))
+            for doc_id, _ in hits[:depth]
+        ]
         out[query_id] = _keep_below(ranked(top), hits, depth)
     return out
 
@@ -109,9 +115,13 @@ def simplex_grid(parts: int, step: float) -> list[tuple[float, ...]]:
 
 
 def choose_convex_weights(
-    reranked: Run, others: list[Run], qrels: Qrels, grid: list[tuple[float, ...]], depth: int,
+    reranked: Run,
+    others: list[Run],
+    qrels: Qrels,
+    grid: list[tuple[float, ...]],
+    depth: int,
     measure: str = "nDCG@10",
-) -> tuple[tuple[float, ...], float]:  # fmt: skip
+) -> tuple[tuple[float, ...], float]:
     """The weights of `convex` that score best on these (dev) qrels, and the figure; ties go to the
     earlier weights in `grid`. The runs are normalised once, not once per weighting."""
     from pipelines.evaluation.metrics import evaluate

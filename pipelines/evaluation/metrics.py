@@ -45,8 +45,10 @@ def evaluate(run: Run, qrels: Qrels, measures: list[str] | None = None) -> Evalu
     if run and not judged_in_run:
         log.warning(
             "none of the run's %d queries is judged in these qrels (e.g. '%s'), so every figure is 0: "
-            "another split or another dataset's run?", len(run), next(iter(run)),
-        )  # fmt: skip
+            "another split or another dataset's run?",
+            len(run),
+            next(iter(run)),
+        )
     by_measure = {MEASURES[name]: name for name in names}
     evaluator = ir_measures.evaluator(list(by_measure), qrels)
     scored = [

@@ -70,9 +70,12 @@ def markdown_table(
     stages = sorted({stage for s in systems for stage in s.latency})
     dev = any(s.dev for s in systems)
     header = [
-        "system", "dev nDCG@10" if dev else None, *measures, f"p vs {baseline} (nDCG@10)" if baseline else None,
+        "system",
+        "dev nDCG@10" if dev else None,
+        *measures,
+        f"p vs {baseline} (nDCG@10)" if baseline else None,
         *(f"{st} ms/q" for st in stages),
-    ]  # fmt: skip
+    ]
     header = [h for h in header if h is not None]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {m: max(payload[s.name][m] for s in systems) for m in measures}

@@ -54,15 +54,28 @@ def write_table(out_dir: Path, runs: dict[str, Path]) -> Path:
         lines.append(f"| {dataset} | {collected[dataset]['mode']} | {result or '—'} | " + " | ".join(cells) + " |")
     avg_cells = [f"{average[s]:.4f}" if s in average else "—" for s in columns]
     lines.append("| **average** | | | " + " | ".join(avg_cells) + " |")
-    lines += ["", "Each dataset's result system (bold) is fixed in advance by its mode, never read off test figures; "
-              "an average is shown only for systems every dataset has. Per-dataset reports: `<dataset>/report/report.md`.",
-              "", "![nDCG@10 per dataset](ndcg.png)", ""]  # fmt: skip
+    lines += [
+        "",
+        "Each dataset's result system (bold) is fixed in advance by its mode, never read off test figures; "
+        "an average is shown only for systems every dataset has. Per-dataset reports: `<dataset>/report/report.md`.",
+        "",
+        "![nDCG@10 per dataset](ndcg.png)",
+        "",
+    ]
     out_dir.mkdir(parents=True, exist_ok=True)
     plot(values, columns, out_dir / "ndcg.png")
     with atomic_file(out_dir / "metrics.json") as out:
-        json.dump({"measure": MEASURE, "datasets": values, "average": average,
-                   "modes": {d: m["mode"] for d, m in collected.items()},
-                   "results": {d: m.get("result") for d, m in collected.items()}}, out, indent=2)  # fmt: skip
+        json.dump(
+            {
+                "measure": MEASURE,
+                "datasets": values,
+                "average": average,
+                "modes": {d: m["mode"] for d, m in collected.items()},
+                "results": {d: m.get("result") for d, m in collected.items()},
+            },
+            out,
+            indent=2,
+        )
     with atomic_file(out_dir / "report.md") as out:
         out.write("\n".join(lines))
     return out_dir / "report.md"

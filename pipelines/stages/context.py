@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.data.beir import BeirDataset
-from core.data.splits import dev_split_ids
+from core.data.splits import dev_qrels_split, dev_split_ids
 from pipelines.modes import TRAINED, Models
 
 DENSE_NAMES = {
@@ -30,7 +30,8 @@ class RunContext:
     transferred: Models = field(default_factory=Models)
 
     def dev_query_ids(self) -> list[str]:
-        """The dev split carved from the train queries (train mode only; empty when too small)."""
+        """The dev queries (train mode only): the dataset's own dev split, else carved from the train
+        queries (empty when too few)."""
         if "_dev" not in self.__dict__:
             train_mode = self.mode == "train"
             self.__dict__["_dev"] = dev_split_ids(self.dataset, self.config["split"]) if train_mode else []
@@ -40,8 +41,9 @@ class RunContext:
         return {query_id: self.dataset.queries[query_id] for query_id in self.dev_query_ids()}
 
     def dev_qrels(self) -> dict[str, dict[str, int]]:
-        """The train qrels of the dev queries only (others would count as misses)."""
-        judged = self.dataset.qrels(self.config["split"]["train"])
+        """The dev queries' judgments: the official dev split's, or the train qrels of the carved queries
+        (only those: others would count as misses)."""
+        judged = self.dataset.qrels(dev_qrels_split(self.dataset, self.config["split"]))
         return {query_id: judged[query_id] for query_id in self.dev_query_ids()}
 
     def train_queries(self) -> dict[str, str]:

@@ -25,8 +25,10 @@ def stage_fuse(ctx: RunContext, work: Path) -> dict:
     if not ctx.rerankers():
         return skipped("no cross-encoder")
     splits = ("dev", "test")
-    others = {split: [read_run(first_stage_run(ctx, stage, split)) for stage in ("bm25", ctx.dense_stage())]
-              for split in splits}  # fmt: skip
+    others = {
+        split: [read_run(first_stage_run(ctx, stage, split)) for stage in ("bm25", ctx.dense_stage())]
+        for split in splits
+    }
     grid, depth = simplex_grid(len(PARTS), options["grid_step"]), ctx.config["rerank"]["depth"]
     chosen = {}
     for label in ctx.rerankers():

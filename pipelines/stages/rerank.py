@@ -76,9 +76,15 @@ def stage_rerank(ctx: RunContext, work: Path) -> dict:
         for (first, split), run in first_runs.items():
             started = time.perf_counter()
             result = rerank_run(
-                run, ctx.dataset.queries, ctx.dataset.corpus, model, options["depth"], options["batch_size"],
-                show_progress=True, precision=precision,
-            )  # fmt: skip
+                run,
+                ctx.dataset.queries,
+                ctx.dataset.corpus,
+                model,
+                options["depth"],
+                options["batch_size"],
+                show_progress=True,
+                precision=precision,
+            )
             if split == "test":
                 latency[f"{first}-{label}"] = seconds_per_query(started, run)
             write_run(result, run_path(work, split, f"{first}-{label}"), tag=f"{first}-ce-{label}")

@@ -31,8 +31,14 @@ def report_systems(ctx: RunContext) -> list[System]:
     convex = (ctx.done("fuse") or {}).get("result", {}).get("convex", {})
     dense_stage, dense_name = ctx.dense_stage(), ctx.dense_name()
     short = {"dense fine-tuned": "dense ft"}.get(dense_name, dense_name)
-    names = {"bm25": "BM25", "dense-zeroshot": "dense zero-shot", "index": dense_name, "distill": "dense distilled",
-             "hybrid": f"hybrid (RRF BM25 + {short})", "hybrid-distill": "hybrid (RRF BM25 + dense distilled)"}  # fmt: skip
+    names = {
+        "bm25": "BM25",
+        "dense-zeroshot": "dense zero-shot",
+        "index": dense_name,
+        "distill": "dense distilled",
+        "hybrid": f"hybrid (RRF BM25 + {short})",
+        "hybrid-distill": "hybrid (RRF BM25 + dense distilled)",
+    }
     latency["hybrid"] = {"retrieve": latency["bm25"].get("retrieve", 0) + latency[dense_stage].get("retrieve", 0)}
     latency["hybrid-distill"] = {"retrieve": latency["bm25"].get("retrieve", 0) + latency["distill"].get("retrieve", 0)}
     rerank = ctx.stage_dir("rerank")

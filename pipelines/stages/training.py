@@ -3,10 +3,16 @@ cross-encoder (one per configured loss). Each calls the library functions its co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from core.data.groups import read_groups
+from core.data.runs import read_run
+from core.options import from_section
+from pipelines.evaluation.dev_score import rerank_dev_score
+from pipelines.evaluation.fusion import rrf
 from pipelines.stages.context import RunContext, skipped
+from rerank.model import CrossEncoder
 from rerank.train import RerankerConfig, train_reranker
 from retrieval.encoder import BiEncoderConfig
 from retrieval.mining import MiningConfig
@@ -16,14 +22,9 @@ from retrieval.train import RetrieverConfig, train_retriever
 
 
 def mining_config(options: dict, min_relevance: int = 1) -> MiningConfig:
-    return MiningConfig(
-        options["num_negatives"],
-        options["depth"],
-        options.get("rank_range") and tuple(options["rank_range"]),
-        options.get("margin"),
-        options["seed"],
-        min_relevance,
-    )
+    """The mining job's settings from the `mining` section (its rank range as a pair)."""
+    window = options.get("rank_range")
+    return from_section(MiningConfig, options, rank_range=window and tuple(window), min_relevance=min_relevance)
 
 
 def trainable_groups(groups: list) -> int:
@@ -37,16 +38,20 @@ def retriever_config(config: dict, model: str | None, training: dict, groups: li
     `learning_rate`, `seed`) from `training` (the `retriever` or `distill` section), `loss` options (the
     distill stage's) as given."""
     options = config["retriever"]
-    encoder = BiEncoderConfig(
-        temperature=options["temperature"], passage_max_length=options["passage_max_length"],
-        query_max_length=options["query_max_length"],
-    )  # fmt: skip
-    return RetrieverConfig(
-        model=model, encoder=encoder, attention_dropout=options["attention_dropout"], precision=options["precision"],
-        group_size=training["group_size"], batch_queries=min(training["batch_queries"], trainable_groups(groups)),
-        epochs=training["epochs"], min_steps=training.get("min_steps", 0), max_steps=training["max_steps"], learning_rate=training["learning_rate"],
-        seed=training["seed"], **loss,
-    )  # fmt: skip
+    encoder = from_section(BiEncoderConfig, options)
+    schedule = {key: training[key] for key in SCHEDULE if key in training}
+    return from_section(
+        RetrieverConfig,
+        {**options, "min_steps": 0, **schedule},
+        model=model,
+        encoder=encoder,
+        batch_queries=min(training["batch_queries"], trainable_groups(groups)),
+        **loss,
+    )
+
+
+SCHEDULE = ("group_size", "batch_queries", "epochs", "min_steps", "max_steps", "learning_rate", "seed")
+"""The options a training section (`retriever` or `distill`) sets for the bi-encoder trainer."""
 
 
 def stage_retriever(ctx: RunContext, work: Path) -> dict:
@@ -56,9 +61,11 @@ def stage_retriever(ctx: RunContext, work: Path) -> dict:
         return skipped(f"nothing to train in {ctx.mode} mode")
     options = ctx.config["retriever"]
     mining = MiningConfig(
-        options["num_negatives"], options["negatives_depth"], seed=options["seed"],
+        options["num_negatives"],
+        options["negatives_depth"],
+        seed=options["seed"],
         min_relevance=ctx.config["split"]["min_relevance"],
-    )  # fmt: skip
+    )
     groups_path, bm25_index = work / "bm25-negatives.jsonl", ctx.stage_dir("bm25") / "index"
     if ctx.mode == "self-supervised":
         count = ctx.config["mining"]["title_queries"]
@@ -109,16 +116,24 @@ def stage_reranker(ctx: RunContext, work: Path) -> dict:
     groups = read_groups(mined / "groups.jsonl", ctx.dataset.corpus)
     if (mined / "title-groups.jsonl").is_file():
         groups += read_groups(mined / "title-groups.jsonl", ctx.dataset.corpus)
+    dev_score = reranker_dev_score(ctx) if options["eval_every"] else None
     summaries = {}
     for loss in options["losses"]:
         if (work / loss / "training_config.json").is_file():  # finished before an interruption
             continue
-        config = RerankerConfig(
-            model=options["model"], loss=loss, group_size=options["group_size"], batch_queries=min(options["batch_queries"], trainable_groups(groups)),
-            max_length=options["max_length"], attention_dropout=options["attention_dropout"], epochs=options["epochs"], min_steps=options["min_steps"],
-            max_steps=options["max_steps"], learning_rate=options["learning_rate"], head_learning_rate=options["head_learning_rate"],
-            save_every=options["save_every"], seed=options["seed"],
-            precision=options["precision"],
-        )  # fmt: skip
-        summaries[loss] = train_reranker(groups, config, work / loss, resume=True)
+        batch_queries = min(options["batch_queries"], trainable_groups(groups))
+        config = from_section(RerankerConfig, options, loss=loss, batch_queries=batch_queries)
+        summaries[loss] = train_reranker(groups, config, work / loss, resume=True, dev_score=dev_score)
     return {"training": summaries}
+
+
+def reranker_dev_score(ctx: RunContext) -> Callable[[CrossEncoder], float] | None:
+    """What early stopping reads while the cross-encoder trains: nDCG@10 of reranking the dev queries'
+    top `reranker.eval_depth` of the RRF hybrid of BM25 and the fine-tuned bi-encoder (None without dev)."""
+    if not ctx.dev_queries():
+        return None
+    hybrid = ctx.config["hybrid"]
+    runs = [read_run(ctx.stage_dir(stage) / "dev.trec") for stage in ("bm25", ctx.dense_stage())]
+    first = rrf(runs, hybrid["rrf_k"], hybrid["depth"], hybrid["depth"])
+    depth = ctx.config["reranker"]["eval_depth"]
+    return rerank_dev_score(first, ctx.dataset.queries, ctx.dataset.corpus, ctx.dev_qrels(), depth)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +23,7 @@ from core.atomic import atomic_dir
 from core.data.beir import file_fingerprint
 from core.errors import TandemError
 from core.models import absolute, resolve_model
+from core.outputs import remove_owned
 from core.progress import progress_bar
 from retrieval.encoder import BiEncoder
 from retrieval.index.encode import encode_corpus_shard
@@ -59,7 +59,7 @@ def build_index(
         )
     started = time.perf_counter()
     corpus_path = Path(corpus_path).resolve()
-    with atomic_dir(out_dir) as staging:
+    with atomic_dir(out_dir, "dense-index") as staging:
         ids: list[str] = []
         for shard in shards:
             ids += (shard / "docids.txt").read_text().split("\n")[:-1]
@@ -83,11 +83,21 @@ def build_index(
         faiss.write_index(index, str(staging / "index.faiss"))
         (staging / "docids.txt").write_text("\n".join(ids) + "\n")
         meta = IndexMeta(
-            encoder=absolute(encoder_path), encoder_fingerprint=encoder.fingerprint, pooling=encoder.config.pooling, normalize=encoder.config.normalize, dim=encoder.dim,
-            passage_max_length=encoder.config.passage_max_length, query_max_length=encoder.config.query_max_length,
-            corpus_path=str(corpus_path), corpus_fingerprint=file_fingerprint(corpus_path), factory=factory, count=len(ids),
-            encode_seconds=encode_seconds, build_seconds=time.perf_counter() - started, precision=precisions.pop(),
-        )  # fmt: skip
+            encoder=absolute(encoder_path),
+            encoder_fingerprint=encoder.fingerprint,
+            pooling=encoder.config.pooling,
+            normalize=encoder.config.normalize,
+            dim=encoder.dim,
+            passage_max_length=encoder.config.passage_max_length,
+            query_max_length=encoder.config.query_max_length,
+            corpus_path=str(corpus_path),
+            corpus_fingerprint=file_fingerprint(corpus_path),
+            factory=factory,
+            count=len(ids),
+            encode_seconds=encode_seconds,
+            build_seconds=time.perf_counter() - started,
+            precision=precisions.pop(),
+        )
         (staging / "meta.json").write_text(json.dumps(asdict(meta), indent=2) + "\n")
     return meta
 
@@ -151,5 +161,5 @@ def build_dense_index(
         factory=factory,
         encode_seconds=time.perf_counter() - started,
     )
-    shutil.rmtree(shards_dir, ignore_errors=True)
+    remove_owned(shards_dir, "index-shards")
     return meta

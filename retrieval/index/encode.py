@@ -19,6 +19,7 @@ import numpy as np
 from core.atomic import atomic_dir
 from core.data.beir import file_fingerprint, iter_jsonl_records, join_title
 from core.errors import TandemError
+from core.outputs import claim_folder
 from core.parts import shard_range
 from core.precision import bulk_encode_precision, resolved_precision
 from core.progress import progress_bar
@@ -58,6 +59,7 @@ def encode_corpus_shard(
     """Encode one contiguous shard into `out_dir/shard-<id>/` (embeddings.npy memmap + docids.txt).
     A finished shard is kept as it is (so a re-run resumes at the unfinished shards)."""
     corpus_path = Path(corpus_path)
+    claim_folder(out_dir, "index-shards")
     shard = shard_dir(out_dir, shard_id)
     start, stop = shard_range(count_lines(corpus_path), shard_id, num_shards)
     precision = bulk_encode_precision(precision, encoder.device, stop - start)
@@ -79,7 +81,7 @@ def encode_corpus_shard(
     if precision == "int8":  # every shard calibrates on the same passages: the corpus's first ones
         encoder.prepare_int8("passage", [text for _, text in iter_passages(corpus_path, 0, INT8_CALIBRATION_POOL)])
     started = time.perf_counter()
-    with atomic_dir(shard) as staging:
+    with atomic_dir(shard, "index-shard") as staging:
         (staging / "shard.json").write_text(json.dumps(made_with, indent=2) + "\n")
         embeddings = np.lib.format.open_memmap(
             staging / "embeddings.npy", mode="w+", dtype=np.float32, shape=(stop - start, encoder.dim)

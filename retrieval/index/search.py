@@ -59,6 +59,11 @@ class DenseIndex:
     def check_encoder_weights(self) -> None:
         """Refuse an encoder folder whose weights changed since the index was built."""
         recorded = self.meta.encoder_fingerprint
+        if recorded is None and Path(self.meta.encoder).is_dir():
+            raise TandemError(
+                f"{self.dir}/meta.json records no fingerprint of its encoder's weights, so they cannot be checked: "
+                "rebuild the index with `tandem index build`"
+            )
         if recorded is not None and model_fingerprint(self.meta.encoder) != recorded:
             raise TandemError(
                 f"{self.dir} was built with the weights then in {self.meta.encoder}; that folder now holds other "
@@ -70,6 +75,8 @@ class DenseIndex:
         return BiEncoder.from_pretrained(self.meta.encoder).to_device(device)
 
     def search(self, query_embeddings: np.ndarray, k: int) -> tuple[np.ndarray, list[list[str]]]:
+        """The top `k` passages per query (`k` above the number of passages asks for them all)."""
+        k = min(k, self.meta.count)
         scores, rows = self.index.search(np.ascontiguousarray(query_embeddings, dtype=np.float32), k)
         return scores, [[self.ids[r] for r in row if r >= 0] for row in rows]
 

@@ -6,6 +6,8 @@ the same passages. Imports only torch.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from core.training.losses.listwise_kl import ListwiseKLLoss
@@ -14,16 +16,24 @@ from core.training.losses.margin_mse import MarginMSELoss
 from core.training.losses.pointwise_bce import PointwiseBCELoss
 
 LOSSES = {"nll": ListwiseNLLLoss, "bce": PointwiseBCELoss}
+LossName = Literal["nll", "bce"]
+"""A name in LOSSES, as an option's type."""
 DISTILLATION_LOSSES = {"kl": ListwiseKLLoss, "margin-mse": MarginMSELoss}
 
 __all__ = [
-    "DISTILLATION_LOSSES", "LOSSES", "ListwiseKLLoss", "ListwiseNLLLoss", "MarginMSELoss", "PointwiseBCELoss",
+    "DISTILLATION_LOSSES",
+    "LOSSES",
+    "LossName",
+    "ListwiseKLLoss",
+    "ListwiseNLLLoss",
+    "MarginMSELoss",
+    "PointwiseBCELoss",
     "make_loss",
-]  # fmt: skip
+]
 
 
-def make_loss(name: str) -> torch.nn.Module:
-    """`nll` (listwise, default) or `bce` (pointwise baseline)."""
+def make_loss(name: str, positives: int = 1) -> torch.nn.Module:
+    """`nll` (listwise, default) or `bce` (pointwise baseline), over groups with `positives` positives first."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss '{name}'; choose one of {', '.join(LOSSES)}")
-    return LOSSES[name]()
+    return LOSSES[name](positives)

@@ -13,11 +13,15 @@ class PointwiseBCELoss(torch.nn.Module):
 
     Inputs: `scores` (B, 1+N) raw logits laid out as groups with the positive in column 0 (the same
     layout ListwiseNLLLoss takes), or any shape with an explicit `labels` tensor of the same shape.
-    Returns the mean over all pairs.
+    With `positives` P, the first P columns are positives (label 1). Returns the mean over all pairs.
     """
+
+    def __init__(self, positives: int = 1) -> None:
+        super().__init__()
+        self.positives = positives
 
     def forward(self, scores: Tensor, labels: Tensor | None = None) -> Tensor:
         if labels is None:
             labels = torch.zeros_like(scores, dtype=torch.float)
-            labels[:, 0] = 1.0
+            labels[:, : self.positives] = 1.0
         return F.binary_cross_entropy_with_logits(scores.float(), labels.float())
