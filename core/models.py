@@ -47,13 +47,33 @@ def resolve_model(name_or_path: str | Path | None) -> str:
 @contextlib.contextmanager
 def loading_model(name: str) -> Iterator[None]:
     """Report a model that cannot be loaded (unknown name, no network and no cached copy, a folder
-    without weights) in one line instead of transformers' traceback."""
+    without weights) in one line instead of transformers' traceback. While it loads, transformers' own
+    chatter is quiet: its weight-loading bars, and its load report, whose MISSING table for a new
+    head reads like an error (the callers say what matters in one line)."""
     try:
-        yield
+        with quiet_transformers():
+            yield
     except OSError as err:
         reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         offline = " (HF_HUB_OFFLINE is set: only local folders and cached copies load)" if _offline() else ""
         raise TandemError(f"cannot load model '{name}': {reason}{offline}") from None
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' progress bars and warnings off for the block (loading and saving weights)."""
+    from transformers.utils import logging as transformers_logging
+
+    verbosity = transformers_logging.get_verbosity()
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
 
 
 def _offline() -> bool:

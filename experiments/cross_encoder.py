@@ -62,6 +62,10 @@ def main() -> None:
         "--titles", type=int, default=-1, help="title pseudo-query groups added (-1: all the run mined)"
     )
     parser.add_argument("--rank-window", help="keep only negatives ranked A..B by their source (A:B)")
+    parser.add_argument("--groups", type=Path, help="mined groups (default: RUN/mining/groups.jsonl)")
+    parser.add_argument(
+        "--positive-depth", type=int, help="keep only positives the mining sources ranked within this depth"
+    )
     parser.add_argument("--init", default="start", help="start (the run's start model), retriever, or a model path")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--test", action="store_true", help="also rerank test's hybrid top 100 (the chosen setting)")
@@ -70,7 +74,11 @@ def main() -> None:
     out = (args.out or args.run / "experiments" / "cross-encoder") / args.name
     config = {**DEFAULTS, **json.loads((args.run / "mining" / "config.json").read_text())}
     dataset = open_dataset(args.dataset)
-    groups = read_groups(args.run / "mining" / "groups.jsonl", dataset.corpus)
+    groups = read_groups(args.groups or args.run / "mining" / "groups.jsonl", dataset.corpus)
+    if args.positive_depth:
+        for group in groups:
+            group.positives = [p for p in group.positives if p.rank is not None and p.rank <= args.positive_depth]
+        groups = [group for group in groups if group.positives]
     window = parse_rank_range(args.rank_window)
     if window:
         for group in groups:

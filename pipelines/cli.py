@@ -12,13 +12,24 @@ from pipelines.commands import bm25, compare, dense, evaluate, fuse, mine, reran
 COMMANDS = [run, bm25, dense, evaluate, mine, rerank, fuse, compare]
 
 
+def installed_version() -> str:
+    """The installed package's version (a source checkout that is not installed says so)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tandem")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tandem",
         description="Two-stage neural retrieval: BM25 and dense retrieval, hard-negative mining, "
         "cross-encoder reranking and evaluation on BEIR-format datasets.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail and full tracebacks")
+    parser.add_argument("--version", action="version", version=f"tandem {installed_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         module.register(commands)

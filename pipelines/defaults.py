@@ -107,6 +107,8 @@ class RerankerDefaults:
     """The cross-encoder's training: `RerankerConfig` (rerank/train.py) holds each value and says why;
     `losses` trains one cross-encoder per loss (the seed's NLL, and BCE to compare)."""
 
+    enabled: bool = True
+    """train the cross-encoder(s) (a --budget too short for the steps dev needs turns this off)"""
     model: str | None = RERANKER.model
     losses: list[str] = field(default_factory=lambda: [RERANKER.loss])
     epochs: float = RERANKER.epochs

@@ -109,7 +109,7 @@ def plan_run(
             (queries + titles) * bm25_query_seconds(config["mining"]["depth"]) * 2 if trains else 0,
         )
     )
-    losses = len(config["reranker"]["losses"]) if trains else 0
+    losses = len(config["reranker"]["losses"]) if trains and config["reranker"]["enabled"] else 0
     reranker_steps = _steps(queries + titles, config["reranker"]) if trains else 0
     plans.append(
         StagePlan(
@@ -166,17 +166,24 @@ def _distill_plan(config: dict, mode: str, rates: Rates, queries: int, passages:
 
 
 CROSS_ENCODER_FLOOR = 0.5
-"""`--budget` scales the cross-encoder's steps and rerank depth down to this share before touching the
-retriever's steps."""
+"""`--budget` scales the cross-encoder's steps down to this share before touching the retriever's steps."""
+CROSS_ENCODER_MIN_STEPS = 400
+"""The fewest steps a budget leaves the cross-encoder: before them its new head is still on the ln(N+1)
+plateau and it reranks below its own first stage on dev (docs/experiments.md, "How long the cross-encoder
+trains"). A budget that cannot give it these skips it instead of training a reranker that makes rankings
+worse."""
+MIN_RERANK_DEPTH = 30
+"""The shallowest rerank a budget leaves: the fusion weights are chosen over the reranked top `depth`."""
 
 
 def fit_budget(config: dict, plans: list[StagePlan], budget: float) -> list[str]:
     """Cut (in `config`) what the rest of the run leans on least until the estimate fits `budget` seconds;
     returns what was cut. First the distill stage is skipped: it only adds a system that dev picks when it
-    beats the fine-tuned bi-encoder. Then the cross-encoder's training steps and rerank depth are scaled
-    down, to at most `CROSS_ENCODER_FLOOR` of them. Last, the retriever's steps and the cross-encoder's rest
-    are scaled together: the mining, the dense and hybrid first stages and the distillation all build on the
-    retriever. BM25, encoding and mining cannot be cut."""
+    beats the fine-tuned bi-encoder. Then the cross-encoder's steps and rerank depth are scaled down, to
+    `CROSS_ENCODER_FLOOR` of them at most, never below `CROSS_ENCODER_MIN_STEPS` steps or `MIN_RERANK_DEPTH`
+    hits; a cross-encoder that cannot have those is skipped, with its reranking. Last, the retriever's steps
+    are scaled: the mining, the dense and hybrid first stages and the cross-encoder's groups build on it.
+    BM25, encoding and mining cannot be cut."""
     by_stage = {p.stage: p for p in plans}
     cuttable = sum(by_stage[s].seconds for s in ("retriever", "reranker", "distill", "rerank"))
     total = sum(p.seconds for p in plans)
@@ -191,28 +198,39 @@ def fit_budget(config: dict, plans: list[StagePlan], budget: float) -> list[str]
         over -= distill.seconds
         distill.seconds, distill.cut = 0.0, "skipped"
         cuts.append("distill skipped")
-    if over <= 0:
-        return cuts
     retriever, reranker, rerank = by_stage["retriever"], by_stage["reranker"], by_stage["rerank"]
     cross = reranker.seconds + rerank.seconds
-    retriever_factor, cross_factor = 1.0, 1 - over / cross if cross else 0.0
-    if cross_factor < CROSS_ENCODER_FLOOR:
-        over -= cross * (1 - CROSS_ENCODER_FLOOR)
-        shared = 1 - over / (retriever.seconds + cross * CROSS_ENCODER_FLOOR)
-        retriever_factor, cross_factor = shared, CROSS_ENCODER_FLOOR * shared
-    for plan, factor in ((retriever, retriever_factor), (reranker, cross_factor)):
-        if plan.steps and factor < 1:
-            config[plan.stage]["max_steps"] = max(1, int(plan.steps * factor))
-            plan.cut = f"steps {plan.steps:,} -> {config[plan.stage]['max_steps']:,}"
-            cuts.append(f"{plan.stage} {plan.cut}")
-        plan.seconds *= factor
-    depth = config["rerank"]["depth"]
-    if cross_factor < 1:
-        config["rerank"]["depth"] = max(10, int(depth * cross_factor))
-        rerank.seconds *= config["rerank"]["depth"] / depth
-        rerank.cut = f"depth {depth} -> {config['rerank']['depth']}"
-        cuts.append(f"rerank {rerank.cut}")
+    if over > 1.0 and cross:
+        factor = max(1 - over / cross, CROSS_ENCODER_FLOOR)
+        if reranker.steps and reranker.steps * factor < CROSS_ENCODER_MIN_STEPS:
+            config["reranker"]["enabled"] = False
+            over -= cross
+            reranker.seconds = rerank.seconds = 0.0
+            reranker.cut = rerank.cut = "skipped"
+            cuts.append(
+                f"cross-encoder skipped ({int(reranker.steps * factor):,} of its steps would fit; it needs "
+                f"{CROSS_ENCODER_MIN_STEPS:,} to leave its plateau)"
+            )
+        elif factor < 1:
+            over -= cross * (1 - factor)
+            _scale_steps(config, reranker, factor, cuts)
+            depth = config["rerank"]["depth"]
+            config["rerank"]["depth"] = max(min(MIN_RERANK_DEPTH, depth), int(depth * factor))
+            rerank.seconds *= config["rerank"]["depth"] / depth
+            rerank.cut = f"depth {depth} -> {config['rerank']['depth']}"
+            cuts.append(f"rerank {rerank.cut}")
+    if over > 1.0 and retriever.seconds:  # a second of rounding is no reason to cut
+        _scale_steps(config, retriever, max(0.0, 1 - over / retriever.seconds), cuts)
     return cuts
+
+
+def _scale_steps(config: dict, plan: StagePlan, factor: float, cuts: list[str]) -> None:
+    """Cap a training stage's steps at `factor` of its plan (at least one step)."""
+    if plan.steps and factor < 1:
+        config[plan.stage]["max_steps"] = max(1, int(plan.steps * factor))
+        plan.cut = f"steps {plan.steps:,} -> {config[plan.stage]['max_steps']:,}"
+        cuts.append(f"{plan.stage} {plan.cut}")
+    plan.seconds *= factor
 
 
 def format_plan(plans: list[StagePlan], rates: Rates, budget: float | None = None) -> str:

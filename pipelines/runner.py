@@ -102,13 +102,16 @@ def run_all(
     check_run_folder(out, dataset, replace_other=set(force) >= set(STAGE_NAMES))
     mode, why, transferred = choose_mode(dataset, config)
     ctx = RunContext(dataset, out, config, mode, why, transferred)
+    if show_plan and not budget and not plan_only and not pending_stages(ctx, force):
+        show_plan = False  # a finished run: nothing to plan, so no warm-up
     if show_plan or budget or plan_only:
         config = copy.deepcopy(config)
         ctx.config = config
         rates = measure(dataset, config, mode)
         plans = plan_run(dataset, config, mode, rates, ctx.bi_encoder() is not None, len(ctx.rerankers()))
         cuts = fit_budget(config, plans, budget) if budget else []
-        print(f"plan for {dataset.name} (mode {mode}: {why}):\n{format_plan(plans, rates, budget)}", flush=True)
+        plan_text = f"plan for {dataset.name} (mode {mode}: {why}):\n{format_plan(plans, rates, budget)}"
+        print(plan_text, flush=True)
         if plan_only:
             return []
         claim_folder(out, "run", dataset=dataset.name, corpus=dataset.corpus_fingerprint)
@@ -116,6 +119,8 @@ def run_all(
     claim_folder(out, "run", dataset=dataset.name, corpus=dataset.corpus_fingerprint)
     with exclusive_lock(out), log_to_file(out / "run.log"):
         log.info("%s: mode %s (%s)", dataset.name, mode, why)
+        if show_plan or budget:
+            log_to_file_only(plan_text)
         warn_about_test_queries_in_training(ctx)
         return _run_stages(ctx, force)
 
@@ -172,6 +177,14 @@ def exclusive_lock(out: Path) -> Iterator[None]:
         handle.close()
 
 
+def log_to_file_only(text: str) -> None:
+    """Write `text` into run.log (it was printed already): the plan, so the log says what was expected."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.stream.write(text + "\n")
+            handler.flush()
+
+
 @contextlib.contextmanager
 def log_to_file(path: Path) -> Iterator[None]:
     """Copy the run's log (stage decisions, ~30 s progress lines off a terminal) into `path`."""
@@ -212,16 +225,36 @@ def warn_about_test_queries_in_training(ctx: RunContext) -> None:
             )
 
 
+def wanted_configs(ctx: RunContext) -> dict[str, dict]:
+    """What each stage's done.json must record for the stage to be reused: its configuration slice, the
+    mode, and the content identity of the data and models it reads."""
+    identity = dataset_identity(ctx.dataset, ctx.config)
+    models = model_identities(ctx.config, ctx.transferred)
+    wanted = {}
+    for stage in STAGE_NAMES:
+        sections = stage_config(ctx.config, stage, ctx.mode)
+        used = {section: models[section] for section in sections if section in models}
+        wanted[stage] = {**sections, "mode": ctx.mode, "dataset": identity, "models": used}
+    return wanted
+
+
+def pending_stages(ctx: RunContext, force: list[str], wanted: dict[str, dict] | None = None) -> list[str]:
+    """The stages a run will run: from the first one that is forced, unfinished or changed, every one after."""
+    wanted = wanted or wanted_configs(ctx)
+    for index, stage in enumerate(STAGE_NAMES):
+        done = ctx.done(stage)
+        if stage in force or not done or done["config"] != wanted[stage]:
+            return STAGE_NAMES[index:]
+    return []
+
+
 def _run_stages(ctx: RunContext, force: list[str]) -> list[str]:
-    config, identity = ctx.config, dataset_identity(ctx.dataset, ctx.config)
-    models = model_identities(config, ctx.transferred)
+    wanted_by_stage = wanted_configs(ctx)
+    pending = pending_stages(ctx, force, wanted_by_stage)
     ran: list[str] = []
     for stage in STAGE_NAMES:
-        sections = stage_config(config, stage, ctx.mode)
-        used = {section: models[section] for section in sections if section in models}
-        wanted = {**sections, "mode": ctx.mode, "dataset": identity, "models": used}
-        done = ctx.done(stage)
-        if done and not ran and stage not in force and done["config"] == wanted:
+        wanted, done = wanted_by_stage[stage], ctx.done(stage)
+        if stage not in pending:
             log.info("stage %s: finished earlier, skipped", stage)
             continue
         reason = (
@@ -248,5 +281,6 @@ def _run_stages(ctx: RunContext, force: list[str]) -> list[str]:
                 indent=2,
                 default=str,
             )
+        log.info("stage %s: finished in %.0f s", stage, time.perf_counter() - started)
         ran.append(stage)
     return ran

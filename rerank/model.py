@@ -6,6 +6,7 @@ unchanged in `transformers` and as a `sentence_transformers.CrossEncoder`."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,9 +17,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Batc
 from core.batching import length_sorted_batches
 from core.compiled import compiled_forward, require_compiler
 from core.int8 import Int8Model, calibration_sample, require_cpu
-from core.models import fit_max_length, loading_model, resolve_model
+from core.models import fit_max_length, loading_model, quiet_transformers, resolve_model
 from core.precision import autocast, bf16_copy, casts_weights, compiles, pick_device
 from core.progress import progress_bar
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "tandem_cross_encoder.json"
 
@@ -92,13 +95,16 @@ class CrossEncoder(torch.nn.Module):
         if max_length is None:
             max_length = json.loads(saved.read_text())["max_length"] if saved.is_file() else 256
         new_names = [f"model.{name}" for name in loading["missing_keys"]]
+        if new_names:
+            log.info("%s has no one-logit head: a new one is trained (%s)", path, ", ".join(loading["missing_keys"]))
         max_length = fit_max_length(max_length, model, tokenizer, f"cross-encoder {path}")
         return cls(model, tokenizer, max_length, new_names)
 
     def save_pretrained(self, out_dir: str | Path) -> None:
         out_dir = Path(out_dir)
-        self.model.save_pretrained(out_dir)
-        self.tokenizer.save_pretrained(out_dir)
+        with quiet_transformers():
+            self.model.save_pretrained(out_dir)
+            self.tokenizer.save_pretrained(out_dir)
         (out_dir / CONFIG_FILE).write_text(json.dumps({"max_length": self.max_length}, indent=2) + "\n")
 
     @property

@@ -11,6 +11,7 @@ Saved layout (Hugging Face format, loadable without tandem):
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -22,23 +23,43 @@ from transformers import AutoModel, AutoTokenizer, BatchEncoding
 
 from core.batching import length_sorted_batches
 from core.compiled import compiled_forward, require_compiler
+from core.errors import TandemError
 from core.int8 import Int8Model, calibration_sample, require_cpu
-from core.models import absolute, fit_max_length, loading_model, model_fingerprint, resolve_model
+from core.models import (
+    absolute,
+    fit_max_length,
+    loading_model,
+    model_fingerprint,
+    quiet_transformers,
+    resolve_model,
+)
 from core.precision import autocast, bf16_copy, casts_weights, compiles, pick_device
 from core.progress import progress_bar
 
+log = logging.getLogger(__name__)
+
 CONFIG_FILE = "tandem_bi_encoder.json"
-POOLINGS = ("mean", "cls")
+POOLINGS = ("mean", "cls", "lasttoken", "max")
 
 
 @dataclass
 class BiEncoderConfig:
     pooling: str = "mean"
+    """how token vectors become one: mean (over real tokens), cls (the first token), lasttoken, max"""
     normalize: bool = True
+    """L2-normalise embeddings (dot product = cosine)"""
     temperature: float = 0.05
+    """divides the query-passage scores in the training softmax"""
     shared: bool = True
+    """one tower for queries and passages"""
     query_max_length: int = 64
+    """tokens per query"""
     passage_max_length: int = 256
+    """tokens per passage"""
+    query_prompt: str = ""
+    """text put before every query (E5's 'query: ', BGE's instruction), as sentence-transformers' prompts"""
+    passage_prompt: str = ""
+    """text put before every passage"""
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -48,9 +69,72 @@ class BiEncoderConfig:
 
 
 def saved_config(path: str | Path) -> BiEncoderConfig | None:
-    """The configuration a tandem bi-encoder folder was saved with, or None for any other model."""
+    """The configuration a model folder says it encodes with: tandem's own file, else sentence-transformers'
+    (`sentence_transformers_config`); None for a folder with neither (or a hub name)."""
     saved = Path(path) / CONFIG_FILE
-    return BiEncoderConfig(**json.loads(saved.read_text())) if saved.is_file() else None
+    if saved.is_file():
+        return BiEncoderConfig(**json.loads(saved.read_text()))
+    return sentence_transformers_config(Path(path))
+
+
+ST_POOLING_KEYS = {
+    "pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_lasttoken": "lasttoken",
+    "pooling_mode_max_tokens": "max",
+}  # fmt: skip
+"""sentence-transformers' pooling flags (1_Pooling/config.json before v6) and the pooling each means here:
+what tandem writes, so that every version reads its folders."""
+
+
+def sentence_transformers_config(folder: Path) -> BiEncoderConfig | None:
+    """How sentence-transformers encodes with a folder it saved: pooling (1_Pooling/config.json),
+    normalisation (a Normalize module in modules.json), max length (sentence_bert_config.json; queries keep
+    tandem's shorter default when it is shorter) and query/passage prompts (config_sentence_transformers.json).
+    None when the folder is not a sentence-transformers model."""
+    modules_file = folder / "modules.json"
+    if not modules_file.is_file():
+        return None
+    modules = json.loads(modules_file.read_text())
+    classes = [module.get("type", "").rsplit(".", 1)[-1] for module in modules]
+    config = BiEncoderConfig(normalize="Normalize" in classes)
+    if "Pooling" in classes:
+        pooling_file = folder / modules[classes.index("Pooling")].get("path", "1_Pooling") / "config.json"
+        config.pooling = _st_pooling(
+            json.loads(pooling_file.read_text()) if pooling_file.is_file() else {}, pooling_file
+        )
+    length = _st_max_length(folder)
+    if length:
+        config.passage_max_length = length
+        config.query_max_length = min(config.query_max_length, length)
+    extra = folder / "config_sentence_transformers.json"
+    prompts = json.loads(extra.read_text()).get("prompts") or {} if extra.is_file() else {}
+    config.query_prompt = prompts.get("query", "")
+    config.passage_prompt = prompts.get("passage", prompts.get("document", prompts.get("corpus", "")))
+    return config
+
+
+def _st_pooling(settings: dict, path: Path) -> str:
+    """The pooling a sentence-transformers Pooling config names (v6's `pooling_mode`, or the older flags)."""
+    if "pooling_mode" in settings:
+        modes = [settings["pooling_mode"]]
+    else:
+        modes = [
+            key.removeprefix("pooling_mode_") for key, on in settings.items() if key.startswith("pooling_mode_") and on
+        ]
+    names = {"mean_tokens": "mean", "cls_token": "cls", "max_tokens": "max"}
+    modes = [names.get(mode, mode) for mode in modes]
+    if len(modes) != 1 or modes[0] not in POOLINGS or settings.get("include_prompt") is False:
+        raise TandemError(f"{path}: pooling {modes or 'none'} is not one tandem reproduces ({', '.join(POOLINGS)})")
+    return modes[0]
+
+
+def _st_max_length(folder: Path) -> int | None:
+    """sentence-transformers' max sequence length: sentence_bert_config.json, else the tokenizer's."""
+    for name, key in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
+        path = folder / name
+        length = json.loads(path.read_text()).get(key) if path.is_file() else None
+        if isinstance(length, int) and 0 < length < 1_000_000:
+            return length
+    return None
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -59,7 +143,14 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     hidden = hidden.float()
     if pooling == "cls":
         return hidden[:, 0]
+    if pooling == "lasttoken":  # the last real token of each row (padding may be on either side)
+        if bool(attention_mask[:, -1].all()):
+            return hidden[:, -1]
+        last = attention_mask.sum(1) - 1
+        return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    if pooling == "max":
+        return hidden.masked_fill(mask == 0, -1e9).max(1).values
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
@@ -97,7 +188,13 @@ class BiEncoder(torch.nn.Module):
         any encoder. `attention_dropout=0.0` lets PyTorch use its fast SDPA kernel when training."""
         path = resolve_model(name_or_path)
         if config is None:
-            config = saved_config(path) or BiEncoderConfig()
+            config = saved_config(path)
+        if config is None:
+            config = BiEncoderConfig()
+            log.warning(
+                "%s has no tandem or sentence-transformers encoder config: assuming mean pooling, normalised "
+                "embeddings, %d-token passages, no prompts", path, config.passage_max_length,
+            )  # fmt: skip
         kwargs = {} if attention_dropout is None else {"attention_probs_dropout_prob": attention_dropout}
         query_path = Path(path) / "query"
         with loading_model(path):
@@ -124,8 +221,9 @@ class BiEncoder(torch.nn.Module):
         if not self.config.shared:
             towers.append((out_dir / "query", self.query_model, self.config.query_max_length))
         for folder, model, max_length in towers:
-            model.save_pretrained(folder)
-            self.tokenizer.save_pretrained(folder)
+            with quiet_transformers():
+                model.save_pretrained(folder)
+                self.tokenizer.save_pretrained(folder)
             self._write_sentence_transformers_files(folder, model.config.hidden_size, max_length)
         (out_dir / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
 
@@ -142,11 +240,14 @@ class BiEncoder(torch.nn.Module):
         (folder / "1_Pooling").mkdir(exist_ok=True)
         pooling = {
             "word_embedding_dimension": dim,
-            "pooling_mode_cls_token": self.config.pooling == "cls",
-            "pooling_mode_mean_tokens": self.config.pooling == "mean",
-            "pooling_mode_max_tokens": False,
+            **{key: self.config.pooling == name for key, name in ST_POOLING_KEYS.items()},
             "pooling_mode_mean_sqrt_len_tokens": False,
         }
+        prompts = {"query": self.config.query_prompt, "passage": self.config.passage_prompt}
+        if any(prompts.values()):
+            (folder / "config_sentence_transformers.json").write_text(
+                json.dumps({"prompts": prompts, "default_prompt_name": None}, indent=2) + "\n"
+            )
         (folder / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
         (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2) + "\n")
         (folder / "sentence_bert_config.json").write_text(
@@ -164,10 +265,14 @@ class BiEncoder(torch.nn.Module):
         return self.passage_model.config.hidden_size
 
     def tokenize(self, texts: Sequence[str], kind: str) -> BatchEncoding:
-        max_length = self.config.query_max_length if kind == "query" else self.config.passage_max_length
-        return self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        ).to(self.device)
+        """Each text after its kind's prompt, padded to the batch's longest and cut at its kind's max length."""
+        query = kind == "query"
+        max_length = self.config.query_max_length if query else self.config.passage_max_length
+        prompt = self.config.query_prompt if query else self.config.passage_prompt
+        texts = [prompt + text for text in texts] if prompt else list(texts)
+        return self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(
+            self.device
+        )
 
     def embed(
         self, batch: BatchEncoding, kind: str, forward: Callable[[BatchEncoding], torch.Tensor] | None = None

@@ -149,6 +149,23 @@ def filter_candidates(
     return sorted(kept.values(), key=lambda c: (c.rank, c.source, c.doc_id))
 
 
+def positive_ranks(
+    query_id: str, positives: dict[str, int], sources: dict[str, Candidates], depth: int
+) -> dict[str, tuple[int, str]]:
+    """Each positive the sources retrieved within `depth`: its best rank and the source(s) at that rank.
+    Training can then tell positives a first stage finds from those it never shows a reranker."""
+    found: dict[str, tuple[int, str]] = {}
+    for source, candidates in sources.items():
+        for rank, (doc_id, _) in enumerate(candidates.get(query_id, [])[:depth], start=1):
+            if doc_id in positives:
+                best = found.get(doc_id)
+                if best is None or rank < best[0]:
+                    found[doc_id] = (rank, source)
+                elif rank == best[0]:
+                    found[doc_id] = (rank, "+".join(sorted({*best[1].split("+"), source})))
+    return found
+
+
 def mine_groups(
     queries: dict[str, str],
     qrels: Qrels,
@@ -173,6 +190,7 @@ def mine_groups(
             survivors = reranker_filter(query, list(positives), candidates)
             stats.removed["cross-encoder scores above positive"] += len(candidates) - len(survivors)
             candidates = survivors
+        found = positive_ranks(query_id, positives, sources, config.depth)
         rng = query_rng(config.seed, query_id)
         chosen = candidates if len(candidates) <= config.num_negatives else rng.sample(candidates, config.num_negatives)
         chosen.sort(key=lambda c: (c.rank, c.doc_id))
@@ -186,7 +204,15 @@ def mine_groups(
         yield TrainingGroup(
             query_id,
             query,
-            [Passage(doc_id, relevance=rel) for doc_id, rel in positives.items()],
+            [
+                Passage(
+                    doc_id,
+                    relevance=rel,
+                    rank=found.get(doc_id, (None, None))[0],
+                    source=found.get(doc_id, (None, None))[1],
+                )
+                for doc_id, rel in positives.items()
+            ],
             negatives,
             passage_form,
             corpus,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+
 import pytest
 
 from pipelines.evaluation.metrics import evaluate
@@ -40,3 +44,19 @@ def test_graded_ndcg_uses_trec_eval_linear_gains() -> None:
     ideal = 2 / math.log2(2) + 1 / math.log2(3)  # gain = relevance grade, as trec_eval and BEIR use
     actual = 1 / math.log2(2) + 2 / math.log2(3)
     assert result.aggregate["nDCG@10"] == pytest.approx(actual / ideal)
+
+
+def test_evaluate_scores_against_a_qrels_file_with_any_ir_measures_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from pipelines.cli import main
+
+    run = tmp_path / "r.trec"
+    run.write_text("q1 Q0 d1 1 2.0 t\nq1 Q0 d2 2 1.0 t\n")
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q1 0 d2 1\n")  # TREC qrels, space-separated; no corpus needed
+    assert main(["evaluate", "--run", str(run), "--qrels", str(qrels), "--measures", "nDCG@20", "P@1", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["P@1"] == 0.0 and figures["nDCG@20"] == pytest.approx(1 / math.log2(3))
+    assert main(["evaluate", "--run", str(run), "--qrels", str(qrels), "--measures", "bogus@3"]) == 2
+    assert "unknown measure 'bogus@3'" in capsys.readouterr().err

@@ -184,12 +184,12 @@ def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> N
     with pytest.raises(TandemError, match="duration"):
         parse_budget("soon")
 
-    def plans() -> list[StagePlan]:
-        return [StagePlan("bm25", "", 60), StagePlan("retriever", "", 600, steps=100), StagePlan("reranker", "", 1200, steps=400),
+    def plans(reranker_steps: int = 800) -> list[StagePlan]:
+        return [StagePlan("bm25", "", 60), StagePlan("retriever", "", 600, steps=100), StagePlan("reranker", "", 1200, steps=reranker_steps),
                 StagePlan("distill", "", 300, steps=40), StagePlan("rerank", "", 600), StagePlan("report", "", 40)]  # fmt: skip
 
-    def cut(budget: float) -> tuple[dict, list[str], float]:
-        config, planned = load_config(None, quick=False), plans()
+    def cut(budget: float, reranker_steps: int = 800) -> tuple[dict, list[str], float]:
+        config, planned = load_config(None, quick=False), plans(reranker_steps)
         cuts = fit_budget(config, planned, budget)
         return config, cuts, sum(p.seconds for p in planned)
 
@@ -199,11 +199,15 @@ def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> N
     assert config["rerank"]["depth"] == 100
     config, cuts, seconds = cut(1800)  # then the cross-encoder alone, above its floor
     factor = 1 - 700 / 1800
-    assert config["reranker"]["max_steps"] == int(400 * factor) and config["rerank"]["depth"] == int(100 * factor)
+    assert config["reranker"]["max_steps"] == int(800 * factor) and config["rerank"]["depth"] == int(100 * factor)
     assert config["retriever"]["max_steps"] == 0 and len(cuts) == 3 and seconds == pytest.approx(1800, rel=0.01)
-    config, cuts, seconds = cut(1000)  # the cross-encoder at half, then both scaled by the same share
-    assert config["retriever"]["max_steps"] == 60 and config["reranker"]["max_steps"] == 120
-    assert config["rerank"]["depth"] == 30 and seconds == pytest.approx(1000, rel=0.01)
+    config, cuts, seconds = cut(1300)  # the cross-encoder at half, then the retriever
+    assert config["reranker"]["max_steps"] == 400 and config["rerank"]["depth"] == 50
+    assert config["retriever"]["max_steps"] == 50 and seconds == pytest.approx(1300, rel=0.01)
+    config, cuts, seconds = cut(1800, reranker_steps=600)  # 366 steps would fit: too few to be of use
+    assert not config["reranker"]["enabled"] and config["reranker"]["max_steps"] == 0
+    assert cuts[-1].startswith("cross-encoder skipped (366 of its steps would fit")
+    assert config["retriever"]["max_steps"] == 0 and seconds == pytest.approx(700)
     assert cut(5000)[1] == []
     with pytest.raises(TandemError, match="cannot be cut"):
         fit_budget(load_config(None, quick=False), plans(), budget=50)
@@ -254,3 +258,22 @@ def test_a_start_model_replaced_at_the_same_path_reruns_what_used_it(
     assert run_all(BeirDataset(no_train), out, config) == []
     build_tiny_bert(model, tiny_texts(no_train), seed=7)  # other weights, same path
     assert run_all(BeirDataset(no_train), out, config)[0] == "dense-zeroshot"  # BM25 did not use it: kept
+
+
+def test_a_finished_run_reruns_without_a_warm_up(
+    no_train: Path, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipelines.runner
+    from pipelines.cli import main
+
+    config = write_config(tmp_path / "c.yaml", tiny_options(tiny_bert))
+    argv = ["run", "--dataset", str(no_train), "--out", str(tmp_path / "run"), "--config", str(config), "--quick"]
+    assert main(argv) == 0
+    assert "plan for" in (tmp_path / "run" / "run.log").read_text()  # the plan is in the log too
+
+    def no_warm_up(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished run measured a warm-up")
+
+    monkeypatch.setattr(pipelines.runner, "measure", no_warm_up)
+    assert main(argv) == 0
+    assert "stage report: finished earlier, skipped" in (tmp_path / "run" / "run.log").read_text()

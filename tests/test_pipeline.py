@@ -199,8 +199,37 @@ def test_dev_split_is_held_out_of_training_and_chooses_the_result(
     assert len(convex) == 2 and (out / "fuse" / "dev" / "hybrid-nll-convex.trec").is_file()
     assert all(metrics["systems"][name]["first_stage"] for name in convex)
     text = (out / "report" / "report.md").read_text()
-    assert "dev nDCG@10" in text and "best nDCG@10 on the dev split (1 train queries" in text
+    assert "dev nDCG@10" in text and "best nDCG@10 on the dev split (1 queries" in text
+    assert "Holm p" in text and "Only 3 queries" in text
     assert (out / "report" / "tradeoff.png").is_file()
+    bm25 = metrics["systems"]["BM25"]
+    assert set(bm25["per_query_nDCG@10"]) == set(BeirDataset(tiny_dir).split_queries("test"))
+    assert metrics["machine"]["cores"] and metrics["versions"]["tandem"]
+    record = json.loads((out / "report" / "record.json").read_text())
+    assert record["result"] == metrics["result"] and record["dataset"] == "tiny" and record["machine"]["cpu"]
+    assert record["systems"]["BM25"]["test"]["nDCG@10"] == round(bm25["nDCG@10"], 4)
+    assert record["systems"]["BM25"]["dev"] is not None and set(record["stage_seconds"]) >= {"bm25", "rerank"}
+
+
+def test_a_datasets_own_dev_split_is_the_dev_split(tiny_dir: Path, tmp_path: Path) -> None:
+    """qrels/dev.tsv, where a dataset has it, is its dev split: those queries choose, none is trained on."""
+    import shutil
+
+    from core.data.splits import dev_qrels_split, dev_split_ids
+    from pipelines.stages.context import RunContext
+
+    data = tmp_path / "with-dev"
+    shutil.copytree(tiny_dir, data)
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq5\td5\t1\nq6\td6\t2\n")
+    dataset, config = BeirDataset(data), load_config(None, quick=True)
+    assert (
+        dev_split_ids(dataset, config["split"]) == ["q5", "q6"] and dev_qrels_split(dataset, config["split"]) == "dev"
+    )
+    context = RunContext(dataset, tmp_path / "run", config)
+    assert context.dev_qrels() == {"q5": {"d5": 1}, "q6": {"d6": 2}}
+    assert not {"q5", "q6"} & set(context.train_queries())
+    config["split"]["dev"] = None  # carve from train instead
+    assert dev_qrels_split(dataset, config["split"]) == "train"
 
 
 def test_carve_dev_is_seeded_bounded_and_empty_when_too_small() -> None:

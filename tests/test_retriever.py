@@ -4,6 +4,7 @@ sharded encoding, FAISS search and the index's refusal of another corpus or enco
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from pathlib import Path
 
@@ -298,3 +299,33 @@ def test_distillation_from_scored_groups(tiny_dir: Path, tiny_bert: Path, tmp_pa
     assert main([*train, "--negatives", str(tmp_path / "scored.jsonl"), "--out", str(tmp_path / "kl")]) == 0
     losses = [float(row["loss"]) for row in csv.DictReader(open(tmp_path / "kl" / "loss.csv"))]
     assert len(losses) >= 2 and losses[-1] < losses[0] / 2  # logged every 10 steps
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean", "lasttoken", "max"])
+def test_sentence_transformers_folders_encode_as_sentence_transformers_does(
+    tiny_bert: Path, tmp_path: Path, pooling: str
+) -> None:
+    """A folder saved by sentence-transformers (any pooling, with or without Normalize, with prompts)
+    encodes to the embeddings `SentenceTransformer.encode` gives."""
+    from sentence_transformers import SentenceTransformer, models
+
+    transformer = models.Transformer(str(tiny_bert), max_seq_length=32)
+    modules = [transformer, models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode=pooling)]
+    if pooling != "max":
+        modules.append(models.Normalize())
+    prompts = {"query": "query: ", "passage": "passage: "} if pooling == "mean" else None
+    st = SentenceTransformer(modules=modules, device="cpu", prompts=prompts)
+    st.save(str(tmp_path / "st"))
+    texts = ["aspirin reduces heart attack risk", "vitamin d increases bone density in elderly women", "salt"]
+    encoder = BiEncoder.from_pretrained(tmp_path / "st")
+    assert (encoder.config.pooling, encoder.config.normalize) == (pooling, pooling != "max")
+    for kind in ("query", "passage"):
+        expected = st.encode(texts, prompt_name=kind if prompts else None, convert_to_numpy=True)
+        ours = encoder.encode(texts, kind, precision="fp32", show_progress=False)
+        np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def test_a_plain_model_folder_says_what_tandem_assumed(tiny_bert: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="retrieval.encoder"):
+        BiEncoder.from_pretrained(tiny_bert)
+    assert "assuming mean pooling, normalised embeddings" in caplog.text

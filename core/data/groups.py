@@ -1,9 +1,10 @@
 """Training groups: one JSONL line per query, passages by reference.
 
     {"query_id", "query", "passage_form": "title+text" | "text",
-     "positives": [{"id", "relevance"}], "negatives": [{"id", "score", "rank", "source"}]}
+     "positives": [{"id", "relevance", "rank", "source"}], "negatives": [{"id", "score", "rank", "source"}]}
 
-A group holds *all* of a query's judged positives and its ranked hard negatives as passage ids, so a
+A positive's `rank` and `source` say where the mining job's sources found it (absent: not within their
+depth). A group holds *all* of a query's judged positives and its ranked hard negatives as passage ids, so a
 groups file grows with the number of queries, not of judged pairs. Texts are resolved from the corpus
 when training (`read_groups(path, corpus)`); `passage_form: "text"` shows passages without their title
 (title pseudo-queries, where the title is the query). Every epoch samples one positive per query

@@ -75,10 +75,10 @@ def _number(text: str, kind: type):
         raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, not '{text}'") from None
 
 
-def add_dataset_args(parser: argparse.ArgumentParser, split: str | None = "test") -> None:
+def add_dataset_args(parser: argparse.ArgumentParser, split: str | None = "test", required: bool = True) -> None:
     parser.add_argument(
         "--dataset",
-        required=True,
+        required=required,
         help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/), or a BEIR name such as 'scifact': looked up "
         "under $TANDEM_DATA_DIR, then the cache, then downloaded",
     )

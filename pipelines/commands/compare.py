@@ -9,6 +9,7 @@ from core.data.runs import read_run
 from core.errors import TandemError
 from core.outputs import claim_folder
 from pipelines.commands.common import add_dataset_args, check_output_folder, dataset_from
+from pipelines.evaluation.explorer import explorer_data, write_explorer
 from pipelines.evaluation.metrics import evaluate
 from pipelines.evaluation.report import System, markdown_table, write_report
 
@@ -42,7 +43,10 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.out:
         check_output_folder(args, "report", dataset)
     qrels = dataset.qrels(args.split)
-    systems = [System(name, evaluate(read_run(path), qrels)) for name, path in zip(names, args.runs, strict=True)]
+    systems = [
+        System(name, evaluate(read_run(path), qrels), run_file=path)
+        for name, path in zip(names, args.runs, strict=True)
+    ]
     baseline = args.baseline or names[0]
     if baseline not in names:
         raise TandemError(f"--baseline '{baseline}' is not one of {names}")
@@ -54,6 +58,9 @@ def run_compare(args: argparse.Namespace) -> int:
     print(markdown_table(systems, baseline))
     if args.out:
         claim_folder(args.out, "report")
-        path = write_report(args.out, f"{dataset.name} / {args.split}", systems, baseline)
-        print(f"wrote {path}")
+        title = f"{dataset.name} / {args.split}"
+        path = write_report(args.out, title, systems, baseline)
+        data = explorer_data(title, systems, baseline, None, qrels, dataset.queries, dataset.corpus)
+        write_explorer(args.out / "index.html", data)
+        print(f"wrote {path} and {args.out / 'index.html'}")
     return 0

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 from core.atomic import atomic_file
+from core.data.beir import load_qrels
 from core.data.runs import read_run
+from core.errors import TandemError
 from pipelines.commands.common import add_dataset_args, check_output_file, dataset_from
 from pipelines.evaluation.metrics import MEASURES, evaluate, format_table
 
@@ -20,7 +22,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Judged queries missing from the run count as 0.",
     )
     parser.add_argument("--run", required=True, type=Path, help="TREC run file")
-    add_dataset_args(parser)
+    add_dataset_args(parser, required=False)
+    parser.add_argument(
+        "--qrels", type=Path, help="a qrels file (BEIR TSV or TREC) to score against instead of --dataset's split"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--per-query",
@@ -31,20 +36,22 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--measures",
         nargs="+",
-        choices=list(MEASURES),
         default=list(MEASURES),
         metavar="M",
-        help=f"measures to compute (default: all of {', '.join(MEASURES)})",
+        help=f"measures to compute: any ir-measures name, e.g. nDCG@20 P@5 R@1000 (default: {' '.join(MEASURES)})",
     )
     parser.set_defaults(handler=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    dataset = dataset_from(args)
+    if (args.qrels is None) == (args.dataset is None):
+        raise TandemError("give exactly one of --dataset (its --split qrels) or --qrels FILE")
+    dataset = dataset_from(args) if args.dataset else None
     if args.per_query:
-        check_output_file(args.per_query, "per-query table", dataset, [args.run], flag="--per-query")
+        check_output_file(args.per_query, "per-query table", dataset, [args.run, args.qrels], flag="--per-query")
     run = read_run(args.run)
-    result = evaluate(run, dataset.qrels(args.split), args.measures)
+    qrels = load_qrels(args.qrels) if args.qrels else dataset.qrels(args.split)
+    result = evaluate(run, qrels, args.measures)
     if args.per_query:
         with atomic_file(args.per_query) as out:
             out.write("query-id\tmeasure\tvalue\n")
@@ -58,6 +65,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(f"{args.run} on {dataset.name}/{args.split} ({result.num_queries} queries)")
+        judged_by = args.qrels if args.qrels else f"{dataset.name}/{args.split}"
+        print(f"{args.run} on {judged_by} ({result.num_queries} queries)")
         print(format_table({args.run.name: result.aggregate}, args.measures))
     return 0

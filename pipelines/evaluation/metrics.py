@@ -18,6 +18,7 @@ from ir_measures import AP, RR, R, nDCG
 
 from core.data.beir import Qrels
 from core.data.runs import Run, ranked
+from core.errors import TandemError
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,7 @@ class Evaluation:
 def evaluate(run: Run, qrels: Qrels, measures: list[str] | None = None) -> Evaluation:
     """Score `run` against `qrels`; returns the mean and the per-query value of each measure."""
     names = measures or list(MEASURES)
-    unknown = [name for name in names if name not in MEASURES]
-    if unknown:
-        raise ValueError(f"unknown measures {unknown}; known: {list(MEASURES)}")
+    known = {name: measure_of(name) for name in names}
     judged_in_run = sum(1 for query_id in run if query_id in qrels)
     if run and not judged_in_run:
         log.warning(
@@ -49,7 +48,7 @@ def evaluate(run: Run, qrels: Qrels, measures: list[str] | None = None) -> Evalu
             len(run),
             next(iter(run)),
         )
-    by_measure = {MEASURES[name]: name for name in names}
+    by_measure = {measure: name for name, measure in known.items()}
     evaluator = ir_measures.evaluator(list(by_measure), qrels)
     scored = [
         ir_measures.ScoredDoc(qid, doc_id, float(-rank))
@@ -62,6 +61,19 @@ def evaluate(run: Run, qrels: Qrels, measures: list[str] | None = None) -> Evalu
     count = max(len(per_query), 1)
     aggregate = {name: sum(values.get(name, 0.0) for values in per_query.values()) / count for name in names}
     return Evaluation(aggregate=aggregate, per_query=dict(sorted(per_query.items())))
+
+
+def measure_of(name: str) -> ir_measures.Measure:
+    """The ir-measures measure a name means: tandem's display names (MRR@10 is RR@10), or any ir-measures
+    string (`nDCG@20`, `P@5`, `R@1000`, `Judged@10`, `nDCG(rel=2)@10`); anything else is an error."""
+    if name in MEASURES:
+        return MEASURES[name]
+    try:
+        return ir_measures.parse_measure(name)
+    except (ValueError, NameError, TypeError, AttributeError) as err:
+        raise TandemError(
+            f"unknown measure '{name}' ({err}); give an ir-measures name such as nDCG@20 or P@5"
+        ) from None
 
 
 def format_table(rows: dict[str, dict[str, float]], measures: list[str] | None = None) -> str:

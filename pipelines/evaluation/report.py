@@ -14,6 +14,8 @@ from core.atomic import atomic_file
 from pipelines.evaluation.metrics import Evaluation
 
 TABLE_MEASURES = ("nDCG@10", "MRR@10", "Recall@100")
+SMALL_SAMPLE = 30
+"""Below this many evaluated queries the report warns that its significance tests have little to go on."""
 
 
 @dataclass
@@ -27,6 +29,8 @@ class System:
     trained on from; the report tests it against that system"""
     dev: Evaluation | None = None
     """its figures on the dev split, when the run has one (what the result is chosen on)"""
+    run_file: Path | None = None
+    """its test run, for the report's per-query explorer (index.html)"""
 
 
 def paired_p_value(system: Evaluation, baseline: Evaluation, measure: str = "nDCG@10") -> float | None:
@@ -39,24 +43,45 @@ def paired_p_value(system: Evaluation, baseline: Evaluation, measure: str = "nDC
     return float(stats.ttest_rel(a, b).pvalue)
 
 
+def holm(p_values: dict[str, float | None]) -> dict[str, float | None]:
+    """Holm-Bonferroni adjusted p-values of a family of tests (None stays None): what a table of several
+    systems tested against one baseline should be read with."""
+    tested = sorted((p, name) for name, p in p_values.items() if p is not None)
+    adjusted: dict[str, float | None] = dict.fromkeys(p_values)
+    running = 0.0
+    for rank, (p, name) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[name] = running
+    return adjusted
+
+
 def metrics_payload(systems: list[System], baseline: str | None, measures=TABLE_MEASURES) -> dict:
+    """metrics.json: per system its figures, per-query nDCG@10, p-values (raw and Holm-adjusted over the
+    systems tested against the baseline), latency and dev figure; plus machine, versions and commit."""
+    from pipelines.evaluation.provenance import commit, machine, versions
+
     base = next((s for s in systems if s.name == baseline), None)
     by_name = {s.name: s for s in systems}
+    raw = {s.name: paired_p_value(s.evaluation, base.evaluation) if base and s is not base else None for s in systems}
+    adjusted = holm(raw)
     return {
+        "machine": machine(),
+        "versions": versions(),
+        "commit": commit(),
         "baseline": baseline,
         "systems": {
             s.name: {
                 **{m: s.evaluation.aggregate[m] for m in measures},
                 "queries": s.evaluation.num_queries,
-                "p_value_vs_baseline_nDCG@10": paired_p_value(s.evaluation, base.evaluation)
-                if base and s is not base
-                else None,
+                "p_value_vs_baseline_nDCG@10": raw[s.name],
+                "p_value_vs_baseline_nDCG@10_holm": adjusted[s.name],
                 "latency_s_per_query": s.latency,
                 "first_stage": s.first_stage,
                 "p_value_vs_first_stage_nDCG@10": paired_p_value(s.evaluation, by_name[s.first_stage].evaluation)
                 if s.first_stage in by_name
                 else None,
                 "dev_nDCG@10": s.dev.aggregate["nDCG@10"] if s.dev else None,
+                "per_query_nDCG@10": {q: v["nDCG@10"] for q, v in s.evaluation.per_query.items()},
             }
             for s in systems
         },
@@ -74,6 +99,7 @@ def markdown_table(
         "dev nDCG@10" if dev else None,
         *measures,
         f"p vs {baseline} (nDCG@10)" if baseline else None,
+        "Holm p" if baseline else None,
         *(f"{st} ms/q" for st in stages),
     ]
     header = [h for h in header if h is not None]
@@ -86,8 +112,9 @@ def markdown_table(
             cells.append(f"{row['dev_nDCG@10']:.4f}" if s.dev else "")
         cells += [f"**{row[m]:.4f}**" if row[m] == best[m] else f"{row[m]:.4f}" for m in measures]
         if baseline:
-            p = row["p_value_vs_baseline_nDCG@10"]
-            cells.append("—" if p is None else (f"{p:.3g} †" if p < 0.05 else f"{p:.3g}"))
+            for key in ("p_value_vs_baseline_nDCG@10", "p_value_vs_baseline_nDCG@10_holm"):
+                p = row[key]
+                cells.append("—" if p is None else (f"{p:.3g} †" if p < 0.05 else f"{p:.3g}"))
         cells += [f"{s.latency[st] * 1000:.1f}" if st in s.latency else "" for st in stages]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -204,8 +231,17 @@ def write_report(
     lines += [*(f"{line}  " for line in preamble), ""] if preamble else []
     lines += [markdown_table(systems, baseline, result=result), ""]
     if baseline:
+        queries = min((s.evaluation.num_queries for s in systems), default=0)
+        small = (
+            f" Only {queries} queries: a difference needs to be large to be significant, and a significant one "
+            "may not hold on other queries."
+            if queries < SMALL_SAMPLE
+            else ""
+        )
         lines += [
-            f"† p < 0.05, two-sided paired t-test on per-query nDCG@10 against {baseline}. Best figure per column in bold.",
+            f"† p < 0.05, two-sided paired t-test on per-query nDCG@10 against {baseline}; Holm p: the same "
+            f"p-values adjusted (Holm-Bonferroni) for testing {len(systems) - 1} systems against one baseline. "
+            f"Best figure per column in bold.{small}",
             "",
         ]
     comparisons = comparisons_table(systems)

@@ -73,6 +73,8 @@ class RunContext:
     def rerankers(self) -> dict[str, str]:
         """label -> cross-encoder folder: one per trained loss, or the transferred ones."""
         if self.trains:
+            if not self.config["reranker"]["enabled"]:
+                return {}
             return {loss: str(self.stage_dir("reranker") / loss) for loss in self.config["reranker"]["losses"]}
         return dict(self.transferred.rerankers) if self.mode == "transfer" else {}
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 from core.data.beir import Corpus
 from core.data.groups import TrainingGroup, read_groups, write_groups
+from core.data.runs import read_run
+from pipelines.evaluation.metrics import evaluate
 from pipelines.stages.context import RunContext, skipped
 from pipelines.stages.retrieval import dense_stage_runs
-from pipelines.stages.training import retriever_config
+from pipelines.stages.training import reranker_dev_score, retriever_config
 from rerank.model import CrossEncoder
 from rerank.teacher import score_groups
 from retrieval.train import train_retriever
@@ -47,6 +49,13 @@ def stage_distill(ctx: RunContext, work: Path) -> dict:
             f"distillation needs a bi-encoder and a cross-encoder trained on train queries ({ctx.mode} mode)"
         )
     label = teacher_label(ctx)
+    teacher_dev, student_dev = dev_comparison(ctx, ctx.rerankers()[label])
+    if teacher_dev is not None and teacher_dev <= student_dev:
+        return skipped(
+            f"the cross-encoder ({label}) ranks dev no better than the bi-encoder it would teach (nDCG@10 "
+            f"{teacher_dev:.4f} reranking the hybrid's top {ctx.config['reranker']['eval_depth']} against "
+            f"{student_dev:.4f}): its scores would pull the student down"
+        )
     groups = teacher_scored(
         ctx.stage_dir("mining") / "groups.jsonl", ctx.dataset.corpus, ctx.rerankers()[label], options
     )
@@ -61,4 +70,18 @@ def stage_distill(ctx: RunContext, work: Path) -> dict:
         label_weight=options["label_weight"],
     )
     summary = train_retriever(groups, config, work / "model")
-    return {"teacher": label, "training": summary, **dense_stage_runs(ctx, work, str(work / "model"))}
+    runs = dense_stage_runs(ctx, work, str(work / "model"))
+    return {"teacher": label, "teacher_dev": teacher_dev, "student_dev": student_dev, "training": summary, **runs}
+
+
+def dev_comparison(ctx: RunContext, teacher: str) -> tuple[float | None, float | None]:
+    """Dev nDCG@10 of the teacher (reranking the hybrid's top `reranker.eval_depth`) and of the student
+    (the fine-tuned bi-encoder's dev run), or (None, None) without a dev split. A teacher that does not
+    beat its student on dev has nothing to teach it: on NFCorpus such a teacher's near-flat scores made
+    the distilled bi-encoder's embeddings collapse."""
+    if not ctx.dev_queries():
+        return None, None
+    score = reranker_dev_score(ctx)
+    teacher_dev = score(CrossEncoder.from_pretrained(teacher).to_device())
+    student = evaluate(read_run(ctx.stage_dir(ctx.dense_stage()) / "dev.trec"), ctx.dev_qrels(), ["nDCG@10"])
+    return teacher_dev, student.aggregate["nDCG@10"]

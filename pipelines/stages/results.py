@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.atomic import atomic_file
 from core.data.runs import read_run
+from pipelines.evaluation.explorer import explorer_data, write_explorer
 from pipelines.evaluation.metrics import evaluate
+from pipelines.evaluation.record import run_record
 from pipelines.evaluation.report import System, write_report
 from pipelines.stages.context import RunContext
 from pipelines.stages.rerank import first_stage_run, run_path
@@ -23,7 +26,8 @@ def report_systems(ctx: RunContext) -> list[System]:
         qrels["dev"] = ctx.dev_qrels()
 
     def scored(path_of_split) -> dict:
-        return {split: evaluate(read_run(path_of_split(split)), judged) for split, judged in qrels.items()}
+        figures = {split: evaluate(read_run(path_of_split(split)), judged) for split, judged in qrels.items()}
+        return {**figures, "run_file": path_of_split("test")}
 
     latency = {s: (ctx.done(s) or {}).get("result", {}).get("latency", {}) for s in STAGE_RUNS + ("rerank",)}
     rerank_result = (ctx.done("rerank") or {}).get("result", {})
@@ -48,11 +52,22 @@ def report_systems(ctx: RunContext) -> list[System]:
             figures = scored(lambda split, stage=stage: first_stage_run(ctx, stage, split))
             trained_from = dense_name if stage == "distill" else None
             systems.append(
-                System(names[stage], figures["test"], dict(latency[stage]), trained_from, figures.get("dev"))
+                System(
+                    names[stage],
+                    figures["test"],
+                    dict(latency[stage]),
+                    trained_from,
+                    figures.get("dev"),
+                    figures["run_file"],
+                )
             )
     for hybrid in ("hybrid", "hybrid-distill") if ctx.distilled() else ("hybrid",):
         figures = scored(lambda split, hybrid=hybrid: run_path(rerank, split, hybrid))
-        systems.append(System(names[hybrid], figures["test"], latency[hybrid], dev=figures.get("dev")))
+        systems.append(
+            System(
+                names[hybrid], figures["test"], latency[hybrid], dev=figures.get("dev"), run_file=figures["run_file"]
+            )
+        )
     firsts = rerank_result.get("first_stages", ["bm25", dense_stage])
     for label in ctx.rerankers():
         for first in firsts:
@@ -60,17 +75,32 @@ def report_systems(ctx: RunContext) -> list[System]:
             stage_latency = {**latency[first], "rerank": latency["rerank"][name]}
             system_name = f"{names[first]} + CE ({label.upper() if label in ('nll', 'bce') else label})"
             figures = scored(lambda split, name=name: run_path(rerank, split, name))
-            systems.append(System(system_name, figures["test"], stage_latency, names[first], figures.get("dev")))
+            systems.append(
+                System(
+                    system_name, figures["test"], stage_latency, names[first], figures.get("dev"), figures["run_file"]
+                )
+            )
             if name in weights:
                 fused_name = f"{system_name} fused with {names[first]} (w {weights[name]['weight']:g})"
                 figures = scored(lambda split, name=name: run_path(rerank, split, f"{name}-fused"))
-                systems.append(System(fused_name, figures["test"], stage_latency, names[first], figures.get("dev")))
+                systems.append(
+                    System(
+                        fused_name,
+                        figures["test"],
+                        stage_latency,
+                        names[first],
+                        figures.get("dev"),
+                        figures["run_file"],
+                    )
+                )
             if name in convex:
                 w = convex[name]["weights"]
                 convex_name = f"{system_name}, convex: CE {w['ce']:g}, BM25 {w['bm25']:g}, {short} {w['dense']:g}"
                 figures = scored(lambda split, name=name: run_path(ctx.stage_dir("fuse"), split, f"{name}-convex"))
                 cost = stage_latency if w["ce"] else dict(latency[first])  # a zero CE weight needs no CE
-                systems.append(System(convex_name, figures["test"], cost, names[first], figures.get("dev")))
+                systems.append(
+                    System(convex_name, figures["test"], cost, names[first], figures.get("dev"), figures["run_file"])
+                )
     return systems
 
 
@@ -81,7 +111,7 @@ def choose_result(systems: list[System]) -> tuple[str, str]:
     if with_dev:
         best = max(with_dev, key=lambda s: (s.dev.aggregate["nDCG@10"], -systems.index(s)))
         queries = best.dev.num_queries
-        return best.name, f"the best nDCG@10 on the dev split ({queries} train queries held out, never trained on)"
+        return best.name, f"the best nDCG@10 on the dev split ({queries} queries, never trained on)"
     hybrid = next(s.name for s in systems if s.name.startswith("hybrid"))
     return hybrid, (
         "fixed in advance, as there is no dev split to choose on (on the collections tried so far the BM25 + "
@@ -120,5 +150,15 @@ def stage_report(ctx: RunContext, work: Path) -> dict:
             f"{depth} with the weights that scored best on dev (a CE weight of 0 needs no "
             "cross-encoder, and its latency counts none)."
         )
-    write_report(work, f"tandem run: {ctx.dataset.name}", systems, "BM25", notes, preamble=preamble, result=result)
+    preamble.append("Per query, two systems side by side: [index.html](index.html) (opens from disk).")
+    title = f"tandem run: {ctx.dataset.name}"
+    write_report(work, title, systems, "BM25", notes, preamble=preamble, result=result)
+    test_qrels = ctx.dataset.qrels(ctx.config["split"]["test"])
+    data = explorer_data(title, systems, "BM25", result, test_qrels, ctx.dataset.queries, ctx.dataset.corpus)
+    write_explorer(work / "index.html", data)
+    stage_seconds = {path.parent.name: json.loads(path.read_text())["seconds"] for path in ctx.out.glob("*/done.json")}
+    record = run_record(ctx.dataset.name, ctx.mode, systems, result, stage_seconds)
+    with atomic_file(work / "record.json") as out:
+        json.dump(record, out, indent=2)
+        out.write("\n")
     return {"systems": [s.name for s in systems], "mode": ctx.mode, "result": result}

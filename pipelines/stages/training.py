@@ -4,17 +4,19 @@ cross-encoder (one per configured loss). Each calls the library functions its co
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 from core.data.groups import read_groups
 from core.data.runs import read_run
+from core.models import resolve_model
 from core.options import from_section
 from pipelines.evaluation.dev_score import rerank_dev_score
 from pipelines.evaluation.fusion import rrf
 from pipelines.stages.context import RunContext, skipped
 from rerank.model import CrossEncoder
 from rerank.train import RerankerConfig, train_reranker
-from retrieval.encoder import BiEncoderConfig
+from retrieval.encoder import BiEncoderConfig, saved_config
 from retrieval.mining import MiningConfig
 from retrieval.negatives import mine_negatives, mine_title_negatives
 from retrieval.pseudo import title_queries
@@ -38,7 +40,8 @@ def retriever_config(config: dict, model: str | None, training: dict, groups: li
     `learning_rate`, `seed`) from `training` (the `retriever` or `distill` section), `loss` options (the
     distill stage's) as given."""
     options = config["retriever"]
-    encoder = from_section(BiEncoderConfig, options)
+    start = saved_config(resolve_model(model)) or BiEncoderConfig()  # pooling, normalisation, prompts
+    encoder = from_section(BiEncoderConfig, {**asdict(start), **options})
     schedule = {key: training[key] for key in SCHEDULE if key in training}
     return from_section(
         RetrieverConfig,
@@ -112,6 +115,8 @@ def stage_reranker(ctx: RunContext, work: Path) -> dict:
     if not ctx.trains:
         return skipped(f"nothing to train in {ctx.mode} mode")
     options = ctx.config["reranker"]
+    if not options["enabled"]:
+        return skipped("reranker.enabled is false")
     mined = ctx.stage_dir("mining")
     groups = read_groups(mined / "groups.jsonl", ctx.dataset.corpus)
     if (mined / "title-groups.jsonl").is_file():

@@ -16,13 +16,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from core.atomic import atomic_dir
 from core.data.beir import file_fingerprint
 from core.errors import TandemError
 from core.models import absolute, resolve_model
+from core.optional import faiss
 from core.outputs import remove_owned
 from core.progress import progress_bar
 from retrieval.encoder import BiEncoder

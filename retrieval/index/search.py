@@ -7,11 +7,11 @@ import math
 import os
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from core.errors import TandemError
 from core.models import model_fingerprint
+from core.optional import faiss
 from retrieval.encoder import BiEncoder
 from retrieval.index.meta import IndexMeta
 
