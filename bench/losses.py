@@ -85,7 +85,7 @@ def main() -> None:
                 started = time.perf_counter()
                 trainer = RerankerConfig(
                     model=options["model"], loss=loss, group_size=options["group_size"],
-                    batch_queries=options["batch_queries"], max_length=options["max_length"], epochs=args.epochs,
+                    batch_queries=options["batch_queries"], max_length=options["max_length"], epochs=args.epochs, min_steps=0,
                     learning_rate=rate, head_learning_rate=args.head_learning_rate, seed=options["seed"],
                     precision=options["precision"],
                 )  # fmt: skip

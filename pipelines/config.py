@@ -114,6 +114,7 @@ RANGES: dict[str, Range] = {
             "reranker.max_steps",
             "reranker.save_every",
             "reranker.eval_every",
+            "reranker.positive_depth",
             "reranker.patience",
             "distill.max_steps",
             "distill.label_weight",

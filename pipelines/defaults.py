@@ -126,6 +126,7 @@ class RerankerDefaults:
     eval_depth: int = 30
     """with `eval_every`: dev hits per query each evaluation reranks (of the BM25 + dense RRF hybrid)"""
     positives: int = RERANKER.positives
+    positive_depth: int = RERANKER.positive_depth
     seed: int = RERANKER.seed
     precision: str = RERANKER.precision
 

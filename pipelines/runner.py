@@ -235,6 +235,8 @@ def wanted_configs(ctx: RunContext) -> dict[str, dict]:
         sections = stage_config(ctx.config, stage, ctx.mode)
         used = {section: models[section] for section in sections if section in models}
         wanted[stage] = {**sections, "mode": ctx.mode, "dataset": identity, "models": used}
+        if BY_NAME[stage].version > 1:
+            wanted[stage]["version"] = BY_NAME[stage].version
     return wanted
 
 

@@ -8,6 +8,7 @@ identical data, steps and seed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -42,6 +43,10 @@ class RerankerConfig(TrainingConfig):
     positives: int = 1
     """positives in each sampled group (the rest of `group_size` are negatives); above 1 the NLL's target
     is the set of them (`ListwiseNLLLoss`), for collections with many judged passages per query"""
+    positive_depth: int = 100
+    """train on the positives the mining sources ranked within this depth (0: every judged positive). A
+    reranker only ever sees its first stage's top hits; judged passages no first stage finds (most of
+    NFCorpus's citation-derived positives) teach it features that do not rank what it is shown"""
     max_length: int = 256
     """tokens per (query, passage) pair; the longer side is cut first"""
     attention_dropout: float = 0.0
@@ -52,6 +57,27 @@ class RerankerConfig(TrainingConfig):
     learning_rate: float = 7e-5
     head_learning_rate: float | None = 1.4e-3
     save_every: int = 50
+
+
+def groups_with_found_positives(groups: list[TrainingGroup], depth: int) -> tuple[list[TrainingGroup], int]:
+    """The groups cut to the positives their mining ranked within `depth` (0: all kept), and how many groups
+    were left out for having none; groups mined without positive ranks are an error, not silently kept."""
+    if not depth:
+        return groups, 0
+    if groups and not any(p.rank is not None for g in groups for p in g.positives):
+        raise TandemError(
+            "the training groups record no rank for their positives (mined by an older tandem): mine them again "
+            "with `tandem mine`, or set positive_depth to 0 to train on every judged positive"
+        )
+    kept = []
+    for group in groups:
+        found = [p for p in group.positives if p.rank is not None and p.rank <= depth]
+        if found:
+            kept.append(dataclasses.replace(group, positives=found))
+    dropped = len(groups) - len(kept)
+    if dropped:
+        log.info("%d of %d groups have no positive ranked within %d by mining; left out", dropped, len(groups), depth)
+    return kept, dropped
 
 
 def train_reranker(
@@ -65,6 +91,7 @@ def train_reranker(
     dev figure of a model, e.g. nDCG@10 of reranking dev queries) and `config.eval_every`, training keeps
     the best-scoring weights and stops after `config.patience` evaluations without improvement."""
     out_dir = Path(out_dir)
+    groups, without_found_positives = groups_with_found_positives(groups, config.positive_depth)
     groups, without_negatives = groups_with_negatives(groups)
     if not groups:
         raise TandemError("no training group has a negative passage")
@@ -81,13 +108,16 @@ def train_reranker(
         raise TandemError(
             f"positives must be at least 1 and below group_size ({config.group_size}), not {config.positives}"
         )
-    loss_function = make_loss(config.loss, config.positives)
+    loss_function = make_loss(config.loss)
 
     def loss_fn(batch: GroupBatch) -> torch.Tensor:
         queries = [sample.query for sample in batch for _ in sample.texts]
         passages = [text for sample in batch for text in sample.texts]
         logits = trainable(model.tokenize(queries, passages)).view(len(batch), config.group_size)
-        return loss_function(logits)
+        if config.positives == 1:
+            return loss_function(logits)
+        counts = torch.tensor([sample.positives for sample in batch], device=logits.device)
+        return loss_function(logits, positives=counts)
 
     evaluate = (lambda: dev_score(model)) if dev_score is not None else None
     summary = train_on_groups(
@@ -110,5 +140,6 @@ def train_reranker(
         **summary,
         "groups": len(groups),
         "groups_without_negatives": without_negatives,
+        "groups_without_found_positives": without_found_positives,
         "pairs_per_step": config.batch_queries * config.group_size * context.world_size,
     }

@@ -317,7 +317,8 @@ def test_reranker_train_refuses_a_used_out_without_resume_or_overwrite(
 ) -> None:
     out = tmp_path / "ce"
     args = ["reranker", "train", "--groups", str(_tiny_groups(tmp_path / "g.jsonl")), "--dataset", str(tiny_dir),
-            "--model", str(tiny_bert), "--batch-queries", "1", "--group-size", "3", "--out", str(out)]  # fmt: skip
+            "--model", str(tiny_bert), "--batch-queries", "1", "--group-size", "3", "--min-steps", "0",
+            "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     assert "1 groups without a negative left out" in capsys.readouterr().out
     history = (out / "loss.csv").read_text()
@@ -485,7 +486,7 @@ def test_resume_with_other_options_is_refused_and_models_follow_the_umask(
     out = tmp_path / "ce"
     args = ["reranker", "train", "--groups", str(_tiny_groups(tmp_path / "g.jsonl")), "--dataset", str(tiny_dir),
             "--model", str(tiny_bert), "--batch-queries", "1", "--group-size", "3", "--save-every", "1",
-            "--out", str(out)]  # fmt: skip
+            "--min-steps", "0", "--out", str(out)]  # fmt: skip
     mask = os.umask(0o022)
     try:
         assert main(args) == 0

@@ -99,6 +99,15 @@ def test_one_value_per_option_in_the_api_the_commands_and_tandem_run() -> None:
         for key in set(api) & set(command):
             assert api[key] == command[key], f"{key}: the API says {api[key]!r}, the command {command[key]!r}"
 
+    from core.options import from_section
+    from pipelines.stages.training import retriever_config as stage_retriever_config
+
+    # the stages build the library's default recipes from tandem run's default tree, exactly
+    assert from_section(RerankerConfig, DEFAULTS["reranker"], loss="nll") == RerankerConfig()
+    from core.data.groups import Passage, TrainingGroup
+
+    enough_groups = [TrainingGroup("q", "q", [Passage("p")], [Passage("n")])] * 100  # a small set shrinks the batch
+    assert stage_retriever_config(DEFAULTS, None, DEFAULTS["retriever"], enough_groups) == RetrieverConfig()
     reranker = asdict(reranker_config(parse(["reranker", "train", "--groups", "g", "--out", "o"])))
     agree(asdict(RerankerConfig()), DEFAULTS["reranker"], reranker)
     assert DEFAULTS["reranker"]["losses"] == [RerankerConfig().loss]

@@ -10,6 +10,7 @@ import pytest
 
 from core.data.beir import BeirDataset
 from core.data.groups import read_groups
+from core.errors import TandemError
 from pipelines.cli import main
 from retrieval.mining import MiningConfig, MiningStats, mine_groups, parse_rank_range
 from tests.conftest import real_dataset
@@ -219,3 +220,23 @@ def test_cross_encoder_filter_drops_candidates_scored_above_the_positive(
         )
         assert all(s <= floor + 1e-5 for s in scores[1:])
     assert stats.removed["cross-encoder scores above positive"] > 0
+
+
+def test_positives_record_the_rank_mining_found_them_at_and_training_can_keep_those(tiny_dir: Path) -> None:
+    from rerank.train import groups_with_found_positives
+
+    dataset = BeirDataset(tiny_dir)
+    groups, _ = mine(dataset, MiningConfig(num_negatives=3, depth=12))
+    order = dataset.corpus.ids  # the fake source ranks every passage by its position in the corpus
+    for group in groups:
+        for positive in group.positives:
+            assert (positive.rank, positive.source) == (order.index(positive.id) + 1, "fake")
+    q2 = next(g for g in groups if g.query_id == "q2")  # positives d2 (rank 2) and d11 (rank 11)
+    kept, dropped = groups_with_found_positives(groups, depth=5)
+    assert [p.id for p in next(g for g in kept if g.query_id == "q2").positives] == ["d2"]
+    assert len(q2.positives) == 2  # the caller's groups are left as they were
+    assert dropped == sum(1 for g in groups if all(order.index(p.id) + 1 > 5 for p in g.positives))
+    assert groups_with_found_positives(groups, depth=0) == (groups, 0)
+    unranked, _ = mine(dataset, MiningConfig(num_negatives=3, depth=1))  # no positive within depth 1
+    with pytest.raises(TandemError, match="record no rank for their positives"):
+        groups_with_found_positives(unranked, depth=5)

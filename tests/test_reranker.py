@@ -78,7 +78,14 @@ def test_short_groups_sample_with_replacement() -> None:
 def test_training_lowers_the_loss(dataset: BeirDataset, tiny_bert: Path, tmp_path: Path) -> None:
     groups = tiny_groups(dataset)
     config = RerankerConfig(
-        model=str(tiny_bert), group_size=4, batch_queries=2, epochs=25, learning_rate=3e-3, warmup_ratio=0.0, seed=3
+        model=str(tiny_bert),
+        group_size=4,
+        batch_queries=2,
+        epochs=25,
+        min_steps=0,
+        learning_rate=3e-3,
+        warmup_ratio=0.0,
+        seed=3,
     )
     fixed = next(epoch_batches(groups, 4, 2, config.seed, 0))
 
@@ -108,7 +115,9 @@ def test_bce_trains_on_the_same_batches(
         monkeypatch.setattr(
             CrossEncoder, "tokenize", lambda self, q, p, _l=loss: (seen[_l].append((q, p)), tokenize(self, q, p))[1]
         )
-        config = RerankerConfig(model=str(tiny_bert), loss=loss, group_size=4, batch_queries=2, epochs=1, seed=3)
+        config = RerankerConfig(
+            model=str(tiny_bert), loss=loss, group_size=4, batch_queries=2, epochs=1, min_steps=0, seed=3
+        )
         summary = train_reranker(groups, config, tmp_path / loss)
         assert summary["steps"] == len(groups) // 2
     assert len(seen["bce"]) == len(groups) // 2 and seen["nll"] == seen["bce"]  # same pairs, same order, every step
@@ -118,7 +127,9 @@ def test_resume_continues_exactly(
     dataset: BeirDataset, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     groups = tiny_groups(dataset)
-    config = RerankerConfig(model=str(tiny_bert), group_size=3, batch_queries=2, epochs=2, learning_rate=5e-4, seed=5)
+    config = RerankerConfig(
+        model=str(tiny_bert), group_size=3, batch_queries=2, epochs=2, min_steps=0, learning_rate=5e-4, seed=5
+    )
     train_reranker(groups, config, tmp_path / "straight")
 
     checkpointed = RerankerConfig(**{**config.__dict__, "save_every": 2})
@@ -216,7 +227,14 @@ def test_training_stops_when_dev_stops_improving_and_keeps_the_best_weights(
         return next(figures)
 
     config = RerankerConfig(
-        model=str(tiny_bert), group_size=3, batch_queries=1, epochs=3, learning_rate=3e-3, eval_every=1, patience=2
+        model=str(tiny_bert),
+        group_size=3,
+        batch_queries=1,
+        epochs=3,
+        min_steps=0,
+        learning_rate=3e-3,
+        eval_every=1,
+        patience=2,
     )
     summary = train_reranker(tiny_groups(dataset), config, tmp_path / "ce", dev_score=dev_score)
     assert (summary["steps"], summary["best_step"], summary["best_dev"]) == (4, 2, 0.3) and summary["stopped_early"]
@@ -228,11 +246,15 @@ def test_training_stops_when_dev_stops_improving_and_keeps_the_best_weights(
 
 
 def test_multi_positive_nll_targets_the_set_of_positives() -> None:
-    scores = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
+    scores = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.5, 1.0, 2.0, 0.0]])
     expected = -torch.log(torch.exp(scores[0, :2]).sum() / torch.exp(scores[0]).sum())
-    assert ListwiseNLLLoss(positives=2)(scores).item() == pytest.approx(expected.item(), rel=1e-5)
-    assert ListwiseNLLLoss(positives=1)(scores).item() == pytest.approx(ListwiseNLLLoss()(scores).item())
+    single = ListwiseNLLLoss()(scores[1:])  # one positive: the plain NLL
+    both = ListwiseNLLLoss()(scores, positives=torch.tensor([2, 1]))
+    assert both.item() == pytest.approx(((expected + single) / 2).item(), rel=1e-5)
     group = TrainingGroup("q", "query", [Passage(f"p{i}", f"pos{i}") for i in range(3)], [Passage("n", "neg")])
     sample = next(epoch_batches([group], 4, 1, 7, 0, positives=2))[0]
-    assert len({*sample.texts[:2]}) == 2 and {*sample.texts[:2]} <= {"pos0", "pos1", "pos2"}
+    assert sample.positives == 2 and len({*sample.texts[:2]}) == 2 and {*sample.texts[:2]} <= {"pos0", "pos1", "pos2"}
     assert sample.texts[2:] == ["neg", "neg"]
+    few = TrainingGroup("q", "query", [Passage("p", "pos")], [Passage("n1", "a"), Passage("n2", "b")])
+    sample = next(epoch_batches([few], 3, 1, 7, 0, positives=2))[0]
+    assert sample.positives == 1 and sample.texts[0] == "pos" and set(sample.texts[1:]) == {"a", "b"}

@@ -162,6 +162,8 @@ class GroupSample:
     batch brings it (in-batch false negatives are masked by the losses that use other groups' passages)"""
     teacher: list[float | None] | None = None
     """a cross-encoder's score of each text (`with_teacher`, for distillation)"""
+    positives: int = 1
+    """how many of `texts`, from the first, are positives (fewer than asked when the query has fewer)"""
 
 
 GroupBatch = list[GroupSample]
@@ -169,15 +171,14 @@ GroupBatch = list[GroupSample]
 
 
 def sample_passages(group: TrainingGroup, group_size: int, rng: random.Random, positives: int = 1) -> list[Passage]:
-    """[`positives` positives, then negatives up to `group_size`]: positives and negatives are each drawn
-    without replacement when the group has enough, else with replacement (every group has the same shape)."""
+    """[up to `positives` distinct positives (as many as the query has), then negatives up to `group_size`]:
+    negatives are drawn without replacement when the group has enough, else with replacement, so every
+    group has the same size."""
     if positives == 1:
         chosen = [rng.choice(group.positives)]
-    elif len(group.positives) >= positives:
-        chosen = rng.sample(group.positives, positives)
     else:
-        chosen = rng.choices(group.positives, k=positives)
-    wanted = group_size - positives
+        chosen = rng.sample(group.positives, min(positives, len(group.positives)))
+    wanted = group_size - len(chosen)
     pool = group.negatives
     negatives = rng.sample(pool, wanted) if len(pool) >= wanted else rng.choices(pool, k=wanted)
     return [*chosen, *negatives]
@@ -220,6 +221,7 @@ def epoch_batches(
                     [p.id for p in passages],
                     group.judged_ids(),
                     [p.teacher for p in passages] if with_teacher else None,
+                    min(positives, len(group.positives)),
                 )
             )
         yield batch

@@ -28,6 +28,8 @@ class Stage:
     every section)"""
     self_supervised_sections: tuple[str, ...] = ()
     """sections added in self-supervised mode (the bi-encoder trains on `mining`'s title pseudo-queries)"""
+    version: int = 1
+    """raised when the stage's output changes form, so run folders made before redo it (and what follows)"""
 
 
 TRAINED = ("run", "split", "bm25", "dense", "retriever", "mining", "reranker")
@@ -38,7 +40,7 @@ STAGES: list[Stage] = [
     Stage("dense-zeroshot", stage_dense_zeroshot, ("split", "dense")),
     Stage("retriever", stage_retriever, ("run", "split", "bm25", "dense", "retriever"), ("mining",)),
     Stage("index", stage_index, ("run", "split", "dense", "retriever"), ("mining",)),
-    Stage("mining", stage_mining, ("run", "split", "bm25", "dense", "retriever", "mining")),
+    Stage("mining", stage_mining, ("run", "split", "bm25", "dense", "retriever", "mining"), version=2),
     Stage("reranker", stage_reranker, TRAINED),
     Stage("distill", stage_distill, (*TRAINED, "distill")),
     Stage("rerank", stage_rerank, RERANKED),

@@ -32,8 +32,8 @@ __all__ = [
 ]
 
 
-def make_loss(name: str, positives: int = 1) -> torch.nn.Module:
-    """`nll` (listwise, default) or `bce` (pointwise baseline), over groups with `positives` positives first."""
+def make_loss(name: str) -> torch.nn.Module:
+    """`nll` (listwise, default) or `bce` (pointwise baseline)."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss '{name}'; choose one of {', '.join(LOSSES)}")
-    return LOSSES[name](positives)
+    return LOSSES[name]()

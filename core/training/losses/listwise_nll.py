@@ -17,22 +17,21 @@ class ListwiseNLLLoss(torch.nn.Module):
     - Cross-encoder (localized contrastive estimation, Gao et al. 2021): scores are the pair logits laid
       out as (B, 1+N), each group's positive first, so every target is 0.
 
-    With `positives` P > 1 (cross-encoder groups laid out P positives first), the target is the set of
-    the first P columns: L = -log( sum_{j<P} exp(s_j) / sum_j exp(s_j) ), the probability of ranking
-    some judged passage first (the multi-positive NLL of Tevatron and of RocketQA's denoised groups).
+    With several positives per group (cross-encoder groups laid out positives first, `positives[i]` of them
+    in row i), the target is the set of them: L = -log( sum_{j<P_i} exp(s_j) / sum_j exp(s_j) ), the
+    probability of ranking some judged passage first (a multi-positive NLL, for collections with tens of
+    judged passages per query).
 
-    Inputs: `scores` (B, C) float; `targets` (B,) long column indices, or None for "column 0" (or the
-    first `positives` columns). Returns the mean loss over rows.
+    Inputs: `scores` (B, C) float; `targets` (B,) long column indices, or None for "column 0"; or
+    `positives` (B,) long counts of leading positive columns. Returns the mean loss over rows.
     """
 
-    def __init__(self, positives: int = 1) -> None:
-        super().__init__()
-        self.positives = positives
-
-    def forward(self, scores: Tensor, targets: Tensor | None = None) -> Tensor:
-        if targets is None and self.positives > 1:
+    def forward(self, scores: Tensor, targets: Tensor | None = None, positives: Tensor | None = None) -> Tensor:
+        if positives is not None and bool((positives > 1).any()):
             scores = scores.float()
-            return (scores.logsumexp(dim=1) - scores[:, : self.positives].logsumexp(dim=1)).mean()
+            columns = torch.arange(scores.size(1), device=scores.device)
+            judged = scores.masked_fill(columns[None, :] >= positives[:, None], float("-inf"))
+            return (scores.logsumexp(dim=1) - judged.logsumexp(dim=1)).mean()
         if targets is None:
             targets = torch.zeros(scores.size(0), dtype=torch.long, device=scores.device)
         return F.cross_entropy(scores.float(), targets)

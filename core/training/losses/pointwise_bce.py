@@ -13,15 +13,15 @@ class PointwiseBCELoss(torch.nn.Module):
 
     Inputs: `scores` (B, 1+N) raw logits laid out as groups with the positive in column 0 (the same
     layout ListwiseNLLLoss takes), or any shape with an explicit `labels` tensor of the same shape.
-    With `positives` P, the first P columns are positives (label 1). Returns the mean over all pairs.
+    With `positives` (B,) counts, the leading `positives[i]` columns of row i are positives (label 1).
+    Returns the mean over all pairs.
     """
 
-    def __init__(self, positives: int = 1) -> None:
-        super().__init__()
-        self.positives = positives
-
-    def forward(self, scores: Tensor, labels: Tensor | None = None) -> Tensor:
+    def forward(self, scores: Tensor, labels: Tensor | None = None, positives: Tensor | None = None) -> Tensor:
+        if labels is None and positives is not None:
+            columns = torch.arange(scores.size(1), device=scores.device)
+            labels = (columns[None, :] < positives[:, None]).float()
         if labels is None:
             labels = torch.zeros_like(scores, dtype=torch.float)
-            labels[:, : self.positives] = 1.0
+            labels[:, 0] = 1.0
         return F.binary_cross_entropy_with_logits(scores.float(), labels.float())
