@@ -17,17 +17,9 @@ from rerank.model import CrossEncoder
 
 def rerank_pairs(run: Run, queries: dict[str, str], corpus: Corpus, depth: int) -> tuple[list[str], list[str]]:
     """(query texts, passage texts) of each query's top `depth` hits, in run order."""
-    missing = [qid for qid in run if qid not in queries]
-    if missing:
-        raise TandemError(f"{len(missing)} run queries are not in the dataset's queries (e.g. '{missing[0]}')")
-    pair_queries, pair_passages = [], []
-    for query_id, hits in run.items():
-        for doc_id, _ in hits[:depth]:
-            if doc_id not in corpus:
-                raise TandemError(f"run hit '{doc_id}' for query '{query_id}' is not in the corpus")
-            pair_queries.append(queries[query_id])
-            pair_passages.append(corpus.passage(doc_id))
-    return pair_queries, pair_passages
+    check_run(run, queries, corpus, depth)
+    pairs = [(query_id, doc_id) for query_id, hits in run.items() for doc_id, _ in hits[:depth]]
+    return [queries[q] for q, _ in pairs], [corpus.passage(d) for _, d in pairs]
 
 
 def rerank_run(
@@ -42,19 +34,52 @@ def rerank_run(
 ) -> Run:
     """Rescore each query's top `depth` hits with the model's raw logits (`auto` precision: int8 for a
     large job on a CPU with the int8 extra, `core.precision.bulk_precision`)."""
-    pair_queries, pair_passages = rerank_pairs(run, queries, corpus, depth)
-    precision = bulk_precision(precision, model.device, len(pair_queries))
+    return rerank_runs({"run": run}, queries, corpus, model, depth, batch_size, show_progress, precision)["run"]
+
+
+def rerank_runs(
+    runs: dict[str, Run],
+    queries: dict[str, str],
+    corpus: Corpus,
+    model: CrossEncoder,
+    depth: int = 100,
+    batch_size: int = 64,
+    show_progress: bool = True,
+    precision: str = "auto",
+) -> dict[str, Run]:
+    """`rerank_run` of several runs at once, each (query, passage) pair scored once however many runs
+    hold it in their top `depth` (a BM25 run and a hybrid that contains it share most of their pairs)."""
+    wanted: dict[tuple[str, str], int] = {}
+    for run in runs.values():
+        check_run(run, queries, corpus, depth)
+        for query_id, hits in run.items():
+            for doc_id, _ in hits[:depth]:
+                wanted.setdefault((query_id, doc_id), len(wanted))
+    precision = bulk_precision(precision, model.device, len(wanted))
     scores = model.score(
-        pair_queries, pair_passages, batch_size=batch_size, precision=precision, show_progress=show_progress
-    )
+        [queries[q] for q, _ in wanted], [corpus.passage(d) for _, d in wanted], batch_size=batch_size,
+        precision=precision, show_progress=show_progress,
+    ).astype(np.float64)  # fmt: skip
+    return {name: _reordered(run, depth, lambda q, d: float(scores[wanted[q, d]])) for name, run in runs.items()}
+
+
+def _reordered(run: Run, depth: int, score) -> Run:
+    """Each query's top `depth` by `score(query, passage)`; the hits below keep their order beneath."""
     reranked: Run = {}
-    offset = 0
     for query_id, hits in run.items():
-        top = hits[:depth]
-        ce = scores[offset : offset + len(top)].astype(np.float64)
-        offset += len(top)
-        new_hits = [(doc_id, float(s)) for (doc_id, _), s in zip(top, ce, strict=True)]
-        floor = float(ce.min()) if len(ce) else 0.0
-        new_hits += [(doc_id, floor - 1.0 - i) for i, (doc_id, _) in enumerate(hits[depth:])]
-        reranked[query_id] = sorted(new_hits, key=lambda hit: -hit[1])
+        top = [(doc_id, score(query_id, doc_id)) for doc_id, _ in hits[:depth]]
+        floor = min((s for _, s in top), default=0.0)
+        below = [(doc_id, floor - 1.0 - i) for i, (doc_id, _) in enumerate(hits[depth:])]
+        reranked[query_id] = sorted(top + below, key=lambda hit: -hit[1])
     return reranked
+
+
+def check_run(run: Run, queries: dict[str, str], corpus: Corpus, depth: int) -> None:
+    """Every query of `run` is known and every hit in its top `depth` is in the corpus."""
+    missing = [qid for qid in run if qid not in queries]
+    if missing:
+        raise TandemError(f"{len(missing)} run queries are not in the dataset's queries (e.g. '{missing[0]}')")
+    for query_id, hits in run.items():
+        for doc_id, _ in hits[:depth]:
+            if doc_id not in corpus:
+                raise TandemError(f"run hit '{doc_id}' for query '{query_id}' is not in the corpus")

@@ -8,7 +8,6 @@ identical data, steps and seed.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -19,7 +18,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from core.atomic import publish_model
-from core.data.groups import GroupBatch, TrainingGroup, groups_with_negatives
+from core.data.groups import GroupBatch, TrainingGroup, groups_with_found_positives, groups_with_negatives
 from core.errors import TandemError
 from core.training.config import TrainingConfig
 from core.training.distributed import setup_distributed
@@ -57,27 +56,6 @@ class RerankerConfig(TrainingConfig):
     learning_rate: float = 7e-5
     head_learning_rate: float | None = 1.4e-3
     save_every: int = 50
-
-
-def groups_with_found_positives(groups: list[TrainingGroup], depth: int) -> tuple[list[TrainingGroup], int]:
-    """The groups cut to the positives their mining ranked within `depth` (0: all kept), and how many groups
-    were left out for having none; groups mined without positive ranks are an error, not silently kept."""
-    if not depth:
-        return groups, 0
-    if groups and not any(p.rank is not None for g in groups for p in g.positives):
-        raise TandemError(
-            "the training groups record no rank for their positives (mined by an older tandem): mine them again "
-            "with `tandem mine`, or set positive_depth to 0 to train on every judged positive"
-        )
-    kept = []
-    for group in groups:
-        found = [p for p in group.positives if p.rank is not None and p.rank <= depth]
-        if found:
-            kept.append(dataclasses.replace(group, positives=found))
-    dropped = len(groups) - len(kept)
-    if dropped:
-        log.info("%d of %d groups have no positive ranked within %d by mining; left out", dropped, len(groups), depth)
-    return kept, dropped
 
 
 def train_reranker(

@@ -19,7 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from core.atomic import publish_model
-from core.data.groups import GroupBatch, TrainingGroup, groups_with_negatives
+from core.data.groups import GroupBatch, TrainingGroup, groups_with_found_positives, groups_with_negatives
 from core.errors import TandemError
 from core.training.config import TrainingConfig
 from core.training.distributed import gather_objects, gather_with_grad, setup_distributed
@@ -46,6 +46,8 @@ class RetrieverConfig(TrainingConfig):
     """cpu, cuda, cuda:1 (null: cuda when there is one)"""
     loss: Literal["nll", "kl", "margin-mse"] = "nll"
     """nll (in-batch DPR), or distillation from the groups' teacher scores: kl (listwise) or margin-mse"""
+    positive_depth: int = 0
+    """train on the positives the mining sources ranked within this depth (0: every judged positive)"""
     mask_false_negatives: bool = True
     """nll: leave out of each query's softmax the in-batch passages its qrels judge relevant (another query's
     positive or negative that is also this query's positive): they are not negatives"""
@@ -129,6 +131,7 @@ def train_retriever(
         if config.group_size < 2:
             raise TandemError("distillation needs --group-size of at least 2 (a positive and a negative)")
         check_teacher_scores(groups)
+    groups, without_found_positives = groups_with_found_positives(groups, config.positive_depth)
     without_negatives = 0
     if config.group_size > 1:
         groups, without_negatives = groups_with_negatives(groups)
@@ -170,4 +173,9 @@ def train_retriever(
     if context.is_main:
         config_text = json.dumps(asdict(config), indent=2) + "\n"
         publish_model(out_dir, encoder.save_pretrained, "training_config.json", config_text)
-    return {**summary, "groups": len(groups), "groups_without_negatives": without_negatives}
+    return {
+        **summary,
+        "groups": len(groups),
+        "groups_without_negatives": without_negatives,
+        "groups_without_found_positives": without_found_positives,
+    }

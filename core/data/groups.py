@@ -19,7 +19,7 @@ import json
 import logging
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.atomic import atomic_file
@@ -136,6 +136,29 @@ def groups_with_negatives(groups: list[TrainingGroup]) -> tuple[list[TrainingGro
     dropped = len(groups) - len(kept)
     if dropped:
         log.warning("%d of %d groups have no negative passage and are left out of training", dropped, len(groups))
+    return kept, dropped
+
+
+def groups_with_found_positives(groups: list[TrainingGroup], depth: int) -> tuple[list[TrainingGroup], int]:
+    """The groups cut to the positives their mining ranked within `depth` (0: all kept), and how many groups
+    were left out for having none. Groups that record no positive's rank (written by another tool, or by
+    an older tandem) keep every positive, with a warning that says so."""
+    if not depth:
+        return groups, 0
+    if groups and not any(p.rank is not None for g in groups for p in g.positives):
+        log.warning(
+            "the training groups record no rank for their positives, so positive_depth %d cannot apply: training "
+            "on every judged positive (groups from `tandem mine` record them)", depth,
+        )  # fmt: skip
+        return groups, 0
+    kept = []
+    for group in groups:
+        found = [p for p in group.positives if p.rank is not None and p.rank <= depth]
+        if found:
+            kept.append(replace(group, positives=found))
+    dropped = len(groups) - len(kept)
+    if dropped:
+        log.info("%d of %d groups have no positive ranked within %d by mining; left out", dropped, len(groups), depth)
     return kept, dropped
 
 
