@@ -113,15 +113,18 @@ def model_identity(name_or_path: str | Path | None) -> str:
 
 def fit_max_length(requested: int, model: object, tokenizer: object, what: str) -> int:
     """`requested` tokens, cut to what the model's position embeddings hold (with a warning): a longer
-    input would fail inside the model with a tensor-size error, after the work before it was done."""
-    limits = [getattr(getattr(model, "config", None), "max_position_embeddings", None)]
-    model_max = getattr(tokenizer, "model_max_length", None)
-    limits.append(model_max if isinstance(model_max, int) and model_max < 1_000_000 else None)
-    known = [limit for limit in limits if isinstance(limit, int) and limit > 0]
-    if not known or requested <= min(known):
+    input would fail inside the model with a tensor-size error, after the work before it was done. (The
+    tokenizer's model_max_length is a saved preference, not a limit, so it is not read here.)"""
+    config = getattr(model, "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
         return requested
-    log.warning("%s: max length %d is more than the model holds; using %d", what, requested, min(known))
-    return min(known)
+    if "roberta" in str(getattr(config, "model_type", "")):  # RoBERTa's positions start after its padding id
+        positions -= 2
+    if requested <= positions:
+        return requested
+    log.warning("%s: max length %d is more than the model holds; using %d", what, requested, positions)
+    return positions
 
 
 def absolute(name_or_path: str) -> str:

@@ -101,10 +101,17 @@ class CrossEncoder(torch.nn.Module):
         return cls(model, tokenizer, max_length, new_names)
 
     def save_pretrained(self, out_dir: str | Path) -> None:
+        """A Hugging Face folder; the tokenizer records `max_length` as its model_max_length, which is where
+        sentence-transformers' CrossEncoder reads the length it scores at."""
         out_dir = Path(out_dir)
-        with quiet_transformers():
-            self.model.save_pretrained(out_dir)
-            self.tokenizer.save_pretrained(out_dir)
+        kept = self.tokenizer.model_max_length
+        self.tokenizer.model_max_length = self.max_length
+        try:
+            with quiet_transformers():
+                self.model.save_pretrained(out_dir)
+                self.tokenizer.save_pretrained(out_dir)
+        finally:
+            self.tokenizer.model_max_length = kept
         (out_dir / CONFIG_FILE).write_text(json.dumps({"max_length": self.max_length}, indent=2) + "\n")
 
     @property

@@ -8,22 +8,21 @@ identical data, steps and seed.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from core.atomic import publish_model
 from core.data.groups import GroupBatch, TrainingGroup, groups_with_found_positives, groups_with_negatives
 from core.errors import TandemError
 from core.training.config import TrainingConfig
 from core.training.distributed import setup_distributed
 from core.training.loop import seed_everything, train_on_groups
 from core.training.losses import LossName, make_loss
+from core.training.output import finish_training, finished_earlier, model_card
 from rerank.model import CrossEncoder
 
 log = logging.getLogger(__name__)
@@ -69,6 +68,9 @@ def train_reranker(
     dev figure of a model, e.g. nDCG@10 of reranking dev queries) and `config.eval_every`, training keeps
     the best-scoring weights and stops after `config.patience` evaluations without improvement."""
     out_dir = Path(out_dir)
+    if resume and finished_earlier(out_dir, config):
+        log.info("%s holds the final model of this training already", out_dir)
+        return {"steps": 0, "seconds": 0.0, "groups": len(groups), "finished_earlier": True}
     groups, without_found_positives = groups_with_found_positives(groups, config.positive_depth)
     groups, without_negatives = groups_with_negatives(groups)
     if not groups:
@@ -111,9 +113,8 @@ def train_reranker(
         positives=config.positives,
     )
     if context.is_main:
-        config_text = json.dumps(asdict(config), indent=2) + "\n"
-        publish_model(out_dir, model.save_pretrained, "training_config.json", config_text)
-        (out_dir / "best-weights.pt").unlink(missing_ok=True)
+        card = model_card("cross-encoder", config, summary, len(groups))
+        finish_training(out_dir, model.save_pretrained, config, card)
     return {
         **summary,
         "groups": len(groups),

@@ -10,22 +10,24 @@ in the groups by `tandem reranker score-groups`).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from core.atomic import publish_model
 from core.data.groups import GroupBatch, TrainingGroup, groups_with_found_positives, groups_with_negatives
 from core.errors import TandemError
 from core.training.config import TrainingConfig
 from core.training.distributed import gather_objects, gather_with_grad, setup_distributed
 from core.training.loop import seed_everything, train_on_groups
 from core.training.losses import DISTILLATION_LOSSES, ListwiseKLLoss, ListwiseNLLLoss, MarginMSELoss
+from core.training.output import finish_training, finished_earlier, model_card
 from retrieval.encoder import BiEncoder, BiEncoderConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -125,6 +127,9 @@ def train_retriever(
 ) -> dict:
     """Fine-tune a bi-encoder on training groups and save it into `out_dir` (HF format)."""
     out_dir = Path(out_dir)
+    if resume and finished_earlier(out_dir, config):
+        log.info("%s holds the final model of this training already", out_dir)
+        return {"steps": 0, "seconds": 0.0, "groups": len(groups), "finished_earlier": True}
     if config.loss not in ("nll", *DISTILLATION_LOSSES):
         raise TandemError(f"unknown retriever loss '{config.loss}'; choose nll, {', '.join(DISTILLATION_LOSSES)}")
     if config.loss != "nll":
@@ -171,8 +176,9 @@ def train_retriever(
         with_teacher=config.loss != "nll",
     )
     if context.is_main:
-        config_text = json.dumps(asdict(config), indent=2) + "\n"
-        publish_model(out_dir, encoder.save_pretrained, "training_config.json", config_text)
+        finish_training(
+            out_dir, encoder.save_pretrained, config, model_card("bi-encoder", config, summary, len(groups))
+        )
     return {
         **summary,
         "groups": len(groups),

@@ -496,9 +496,10 @@ def test_resume_with_other_options_is_refused_and_models_follow_the_umask(
     history = (out / "loss.csv").read_text()
     assert main([*args, "--resume", "--lr", "1e-3", "--epochs", "3"]) == 2
     err = capsys.readouterr().err
-    assert "trained with other options" in err and "epochs 1.0 -> 3.0" in err and "learning_rate" in err
+    assert "with other options" in err and "epochs 1.0 -> 3.0" in err and "learning_rate" in err
     assert (out / "loss.csv").read_text() == history
     assert main([*args, "--resume"]) == 0  # the same options: fine
+    assert not list(out.glob("checkpoint-*")) and "tandem cross-encoder" in (out / "README.md").read_text()
 
 
 def test_a_positive_listed_as_its_own_negative_is_refused(tmp_path: Path) -> None:

@@ -165,6 +165,7 @@ def test_saved_model_loads_in_transformers_and_sentence_transformers(tiny_bert: 
     st = sentence_transformers.CrossEncoder(str(tmp_path / "ce"), activation_fn=torch.nn.Identity(), device="cpu")
     theirs = st.predict([("aspirin heart", "aspirin reduces heart attack risk")])
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    assert st.max_seq_length == 64  # the length tandem trained at, where sentence-transformers reads it
 
 
 def test_rerank_keeps_order_below_depth(dataset: BeirDataset, tiny_bert: Path) -> None:

@@ -26,3 +26,11 @@ def test_offline_missing_dataset_says_what_to_do(monkeypatch: pytest.MonkeyPatch
 def test_nonexistent_path(tmp_path: Path) -> None:
     with pytest.raises(TandemError, match="does not exist"):
         resolve_dataset(str(tmp_path / "nope" / "deeper"))
+
+
+def test_scifact_ships_with_the_checkout_and_is_found_without_a_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.data.sources import SHIPPED, resolve_dataset
+
+    monkeypatch.delenv("TANDEM_DATA_DIR", raising=False)
+    assert resolve_dataset("scifact") == SHIPPED / "scifact"
+    assert (SHIPPED / "scifact" / "qrels" / "test.tsv").is_file()

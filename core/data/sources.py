@@ -21,6 +21,11 @@ BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+SHIPPED = Path(__file__).resolve().parents[2] / "data"
+"""The datasets a checkout ships (SciFact, so the first command runs offline): after $TANDEM_DATA_DIR,
+before the cache and a download."""
+
+
 def cache_dir() -> Path:
     """Where downloads and Java caches go: `$TANDEM_CACHE`, else ~/.cache/tandem."""
     return Path(os.environ.get("TANDEM_CACHE", Path.home() / ".cache" / "tandem"))
@@ -31,8 +36,8 @@ def offline() -> bool:
 
 
 def resolve_dataset(spec: str | Path) -> Path:
-    """Find the folder for `spec`: an existing path, a name under $TANDEM_DATA_DIR or the cache,
-    else download BEIR's zip for that name."""
+    """Find the folder for `spec`: an existing path, a name under $TANDEM_DATA_DIR, among the datasets the
+    checkout ships (`data/`), or in the cache, else download BEIR's zip for that name."""
     path = Path(spec).expanduser()
     if path.is_dir():
         return path
@@ -40,7 +45,7 @@ def resolve_dataset(spec: str | Path) -> Path:
     if os.sep in name or not _NAME.match(name):
         raise TandemError(f"dataset folder '{spec}' does not exist")
     roots = [Path(p) for p in os.environ.get("TANDEM_DATA_DIR", "").split(os.pathsep) if p]
-    for root in [*roots, cache_dir() / "beir"]:
+    for root in [*roots, SHIPPED, cache_dir() / "beir"]:
         if (root / name / "corpus.jsonl").is_file():
             return root / name
     return download_beir(name)

@@ -52,8 +52,12 @@ class DenseIndex:
             raise TandemError(
                 f"{self.dir} was built from {self.meta.corpus_path}: the corpus given differs (fingerprints differ)"
             )
-        if encoder_path is not None and os.path.realpath(encoder_path) != os.path.realpath(self.meta.encoder):
+        same_path = encoder_path is None or os.path.realpath(encoder_path) == os.path.realpath(self.meta.encoder)
+        same_weights = encoder_path is not None and model_fingerprint(encoder_path) == self.meta.encoder_fingerprint
+        if not same_path and not same_weights:  # a copy of the encoder's folder (same weights) is the same encoder
             raise TandemError(f"{self.dir} was built with encoder {self.meta.encoder}, not {encoder_path}")
+        if same_weights and not same_path:
+            return
         self.check_encoder_weights()
 
     def check_encoder_weights(self) -> None:
