@@ -4,6 +4,7 @@ on a machine without them, and a missing one is a one-line error saying how to i
 from __future__ import annotations
 
 import importlib
+import logging
 from types import ModuleType
 from typing import Any
 
@@ -20,6 +21,7 @@ class LazyModule:
 
     def __getattr__(self, attribute: str) -> Any:
         if self._module is None:
+            logging.getLogger(self._name).setLevel(logging.WARNING)  # its loader logs each build it tries
             try:
                 self._module = importlib.import_module(self._name)
             except ImportError as err:

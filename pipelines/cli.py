@@ -7,9 +7,9 @@ import logging
 import sys
 
 from core.errors import TandemError
-from pipelines.commands import bm25, compare, dense, evaluate, fuse, mine, rerank, run
+from pipelines.commands import bm25, compare, dense, evaluate, fuse, mine, rerank, run, search
 
-COMMANDS = [run, bm25, dense, evaluate, mine, rerank, fuse, compare]
+COMMANDS = [run, search, bm25, dense, evaluate, mine, rerank, fuse, compare]
 
 
 def installed_version() -> str:

@@ -8,10 +8,14 @@ pipeline.timings   # seconds per query of each stage
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+from core.data.beir import load_corpus
 from core.data.runs import Run
+from core.errors import TandemError
 from pipelines.evaluation.fusion import interpolate, rrf
 from rerank.reranker import CrossEncoderReranker, Reranker
+from retrieval import bm25
 from retrieval.retrievers import Bm25Retriever, DenseRetriever, Retriever
 
 __all__ = [
@@ -63,3 +67,39 @@ class Pipeline:
             run = self.reranker.rerank(run, queries, self.depth)
             self.timings["rerank"] = (time.perf_counter() - started) / max(len(queries), 1)
         return {qid: hits[:k] for qid, hits in run.items()}
+
+    def search_one(self, query: str, k: int = 10) -> list[tuple[str, float]]:
+        """The top `k` (passage id, score) for one query text."""
+        return self.search({"query": query}, k).get("query", [])
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, system: str = "ce", depth: int = 100) -> Pipeline:
+        """The pipeline of a finished `tandem run` folder, its indexes and models loaded once: `bm25`, `dense`
+        (the fine-tuned bi-encoder where the run trained one), `hybrid` (their RRF) or `ce` (the hybrid's
+        top `depth` reranked by the run's first cross-encoder)."""
+        run_dir = Path(run_dir)
+        if system not in SYSTEMS:
+            raise TandemError(f"system must be one of {', '.join(SYSTEMS)}, not '{system}'")
+        dense_index = next(
+            (run_dir / stage / "index" for stage in ("index", "dense-zeroshot") if (run_dir / stage / "index" / "meta.json").is_file()),
+            None,
+        )  # fmt: skip
+        bm25_index = run_dir / "bm25" / "index"
+        if not (bm25_index / bm25.META_FILE).is_file() or dense_index is None:
+            raise TandemError(f"{run_dir}: not a finished `tandem run` folder (no bm25/index or dense index in it)")
+        if system == "bm25":
+            return cls(Bm25Retriever(bm25_index))
+        if system == "dense":
+            return cls(DenseRetriever(dense_index))
+        hybrid = HybridRetriever([Bm25Retriever(bm25_index), DenseRetriever(dense_index)])
+        if system == "hybrid":
+            return cls(hybrid)
+        rerankers = sorted(p for p in (run_dir / "reranker").glob("*") if (p / "training_config.json").is_file())
+        if not rerankers:
+            raise TandemError(f"{run_dir}: the run trained no cross-encoder; use --system hybrid")
+        corpus = load_corpus(bm25.read_index_meta(bm25_index).corpus_path)
+        return cls(hybrid, CrossEncoderReranker(rerankers[0], corpus), depth)
+
+
+SYSTEMS = ("bm25", "dense", "hybrid", "ce")
+"""What `Pipeline.from_run` builds from a run folder."""

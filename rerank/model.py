@@ -162,6 +162,13 @@ class CrossEncoder(torch.nn.Module):
             scores[batch] = logits.float().cpu().numpy()
         return scores
 
+    def rank(self, query: str, passages: Sequence[str], top_k: int | None = None) -> list[tuple[int, float]]:
+        """(index into `passages`, score) of the best `top_k` passages for `query` (all when None), best
+        first: the one-query call of rerankers' `rank` and sentence-transformers' `CrossEncoder.rank`."""
+        scores = self.score([query] * len(passages), list(passages), show_progress=False)
+        order = sorted(range(len(passages)), key=lambda i: (-float(scores[i]), i))
+        return [(i, float(scores[i])) for i in order[:top_k]]
+
     def inference_forward(
         self, precision: str, queries: Sequence[str], passages: Sequence[str]
     ) -> tuple[Callable | None, str]:

@@ -277,3 +277,21 @@ def test_convex_fusion_weights_each_run_and_is_chosen_on_dev() -> None:
     assert weights == (0.0, 0.5, 0.5) and figure == 1.0  # d3 first needs dense; ties go to the earlier weights
     weights, _ = choose_convex_weights(reranked, [bm25, dense], {"q1": {"d1": 1}}, grid, depth=3)
     assert weights == (1.0, 0.0, 0.0)
+
+
+def test_search_answers_from_a_finished_run(tiny_dir: Path, tiny_bert: Path, tmp_path: Path, capsys) -> None:
+    from pipelines.pipeline import Pipeline
+    from rerank.model import CrossEncoder
+
+    config = load_config(tiny_config(tmp_path, tiny_bert), quick=True)
+    config["reranker"]["losses"] = ["nll"]
+    out = tmp_path / "run"
+    run_all(BeirDataset(tiny_dir), out, config)
+    hits = Pipeline.from_run(out, "hybrid").search_one("aspirin heart attack", k=3)
+    assert len(hits) == 3 and hits[0][0] in BeirDataset(tiny_dir).corpus
+    assert main(["search", "--run-dir", str(out), "--k", "2", "aspirin heart attack"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert printed[0].startswith("# aspirin heart attack") and len(printed) == 3
+    model = CrossEncoder.from_pretrained(out / "reranker" / "nll")
+    ranked = model.rank("aspirin", ["aspirin reduces heart attacks", "salt", "coffee"])
+    assert sorted(i for i, _ in ranked) == [0, 1, 2] and ranked[0][1] >= ranked[-1][1]

@@ -26,7 +26,13 @@ def from_trec_run(trec_run: TrecRun) -> Run:
 
 
 def rrf(runs: list[Run], rrf_k: int = 60, depth: int | None = 1000, k: int | None = 1000) -> Run:
-    """Reciprocal rank fusion: score = sum over runs of 1 / (rrf_k + rank)."""
+    """Reciprocal rank fusion: score = sum over runs of 1 / (rrf_k + rank). Runs without a hit add nothing
+    (Pyserini's fusion cannot read an empty run)."""
+    runs = [run for run in runs if any(run.values())]
+    if len(runs) < 2:  # one run (or none): its RRF scores keep its order
+        kept = min(k or 10**9, depth or 10**9)
+        only = runs[0] if runs else {}
+        return {q: [(d, 1.0 / (rrf_k + r)) for r, (d, _) in enumerate(hits[:kept], 1)] for q, hits in only.items()}
     return from_trec_run(reciprocal_rank_fusion([to_trec_run(r) for r in runs], rrf_k=rrf_k, depth=depth, k=k))
 
 

@@ -11,7 +11,7 @@ compares them. `--sources dense` keeps only the negatives the dense index mined 
 gives the new classification head its own peak learning rate: two of the cross-encoder recipe's open
 questions, each answered on dev by running this twice.
 
-    .venv/bin/python -m bench.losses --run runs/scifact --dataset scifact --sources dense
+    .venv/bin/python -m experiments.losses --run runs/scifact --dataset scifact --sources dense
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ The setting with the best dev nDCG@10 is the choice (ties go to the smaller weig
 figure is printed beside it, with paired t-tests against the fine-tuned bi-encoder and the chosen
 setting, for the record only.
 
-    .venv/bin/python -m bench.distill --run runs/scifact --dataset scifact --label-weights 0 1 2 4 --control
+    .venv/bin/python -m experiments.distill --run runs/scifact --dataset scifact --label-weights 0 1 2 4 --control
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ import json
 import time
 from pathlib import Path
 
-from bench.dev_grid import dev_and_test, evaluate_index, p_text, write_result
-from bench.dev_grid import train_and_index as train_and_index_setting
 from core.data.beir import BeirDataset
 from core.data.groups import TrainingGroup, read_groups, write_groups
 from core.data.runs import read_run
 from core.data.sources import open_dataset
+from experiments.dev_grid import dev_and_test, evaluate_index, p_text, write_result
+from experiments.dev_grid import train_and_index as train_and_index_setting
 from pipelines.evaluation.metrics import evaluate
 from pipelines.stages.context import RunContext
 from pipelines.stages.distill import teacher_label, teacher_scored

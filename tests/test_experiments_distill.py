@@ -1,12 +1,12 @@
-"""bench.distill: the control's one-hot teacher turns the distillation loss into the group's NLL; a grid's
+"""experiments.distill: the control's one-hot teacher turns the distillation loss into the group's NLL; a grid's
 schedule changes reach the distill options and name the grid's folder."""
 
 import torch
 import torch.nn.functional as F
 
-from bench.distill import apply_schedule, labels_only
 from core.data.groups import Passage, TrainingGroup
 from core.training.losses import ListwiseKLLoss
+from experiments.distill import apply_schedule, labels_only
 
 
 def test_labels_only_teacher_makes_the_kl_the_group_nll() -> None:

@@ -9,7 +9,7 @@ other setting is the run's. The setting with the best dev nDCG@10 is the choice 
 epochs, then less dropout); each setting's test figure is printed beside it, with a paired t-test against
 the chosen one, for the record only.
 
-    .venv/bin/python -m bench.retriever --run runs/scifact --dataset scifact --epochs 1 2 3 --dropouts 0 0.1
+    .venv/bin/python -m experiments.retriever --run runs/scifact --dataset scifact --epochs 1 2 3 --dropouts 0 0.1
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.dev_grid import dev_and_test, evaluate_index, p_text, write_result
-from bench.dev_grid import train_and_index as train_and_index_setting
 from core.data.groups import read_groups
 from core.data.sources import open_dataset
+from experiments.dev_grid import dev_and_test, evaluate_index, p_text, write_result
+from experiments.dev_grid import train_and_index as train_and_index_setting
 from pipelines.stages.training import retriever_config
 from retrieval.train import RetrieverConfig
 

@@ -1,4 +1,4 @@
-"""What the dev-split quality experiments (`bench.retriever`, `bench.distill`) share: a finished run's dev
+"""What the dev-split quality experiments (`experiments.retriever`, `experiments.distill`) share: a finished run's dev
 and test queries, a dense setting scored on both from its index, and the chosen setting's record."""
 
 from __future__ import annotations
