@@ -240,11 +240,14 @@ def format_plan(plans: list[StagePlan], rates: Rates, budget: float | None = Non
         lines.append(f"{p.stage:<15} {p.work:<{width}} {_clock(p.seconds):>9}  {p.cut}")
     total = sum(p.seconds for p in plans)
     lines.append(f"{'total':<15} {'':<{width}} {_clock(total):>9}" + (f"  (budget {_clock(budget)})" if budget else ""))
-    lines.append(
-        f"measured in a {rates.warmup_seconds:.0f} s warm-up: encoding {1 / rates.encode_seconds(1, 256):.0f} "
-        f"passages/s, bi-encoder {rates.retriever_step_s:.2f} s/step, cross-encoder {rates.reranker_step_s:.2f} "
-        f"s/step, scoring {1 / rates.score_seconds(1):.0f} pairs/s"
-    )
+    measured = [f"encoding {1 / rates.encode_seconds(1, 256):.0f} passages/s"]
+    if rates.retriever_step_s:
+        measured.append(f"bi-encoder {rates.retriever_step_s:.2f} s/step")
+    if rates.reranker_step_s:
+        measured.append(f"cross-encoder {rates.reranker_step_s:.2f} s/step")
+    if rates.score_s_per_token:
+        measured.append(f"scoring {1 / rates.score_seconds(1):.0f} pairs/s")
+    lines.append(f"measured in a {rates.warmup_seconds:.0f} s warm-up (what this run does): " + ", ".join(measured))
     return "\n".join(lines)
 
 

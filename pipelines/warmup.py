@@ -69,8 +69,7 @@ def measure(dataset: BeirDataset, config: dict, mode: str, seed: int = 0) -> Rat
     run compiled (bf16-compiled) are timed in eager bf16: compiling here would cost more than the estimate
     gains, so their planned time is an upper bound."""
     from rerank.model import CrossEncoder
-    from retrieval.encoder import BiEncoder, BiEncoderConfig
-    from retrieval.train import in_batch_nll
+    from retrieval.encoder import BiEncoder
 
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -96,30 +95,21 @@ def measure(dataset: BeirDataset, config: dict, mode: str, seed: int = 0) -> Rat
         fastest_seconds(lambda: encoder.encode(sample, precision=dense_precision, show_progress=False)) / padded
     )
 
-    options = config["retriever"]
-    bi = BiEncoder.from_pretrained(
-        options["model"] or config["dense"]["model"],
-        BiEncoderConfig(passage_max_length=options["passage_max_length"], query_max_length=options["query_max_length"]),
-        attention_dropout=options["attention_dropout"],
-    ).to(device)
-    batch = [
-        GroupSample(rng.choice(queries), rng.choices(texts, k=options["group_size"]), [], frozenset())
-        for _ in range(options["batch_queries"])
-    ]
-    retriever_step_s = _time_steps(
-        bi,
-        lambda: in_batch_nll(bi, bi, batch, options["temperature"], mask_false_negatives=False),
-        device,
-        options["precision"],
-    )
-
+    trains = mode in ("train", "self-supervised")
+    retriever_step_s = _time_retriever_step(config, device, rng, queries, texts) if trains else 0.0
+    reranks = (trains and config["reranker"]["enabled"]) or mode == "transfer"
+    if not reranks:  # zero-shot: nothing trains or reranks, so nothing more to time
+        return Rates(encode_s_per_token, 0.0, retriever_step_s, 0.0, lengths, 0.0, time.perf_counter() - started,
+                     encode_quantise_s)  # fmt: skip
     options = config["reranker"]
     start = options["model"] if config["run"]["mode"] != "transfer" else None
     ce = CrossEncoder.from_pretrained(start, max_length=options["max_length"], attention_dropout=0.0).to(device)
     pairs = [(rng.choice(queries), rng.choice(texts)) for _ in range(options["batch_queries"] * options["group_size"])]
     qs, ps = [q for q, _ in pairs], [p for _, p in pairs]
-    reranker_step_s = _time_steps(
-        ce, lambda: ce(ce.tokenize(qs, ps)).float().logsumexp(0), device, options["precision"]
+    reranker_step_s = (
+        _time_steps(ce, lambda: ce(ce.tokenize(qs, ps)).float().logsumexp(0), device, options["precision"])
+        if trains
+        else 0.0
     )
     ce.eval()
     timed_pairs = ([q for q, _ in pairs] * 2, [p for _, p in pairs] * 2)
@@ -145,6 +135,29 @@ def measure(dataset: BeirDataset, config: dict, mode: str, seed: int = 0) -> Rat
         time.perf_counter() - started,
         encode_quantise_s,
         score_quantise_s,
+    )
+
+
+def _time_retriever_step(config: dict, device: torch.device, rng: random.Random, queries: list, texts: list) -> float:
+    """Seconds per bi-encoder training step with the run's retriever settings."""
+    from retrieval.encoder import BiEncoder, BiEncoderConfig
+    from retrieval.train import in_batch_nll
+
+    options = config["retriever"]
+    bi = BiEncoder.from_pretrained(
+        options["model"] or config["dense"]["model"],
+        BiEncoderConfig(passage_max_length=options["passage_max_length"], query_max_length=options["query_max_length"]),
+        attention_dropout=options["attention_dropout"],
+    ).to(device)
+    batch = [
+        GroupSample(rng.choice(queries), rng.choices(texts, k=options["group_size"]), [], frozenset())
+        for _ in range(options["batch_queries"])
+    ]
+    return _time_steps(
+        bi,
+        lambda: in_batch_nll(bi, bi, batch, options["temperature"], mask_false_negatives=False),
+        device,
+        options["precision"],
     )
 
 

@@ -119,10 +119,14 @@ def test_a_finished_run_is_not_reused_for_another_dataset(
     config = load_config(write_config(tmp_path / "c.yaml", tiny_options(tiny_bert, run={"mode": "zero-shot"})), True)
     out = tmp_path / "run"
     run_all(BeirDataset(no_train), out, config)
-    edited = tmp_path / "edited"
+    edited = tmp_path / "edited" / no_train.name  # the same dataset, its corpus edited
     shutil.copytree(no_train, edited)
     (edited / "corpus.jsonl").write_text((edited / "corpus.jsonl").read_text().replace("aspirin", "ibuprofen"))
     assert run_all(BeirDataset(edited), out, config)[0] == "bm25"  # same folder, other corpus: all stages rerun
+    other = tmp_path / "other"
+    shutil.copytree(no_train, other)
+    with pytest.raises(TandemError, match="holds the results of a run on tiny-notrain, not on other"):
+        run_all(BeirDataset(other), out, config)  # another dataset's results are not replaced unasked
 
 
 @pytest.mark.integration
@@ -149,7 +153,7 @@ def test_stress_shape_runs_with_one_group_per_query(tmp_path: Path) -> None:
         assert len(first["positives"]) > 10 and all("text" not in p for p in first["positives"])
     text, metrics = report_of(out)
     assert "**Mode: train**" in text and "BM25 + CE (NLL)" in metrics["systems"]
-    assert "dev nDCG@10" in text and "the best nDCG@10 on the dev split (250 train queries" in text
+    assert "dev nDCG@10" in text and "the best nDCG@10 on the dev split (250 queries" in text
 
 
 def test_plan_prints_sizes_and_estimates_then_exits(
