@@ -30,6 +30,7 @@ def tiny_config(tmp_path: Path, tiny_bert: Path) -> Path:
                 "split": {"train": "test", "test": "test"},  # the tiny train split is too sparse for BM25 negatives
                 "dense": {"model": str(tiny_bert)},
                 "mining": {"title_queries": 4},
+                "distill": {"enabled": True},
                 "reranker": {
                     "model": str(tiny_bert),
                     "losses": ["nll", "bce"],

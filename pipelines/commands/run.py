@@ -19,8 +19,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="the main job: BM25, dense, fine-tuning, mining, cross-encoder, reranking, report",
         description="Run every stage in order (" + " -> ".join(STAGES) + "), each into DIR/<stage>/ with the "
         "configuration it ran with. Finished stages are skipped, so an interrupted run resumes where it stopped. "
-        "The report (DIR/report/report.md, metrics.json, plots) compares BM25, dense zero-shot, dense fine-tuned, "
-        "hybrid and both first stages reranked by the cross-encoder. A dataset without a train split still gets a "
+        "The report (DIR/report/: report.md, index.html, metrics.json, record.json, plots) compares BM25, dense "
+        "zero-shot, dense fine-tuned, their RRF hybrid, BM25 and the hybrid each reranked by the cross-encoder, "
+        "each of those mixed with its first stage (fused) and with BM25 and dense (convex), and the dense "
+        "distilled systems when distill.enabled; the result is the one with the best dev nDCG@10. A dataset "
+        "without a train split still gets a "
         "full report: models transferred from another run (--models-from), self-supervised title queries "
         "(--mode self-supervised) or zero-shot systems only; the report says which mode ran. Several datasets "
         "run into DIR/<name>/ each and add a BEIR-style table in DIR/report.md.",
