@@ -45,9 +45,8 @@ def interpolate(first: Run, second: Run, alpha: float = 0.5, depth: int | None =
 
 def interpolate_reranked(reranked: Run, first: Run, alpha: float, depth: int) -> Run:
     """alpha * reranker + (1 - alpha) * first stage over each query's top `depth` (both min-max
-    normalised over those hits, by `interpolate`); hits below the depth keep their order beneath."""
-    mixed = interpolate(truncate(reranked, depth), truncate(first, depth), alpha, depth, depth)
-    return {query_id: _keep_below(mixed.get(query_id, []), hits, depth) for query_id, hits in reranked.items()}
+    normalised over those hits); hits below the depth keep their order beneath: `convex` of two runs."""
+    return convex(reranked, [truncate(first, depth)], [alpha, 1 - alpha], depth)
 
 
 def _keep_below(top: list[tuple[str, float]], hits: list[tuple[str, float]], depth: int) -> list[tuple[str, float]]:
@@ -60,15 +59,10 @@ def choose_weight(
     reranked: Run, first: Run, qrels: Qrels, weights: list[float], depth: int, measure: str = "nDCG@10"
 ) -> tuple[float, float]:
     """The cross-encoder weight of `interpolate_reranked` that scores best on these (dev) qrels, and
-    its figure; ties go to the earlier weight in `weights`."""
-    from pipelines.evaluation.metrics import evaluate
-
-    scored = [
-        (evaluate(interpolate_reranked(reranked, first, w, depth), qrels, [measure]).aggregate[measure], w)
-        for w in weights
-    ]
-    best = max(range(len(scored)), key=lambda i: (scored[i][0], -i))
-    return scored[best][1], scored[best][0]
+    its figure; ties go to the earlier weight in `weights`: `choose_convex_weights` over two runs."""
+    grid = [(w, round(1 - w, 10)) for w in weights]
+    chosen, figure = choose_convex_weights(reranked, [truncate(first, depth)], qrels, grid, depth, measure)
+    return chosen[0], figure
 
 
 def min_max(hits: list[tuple[str, float]]) -> dict[str, float]:
