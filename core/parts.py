@@ -20,8 +20,14 @@ log = logging.getLogger(__name__)
 
 
 def torchrun_world() -> tuple[int, int]:
-    """(rank, world size) from torchrun's environment; (0, 1) when run alone."""
+    """(rank, world size) from torchrun's environment; (0, 1) when run alone. The one place tandem reads
+    torchrun's variables (with `torchrun_local_rank`)."""
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def torchrun_local_rank() -> int:
+    """This process's rank on its machine (the GPU it takes); 0 when run alone."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def torchrun_device(device: str | None) -> str | None:
@@ -29,7 +35,7 @@ def torchrun_device(device: str | None) -> str | None:
     import torch
 
     if device is None and torchrun_world()[1] > 1 and torch.cuda.is_available():
-        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+        return f"cuda:{torchrun_local_rank()}"
     return device
 
 

@@ -23,7 +23,6 @@ from transformers import AutoModel, AutoTokenizer, BatchEncoding
 
 from core.batching import length_sorted_batches
 from core.compiled import compiled_forward, require_compiler
-from core.errors import TandemError
 from core.int8 import Int8Model, calibration_sample, require_cpu
 from core.models import (
     absolute,
@@ -40,6 +39,14 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "tandem_bi_encoder.json"
 POOLINGS = ("mean", "cls", "lasttoken", "max")
+POOLING_FLAGS = {
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_lasttoken": "lasttoken",
+    "pooling_mode_max_tokens": "max",
+}
+"""sentence-transformers' pooling flags (1_Pooling/config.json before v6) and the pooling each means here:
+what tandem writes, so that every version reads its folders."""
 
 
 @dataclass
@@ -74,67 +81,9 @@ def saved_config(path: str | Path) -> BiEncoderConfig | None:
     saved = Path(path) / CONFIG_FILE
     if saved.is_file():
         return BiEncoderConfig(**json.loads(saved.read_text()))
+    from retrieval.sentence_transformers_format import sentence_transformers_config
+
     return sentence_transformers_config(Path(path))
-
-
-ST_POOLING_KEYS = {
-    "pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_lasttoken": "lasttoken",
-    "pooling_mode_max_tokens": "max",
-}  # fmt: skip
-"""sentence-transformers' pooling flags (1_Pooling/config.json before v6) and the pooling each means here:
-what tandem writes, so that every version reads its folders."""
-
-
-def sentence_transformers_config(folder: Path) -> BiEncoderConfig | None:
-    """How sentence-transformers encodes with a folder it saved: pooling (1_Pooling/config.json),
-    normalisation (a Normalize module in modules.json), max length (sentence_bert_config.json; queries keep
-    tandem's shorter default when it is shorter) and query/passage prompts (config_sentence_transformers.json).
-    None when the folder is not a sentence-transformers model."""
-    modules_file = folder / "modules.json"
-    if not modules_file.is_file():
-        return None
-    modules = json.loads(modules_file.read_text())
-    classes = [module.get("type", "").rsplit(".", 1)[-1] for module in modules]
-    config = BiEncoderConfig(normalize="Normalize" in classes)
-    if "Pooling" in classes:
-        pooling_file = folder / modules[classes.index("Pooling")].get("path", "1_Pooling") / "config.json"
-        config.pooling = _st_pooling(
-            json.loads(pooling_file.read_text()) if pooling_file.is_file() else {}, pooling_file
-        )
-    length = _st_max_length(folder)
-    if length:
-        config.passage_max_length = length
-        config.query_max_length = min(config.query_max_length, length)
-    extra = folder / "config_sentence_transformers.json"
-    prompts = json.loads(extra.read_text()).get("prompts") or {} if extra.is_file() else {}
-    config.query_prompt = prompts.get("query", "")
-    config.passage_prompt = prompts.get("passage", prompts.get("document", prompts.get("corpus", "")))
-    return config
-
-
-def _st_pooling(settings: dict, path: Path) -> str:
-    """The pooling a sentence-transformers Pooling config names (v6's `pooling_mode`, or the older flags)."""
-    if "pooling_mode" in settings:
-        modes = [settings["pooling_mode"]]
-    else:
-        modes = [
-            key.removeprefix("pooling_mode_") for key, on in settings.items() if key.startswith("pooling_mode_") and on
-        ]
-    names = {"mean_tokens": "mean", "cls_token": "cls", "max_tokens": "max"}
-    modes = [names.get(mode, mode) for mode in modes]
-    if len(modes) != 1 or modes[0] not in POOLINGS or settings.get("include_prompt") is False:
-        raise TandemError(f"{path}: pooling {modes or 'none'} is not one tandem reproduces ({', '.join(POOLINGS)})")
-    return modes[0]
-
-
-def _st_max_length(folder: Path) -> int | None:
-    """sentence-transformers' max sequence length: sentence_bert_config.json, else the tokenizer's."""
-    for name, key in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
-        path = folder / name
-        length = json.loads(path.read_text()).get(key) if path.is_file() else None
-        if isinstance(length, int) and 0 < length < 1_000_000:
-            return length
-    return None
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -240,7 +189,7 @@ class BiEncoder(torch.nn.Module):
         (folder / "1_Pooling").mkdir(exist_ok=True)
         pooling = {
             "word_embedding_dimension": dim,
-            **{key: self.config.pooling == name for key, name in ST_POOLING_KEYS.items()},
+            **{key: self.config.pooling == name for key, name in POOLING_FLAGS.items()},
             "pooling_mode_mean_sqrt_len_tokens": False,
         }
         prompts = {"query": self.config.query_prompt, "passage": self.config.passage_prompt}

@@ -3,12 +3,13 @@ in-batch negatives are shared by every GPU."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+from core.parts import torchrun_local_rank, torchrun_world
 
 
 @dataclass
@@ -30,9 +31,8 @@ class DistributedContext:
 def setup_distributed(device: str | None = None) -> DistributedContext:
     """Join the process group torchrun describes (WORLD_SIZE > 1), or run alone.
     NCCL on CUDA, gloo on CPU."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world_size = torchrun_world()
+    local_rank = torchrun_local_rank()
     use_cuda = torch.cuda.is_available() if device in (None, "auto") else device.startswith("cuda")
     target = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
     if use_cuda:
