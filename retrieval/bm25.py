@@ -165,10 +165,16 @@ def search(
         for start in range(0, len(query_ids), batch_size):
             batch = query_ids[start : start + batch_size]
             texts = [queries[qid] for qid in batch]
-            if field_weights:
-                results = searcher.batch_search(texts, batch, k=depth, threads=threads, fields=field_weights)
-            else:
-                results = searcher.batch_search(texts, batch, k=depth, threads=threads)
+            try:
+                if field_weights:
+                    results = searcher.batch_search(texts, batch, k=depth, threads=threads, fields=field_weights)
+                else:
+                    results = searcher.batch_search(texts, batch, k=depth, threads=threads)
+            except Exception as err:  # jnius.JavaException: Lucene's own error, said in one line
+                if type(err).__name__ != "JavaException":
+                    raise
+                message = str(err).strip().splitlines()[0][:300]
+                raise TandemError(f"BM25 search in {index_dir} failed in Lucene: {message}") from None
             for query_id in batch:
                 hits = [(hit.docid, float(hit.score)) for hit in results.get(query_id, [])]
                 if remove_query:

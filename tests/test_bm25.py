@@ -55,3 +55,12 @@ def test_scifact_matches_pyserini_regressions(fields: str, expected: float, tmp_
     assert result.num_queries == 300
     assert result.aggregate["nDCG@10"] == pytest.approx(expected, abs=0.005)
     assert result.aggregate["Recall@100"] > 0.89
+
+
+def test_a_query_of_thousands_of_words_is_searched(tiny_dir: Path, tmp_path: Path) -> None:
+    """Lucene refuses more than 1,024 clauses by default; a whole document as the query must still work."""
+    index = tmp_path / "idx"
+    bm25.build_index(tiny_dir / "corpus.jsonl", index)
+    words = " ".join(f"aspirin{i} heart{i}" for i in range(1500)) + " aspirin heart attack"
+    run = bm25.search(index, {"q": words}, k=3)
+    assert run["q"] and run["q"][0][0] == "d1"
