@@ -4,9 +4,8 @@
 become constants pre-packed for oneDNN's AMX/AVX-512 matrix multiplies, and layer norm, GELU, softmax and
 the elementwise ops around them are fused, so eager PyTorch's per-operator dispatch and memory traffic
 go. Shapes are dynamic, so one compilation serves every batch size and length of a length-sorted job.
-Measured with AMX (bench/README, session 13): the forward pass 1.3x eager bf16 on one thread, a whole
-encode 1.14x on two; compiling costs ~23-30 s once per process and model, which is why `auto` compiles
-only large jobs (`core.precision.bulk_encode_precision`)."""
+Compiling costs tens of seconds once per process and model, which is why `auto` compiles only large jobs
+(`core.precision.bulk_encode_precision`; the measurements: docs/log.md, "compiled bf16")."""
 
 from __future__ import annotations
 

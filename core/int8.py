@@ -3,9 +3,8 @@
 A transformer is converted to OpenVINO once per process and statically quantised with NNCF: weights
 and activations in int8, activation ranges measured on calibration inputs drawn from the job's own
 texts (as sentence-transformers' `export_static_quantized_openvino_model` does with a fixed dataset).
-On this project's CPU (AVX512-VNNI, one core) that is 3.5-4x fp32 and about 2x bf16 for encoding and
-scoring, with embeddings at cosine 0.997 to fp32 and SciFact nDCG@10 within 0.006 (bench/README,
-2026-12-01). Training never runs in int8."""
+It is the fastest CPU path for encoding and scoring, at a small cost in quality (docs/log.md, "Precision
+measurements"). Training never runs in int8."""
 
 from __future__ import annotations
 
@@ -60,10 +59,9 @@ def calibration_sample(lengths: Sequence[int], size: int = CALIBRATION_SIZE) -> 
 
 SHAPE_CACHE_ENTRIES = 200
 """OpenVINO keeps compiled kernels per input shape (5,000 entries by default); length-sorted batches bring
-a new shape with nearly every batch, and at the default the encoder's heap grew ~100 MB per 4,000 passages
-without levelling off (a 1M-passage encode passed 2.2 GiB in its second shard). 200 entries level off
-near 1.0 GiB over 16,000 passages at the same speed; 0 (no cache) levels off too but ran ~15 % slower
-(measured 2026-12-01). A slower growth remains over a million passages (bench/README, session 7)."""
+a new shape with nearly every batch, so at the default the encoder's heap keeps growing over a large
+corpus. 200 entries keep it level at the same speed; no cache keeps it level too but runs slower
+(docs/log.md, the int8 encoding memory measurements)."""
 
 
 class Int8Model:

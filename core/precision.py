@@ -22,17 +22,15 @@ CPU_COMPILE_ENV = "TANDEM_CPU_COMPILE"
 """Set to 0 or 1 to decide whether `auto` compiles bulk bf16 jobs on a CPU (`bulk_encode_precision`) instead of
 checking for a C++ compiler (the tests set 0; the compiled path is tested explicitly)."""
 BULK_COMPILE_MIN = 20_000
-"""Inputs (passages or pairs) a bulk job needs before `auto` compiles it. SciFact's 5,183 passages on two
-threads (AMX): eager bf16 55.3 s, compiled 71.8 s of which ~23 s compiling, then 48.4 s (1.14x); on one
-thread the compiled forward pass is 1.3x. It repays itself after ~17,500 passages on two threads and
-~7,000 on one (bench/README, session 13)."""
+"""Inputs (passages or pairs) a bulk job needs before `auto` compiles it: below it, compiling costs more
+than the faster kernels save (measured on two threads with AMX: docs/log.md, "compiled bf16")."""
 CPU_INT8_ENV = "TANDEM_CPU_INT8"
 """Set to 0 or 1 to decide whether `auto` scores bulk pairs in int8 on a CPU instead of checking that the
 `int8` extra is installed (the tests set 0, so their numbers do not depend on the extra)."""
 BULK_INT8_MIN = 2_000
-"""Pairs a bulk job needs before `auto` quantises it: quantising costs ~30 s on one core (conversion and
-128 calibration pairs) and then saves ~25 ms a pair against bf16 (20 -> 40 pairs/s), so it repays
-itself after ~1,200 pairs (bench/README, 2026-12-01)."""
+"""Pairs a bulk job needs before `auto` quantises it: quantising (conversion and 128 calibration pairs)
+costs tens of seconds, which the faster int8 scoring repays only over a job this large (docs/log.md,
+"Precision measurements")."""
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -44,10 +42,8 @@ def pick_device(device: str | None = None) -> torch.device:
 
 def cpu_has_fast_bf16() -> bool:
     """True on CPUs with bf16 matrix instructions: AMX tiles (Intel Sapphire Rapids and later) or
-    AVX512-BF16 (AMD Zen 4 and later, Intel Cooper Lake), where oneDNN's bf16 matrix multiplies beat fp32.
-    Measured on this project's machines: with AMX 2.1x per cross-encoder training step; on an AMD EPYC
-    with AVX512-BF16 and no AMX, 2048x2048 matmuls 199 vs 96 GFLOP/s, encoding 1.8x, scoring 1.8x, a
-    training step 1.8-2.2x (bench/README, 2026-12-01)."""
+    AVX512-BF16 (AMD Zen 4 and later, Intel Cooper Lake), where oneDNN's bf16 matrix multiplies beat fp32
+    for encoding, scoring and training alike (docs/log.md, "Precision measurements")."""
     forced = os.environ.get(CPU_BF16_ENV)
     if forced in ("0", "1"):
         return forced == "1"

@@ -164,8 +164,7 @@ class RerankDefaults:
     batch_size: int = 64
     first_stages: list[str] = field(default_factory=lambda: ["bm25", "hybrid"])
     """the runs each cross-encoder reranks: bm25, dense, hybrid. BM25 is the anchor; the hybrid holds both
-    first stages' hits, and a cross-encoder can only reorder what its first stage found (SciFact dev
-    Recall@100: --quick run hybrid 0.975, BM25 0.957, dense 0.932; default run 0.988, 0.957, 0.994)"""
+    first stages' hits, and a cross-encoder can only reorder what its first stage found"""
     precision: str = "auto"
     """pair scoring: auto (bf16 where fast, else fp32), fp32, bf16 or int8 (OpenVINO, calibrated on the first run's pairs)"""
     fuse_weights: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(1, 10)])

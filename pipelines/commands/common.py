@@ -114,9 +114,9 @@ def write_config(path: str | Path, args: argparse.Namespace, **extra: object) ->
 def add_precision_arg(parser: argparse.ArgumentParser, inference: bool = False) -> None:
     """`--precision`, the same for training, encoding and reranking; `inference` adds int8 (OpenVINO)."""
     int8 = (
-        "; int8 = OpenVINO int8, quantised on a sample of this job's inputs (about 2x bf16 on a CPU; optional "
+        "; int8 = OpenVINO int8, quantised on a sample of this job's inputs (the fastest on a CPU; optional "
         "extra `int8`), which auto picks for reranking 2,000 pairs or more on a CPU with the extra; "
-        "bf16-compiled = bf16 through torch.compile on a CPU (1.1-1.3x bf16 after ~25 s of compiling; needs a "
+        "bf16-compiled = bf16 through torch.compile on a CPU (faster than bf16 once compiled; needs a "
         "C++ compiler), which auto picks for other jobs of 20,000 passages or pairs on CPUs with fast bf16"
         if inference
         else ""
@@ -125,7 +125,7 @@ def add_precision_arg(parser: argparse.ArgumentParser, inference: bool = False) 
         "--precision",
         choices=INFERENCE_PRECISIONS if inference else PRECISIONS,
         default="auto",
-        help="auto = bf16 autocast on CUDA and on CPUs with AMX or AVX512-BF16 (about 2x faster there), fp32 on "
+        help="auto = bf16 autocast on CUDA and on CPUs with AMX or AVX512-BF16 (faster there), fp32 on "
         f"other CPUs{int8} (default: auto)",
     )
 
