@@ -54,3 +54,22 @@ def test_readme_core_job_snippet_runs(
     assert (tmp_path / "runs" / "ce-nll" / "model.safetensors").is_file()
     printed = capsys.readouterr().out.strip().splitlines()[-1]
     assert 0.0 <= float(printed) <= 1.0
+
+
+def test_the_results_table_is_rendered_from_the_records(tmp_path: Path) -> None:
+    """README.md's results table is what results/*.json say; editing a record makes the check fail."""
+    import json
+
+    from pipelines.evaluation.results_table import RESULTS, load_records, render, replace_table
+
+    records = load_records()
+    assert records, "results/ holds no run record"
+    text = README.read_text()
+    assert replace_table(text, render(records)) == text, "README.md's table differs from results/: rerender it"
+    edited = json.loads(json.dumps(records))
+    name = next(iter(edited[0]["systems"]))
+    edited[0]["systems"][name]["test"]["nDCG@10"] += 0.01
+    assert replace_table(text, render(edited)) != text
+    for path in RESULTS.glob("*.json"):
+        record = json.loads(path.read_text())
+        assert {"command", "commit", "date", "machine", "systems", "result"} <= set(record)

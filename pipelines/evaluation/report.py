@@ -135,12 +135,13 @@ def comparisons_table(systems: list[System], measure: str = "nDCG@10") -> str:
 
 
 def plot_metrics(systems: list[System], path: Path, measures=TABLE_MEASURES) -> None:
+    """Grouped bars per system; the legend sits above the axes, so it never covers a bar."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(systems)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(systems)), 4.4))
     width = 0.8 / len(measures)
     x = np.arange(len(systems))
     for i, measure in enumerate(measures):
@@ -148,17 +149,29 @@ def plot_metrics(systems: list[System], path: Path, measures=TABLE_MEASURES) -> 
         bars = ax.bar(x + i * width - 0.4 + width / 2, values, width, label=measure)
         ax.bar_label(bars, fmt="%.3f", fontsize=6, rotation=90, padding=2)
     ax.set_xticks(x, [s.name for s in systems], rotation=20, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.25)
-    ax.legend(fontsize=8, loc="upper center", ncol=len(measures), frameon=False)
-    ax.set_title("Metrics per system")
+    ax.set_ylim(0, 1.15)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(measures), frameon=False)
+    fig.suptitle("Metrics per system", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both cost (lower) and quality (higher), cheapest first."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -float("inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
 def plot_tradeoff(systems: list[System], path: Path, measure: str = "nDCG@10") -> bool:
-    """Each system's test `measure` against its total ms per query (log scale): what each stage costs
-    and buys. Returns False (no plot) when no system has a latency."""
+    """Each system's test `measure` against its total ms per query (log scale), numbered markers keyed in a
+    legend (labels beside points overlap when systems share a cost), the Pareto front drawn through the
+    systems nothing beats on both. Returns False (no plot) when no system has a latency."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,17 +180,19 @@ def plot_tradeoff(systems: list[System], path: Path, measure: str = "nDCG@10") -
     timed = [s for s in systems if sum(s.latency.values()) > 0]
     if not timed:
         return False
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for s in timed:
-        ms = sum(s.latency.values()) * 1000
-        ax.scatter(ms, s.evaluation.aggregate[measure], s=18)
-        ax.annotate(
-            s.name, (ms, s.evaluation.aggregate[measure]), fontsize=6, xytext=(3, 3), textcoords="offset points"
-        )
+    points = [(sum(s.latency.values()) * 1000, s.evaluation.aggregate[measure]) for s in timed]
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    for number, (s, (ms, value)) in enumerate(zip(timed, points, strict=True), start=1):
+        ax.scatter(ms, value, s=22, zorder=3, label=f"{number}  {s.name}")
+        ax.annotate(str(number), (ms, value), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    front = pareto_front(points)
+    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color="grey", linewidth=0.8,
+            linestyle="--", zorder=2, label="Pareto front")  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("ms per query (all stages, this machine)")
     ax.set_ylabel(f"{measure} (test)")
     ax.set_title("Quality against cost per query", fontsize=9)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -185,6 +200,8 @@ def plot_tradeoff(systems: list[System], path: Path, measure: str = "nDCG@10") -
 
 
 def plot_per_query(reranked: System, first: System, path: Path, measure: str = "nDCG@10") -> None:
+    """A histogram of per-query differences (the system against the one it builds on): where a scatter of
+    two scores piles its points at 0 and 1, the differences show how many queries moved and how far."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,12 +210,16 @@ def plot_per_query(reranked: System, first: System, path: Path, measure: str = "
     queries = sorted(set(reranked.evaluation.per_query) & set(first.evaluation.per_query))
     a = np.array([first.evaluation.per_query[q][measure] for q in queries])
     b = np.array([reranked.evaluation.per_query[q][measure] for q in queries])
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.scatter(a, b, s=10, alpha=0.5)
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
-    ax.set_xlabel(f"{first.name} {measure}")
-    ax.set_ylabel(f"{reranked.name} {measure}")
-    ax.set_title(f"per query: {(b > a).sum()} better, {(b < a).sum()} worse, {(b == a).sum()} tied", fontsize=9)
+    delta = b - a
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    bins = np.linspace(-1, 1, 41)
+    ax.hist(delta[delta < 0], bins=bins, color="#c0392b", label=f"worse: {(delta < 0).sum()}")
+    ax.hist(delta[delta > 0], bins=bins, color="#27ae60", label=f"better: {(delta > 0).sum()}")
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel(f"{measure}: {reranked.name} minus {first.name}", fontsize=7)
+    ax.set_ylabel("queries")
+    ax.set_title(f"per query ({(delta == 0).sum()} tied, left out; mean {delta.mean():+.4f})", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
