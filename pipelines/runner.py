@@ -130,7 +130,7 @@ def check_run_folder(out: Path, dataset: BeirDataset, replace_other: bool = Fals
     write, one in or around the dataset folder, or another dataset's run (whose results the stages would
     replace) unless `replace_other` (every stage forced). The same dataset with an edited corpus is not
     another dataset: its stages re-run, as their fingerprints say."""
-    marker = check_folder_output(out, "run", [dataset.root])
+    marker = check_folder_output(out, "run", dataset.protected)
     if marker is None or replace_other:
         return
     if marker.get("dataset"):

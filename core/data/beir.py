@@ -255,14 +255,21 @@ def file_fingerprint(path: str | Path) -> str:
 class BeirDataset:
     """A BEIR-layout folder; the corpus, queries and qrels are read (and validated) on first use."""
 
-    def __init__(self, root: str | Path, strict: bool = False) -> None:
+    def __init__(self, root: str | Path, strict: bool = False, source: str | Path | None = None) -> None:
         self.root = Path(root)
         self.strict = strict
+        # the folder the user named (where a converted collection came from): outputs never go there
+        self.source = Path(source) if source is not None else self.root
         if not self.root.is_dir():
             raise TandemError(f"{self.root}: dataset folder not found")
         for required in ("corpus.jsonl", "queries.jsonl"):
             if not (self.root / required).is_file():
                 raise TandemError(f"{self.root}: not a BEIR dataset folder (no {required})")
+
+    @property
+    def protected(self) -> list[Path]:
+        """The folders no output may be written into or around: the dataset and, if converted, its source."""
+        return sorted({self.root, self.source})
 
     @property
     def name(self) -> str:

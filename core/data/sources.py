@@ -1,5 +1,6 @@
-"""Turn a `--dataset` argument into a local BEIR folder: a path, `$TANDEM_DATA_DIR/NAME`, the cache,
-or a download of the public BEIR zip (when online)."""
+"""Turn a `--dataset` argument into a local BEIR folder: a path (a BEIR folder, or a folder of Hugging Face
+`datasets` tables or TREC topics that `core.data.convert` turns into one), `irds:<id>`, `$TANDEM_DATA_DIR/NAME`,
+the datasets the checkout ships, the cache, or a download of the public BEIR zip (when online)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,16 @@ def resolve_dataset(spec: str | Path) -> Path:
     """Find the folder for `spec`: an existing path, a name under $TANDEM_DATA_DIR, among the datasets the
     checkout ships (`data/`), or in the cache, else download BEIR's zip for that name."""
     path = Path(spec).expanduser()
+    if str(spec).startswith("irds:"):
+        from core.data.convert import from_ir_datasets
+
+        return from_ir_datasets(str(spec)[len("irds:") :], cache_dir())
+    if path.is_file() and path.name == "corpus.jsonl":  # a path to the corpus names its folder
+        path = path.parent
     if path.is_dir():
-        return path
+        from core.data.convert import convert_folder, needs_conversion
+
+        return convert_folder(path, cache_dir()) if needs_conversion(path) else path
     name = str(spec)
     if os.sep in name or not _NAME.match(name):
         raise TandemError(f"dataset folder '{spec}' does not exist")
@@ -52,7 +61,10 @@ def resolve_dataset(spec: str | Path) -> Path:
 
 
 def open_dataset(spec: str | Path, strict: bool = False) -> BeirDataset:
-    return BeirDataset(resolve_dataset(spec), strict=strict)
+    root = resolve_dataset(spec)
+    given = Path(spec).expanduser()
+    source = given.parent if given.is_file() else given if given.is_dir() else root
+    return BeirDataset(root, strict=strict, source=source)
 
 
 def download_beir(name: str) -> Path:

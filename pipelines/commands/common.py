@@ -156,7 +156,7 @@ def prepare_training_output(args: argparse.Namespace, dataset: BeirDataset | Non
     the one that writes files (rank 0 under torchrun, which alone checks the folder)."""
     if torchrun_world()[0] != 0:
         return False
-    protected = [dataset.root] if dataset is not None else []
+    protected = dataset.protected if dataset is not None else []
     prepare_output_dir(args.out, resume=args.resume, overwrite=args.overwrite, protected=protected)
     return True
 
@@ -164,7 +164,7 @@ def prepare_training_output(args: argparse.Namespace, dataset: BeirDataset | Non
 def check_output_folder(args: argparse.Namespace, kind: str, dataset: BeirDataset | None) -> dict | None:
     """Refuse `--out` before any work unless it is new, empty or tandem's output of `kind`, and never
     in or around the dataset folder (see core/outputs.py); returns the folder's marker, if any."""
-    return check_folder_output(args.out, kind, [dataset.root] if dataset is not None else [])
+    return check_folder_output(args.out, kind, dataset.protected if dataset is not None else [])
 
 
 def check_output_file(
@@ -176,7 +176,7 @@ def check_output_file(
         path,
         what,
         OUTPUT_FILE_CHECKS[what],
-        [dataset.root] if dataset is not None else [],
+        dataset.protected if dataset is not None else [],
         [source for source in inputs if source is not None],
         flag,
     )

@@ -109,7 +109,7 @@ def run_main(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         raise TandemError(f"dataset folder names must differ (they name the run folders): {names}")
     if not args.plan:
-        claim_folder(args.out, "runs", [d.root for d in datasets])
+        claim_folder(args.out, "runs", [path for d in datasets for path in d.protected])
     for dataset in datasets:
         ran = run_all(dataset, args.out / dataset.name, config, force, **plan)
         print(f"{dataset.name}: stages run: {', '.join(ran) or 'none (all finished)'}")
