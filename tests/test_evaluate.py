@@ -60,3 +60,15 @@ def test_evaluate_scores_against_a_qrels_file_with_any_ir_measures_name(
     assert figures["P@1"] == 0.0 and figures["nDCG@20"] == pytest.approx(1 / math.log2(3))
     assert main(["evaluate", "--run", str(run), "--qrels", str(qrels), "--measures", "bogus@3"]) == 2
     assert "unknown measure 'bogus@3'" in capsys.readouterr().err
+
+
+def test_a_run_of_another_collection_is_a_warning(tiny_dir: Path, tmp_path: Path, caplog) -> None:
+    import logging
+
+    from pipelines.cli import main
+
+    run = tmp_path / "other.trec"
+    run.write_text("q1 Q0 MED-1 1 2.0 t\nq1 Q0 MED-2 2 1.0 t\n")
+    with caplog.at_level(logging.WARNING):
+        assert main(["evaluate", "--run", str(run), "--dataset", str(tiny_dir)]) == 0
+    assert "2 of its 2 passages are not in tiny's corpus" in caplog.text

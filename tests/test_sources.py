@@ -81,9 +81,8 @@ def test_other_collection_shapes_run_end_to_end(
         (source / "topics.txt").write_text(topics)
     dataset = open_dataset(source)
     assert dataset.root != source and dataset.source == source
-    assert dataset.queries == {
-        json.loads(l)["_id"]: json.loads(l)["text"] for l in (tiny_dir / "queries.jsonl").read_text().splitlines()
-    }  # noqa: E741
+    expected = [json.loads(line) for line in (tiny_dir / "queries.jsonl").read_text().splitlines()]
+    assert dataset.queries == {query["_id"]: query["text"] for query in expected}
     assert dataset.qrels("test") == open_dataset(tiny_dir).qrels("test")
     assert open_dataset(source).root == dataset.root  # converted once
     config = tmp_path / "c.yaml"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from core.atomic import atomic_file
@@ -12,6 +13,8 @@ from core.data.runs import read_run
 from core.errors import TandemError
 from pipelines.commands.common import add_dataset_args, check_output_file, dataset_from
 from pipelines.evaluation.metrics import MEASURES, evaluate, format_table
+
+log = logging.getLogger(__name__)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -43,6 +46,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_evaluate)
 
 
+def warn_about_foreign_passages(run: dict, dataset, path: Path) -> None:
+    """One warning when most of a run's passages are not in the dataset's corpus: another collection's run
+    scores near zero, which must not pass for a figure."""
+    passages = {doc_id for hits in run.values() for doc_id, _ in hits}
+    foreign = [doc_id for doc_id in passages if doc_id not in dataset.corpus]
+    if passages and len(foreign) > len(passages) / 2:
+        log.warning(
+            "%s: %d of its %d passages are not in %s's corpus (e.g. '%s'): a run of another collection?",
+            path, len(foreign), len(passages), dataset.name, foreign[0],
+        )  # fmt: skip
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     if (args.qrels is None) == (args.dataset is None):
         raise TandemError("give exactly one of --dataset (its --split qrels) or --qrels FILE")
@@ -50,6 +65,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.per_query:
         check_output_file(args.per_query, "per-query table", dataset, [args.run, args.qrels], flag="--per-query")
     run = read_run(args.run)
+    if dataset is not None:
+        warn_about_foreign_passages(run, dataset, args.run)
     qrels = load_qrels(args.qrels) if args.qrels else dataset.qrels(args.split)
     result = evaluate(run, qrels, args.measures)
     if args.per_query:
