@@ -20,7 +20,7 @@ QUICK: dict = {
     "dense": {"batch_size": 64},
     "retriever": {"epochs": 0.25, "min_steps": 0, "passage_max_length": 128},
     "mining": {"num_negatives": 7, "depth": 30, "title_queries": 100},
-    "reranker": {"epochs": 0.05, "min_steps": 0, "max_length": 128, "save_every": 5},
+    "reranker": {"epochs": 0.05, "min_steps": 0, "max_length": 128, "save_every": 5, "eval_depth": 10},
     "distill": {"num_negatives": 3, "group_size": 4, "epochs": 0.25},
     "rerank": {"depth": 10},
 }

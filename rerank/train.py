@@ -38,9 +38,10 @@ class RerankerConfig(TrainingConfig):
     loss: LossName = "nll"
     """nll: softmax cross-entropy over each group (listwise, localized contrastive estimation); bce: the
     pointwise baseline on the same pairs"""
-    positives: int = 1
-    """positives in each sampled group (the rest of `group_size` are negatives); above 1 the NLL's target
-    is the set of them (`ListwiseNLLLoss`), for collections with many judged passages per query"""
+    positives: int = 4
+    """positives in each sampled group, at most (as many as the query has, and fewer than `group_size`);
+    the rest of the group are hard negatives. Above 1 the NLL's target is the set of them
+    (`ListwiseNLLLoss`): collections with many judged passages per query teach more per step"""
     positive_depth: int = 100
     """train on the positives the mining sources ranked within this depth (0: every judged positive). A
     reranker only ever sees its first stage's top hits; judged passages no first stage finds (most of
@@ -51,10 +52,13 @@ class RerankerConfig(TrainingConfig):
     """attention-probability dropout; 0 lets PyTorch use its fast SDPA attention kernel"""
     device: str | None = None
     """cpu, cuda, cuda:1 (null: cuda when there is one)"""
-    min_steps: int = 1114
+    group_size: int = 11
+    min_steps: int = 600
+    max_steps: int = 600
     learning_rate: float = 7e-5
     head_learning_rate: float | None = 1.4e-3
     save_every: int = 50
+    eval_every: int = 150
 
 
 def train_reranker(
@@ -84,17 +88,16 @@ def train_reranker(
         model.model.gradient_checkpointing_enable()
     model.to(context.device)
     trainable = DistributedDataParallel(model) if context.enabled else model
-    if not 1 <= config.positives < config.group_size:
-        raise TandemError(
-            f"positives must be at least 1 and below group_size ({config.group_size}), not {config.positives}"
-        )
+    if config.positives < 1:
+        raise TandemError(f"positives must be at least 1, not {config.positives}")
+    positives = min(config.positives, config.group_size - 1)  # every group keeps a negative
     loss_function = make_loss(config.loss)
 
     def loss_fn(batch: GroupBatch) -> torch.Tensor:
         queries = [sample.query for sample in batch for _ in sample.texts]
         passages = [text for sample in batch for text in sample.texts]
         logits = trainable(model.tokenize(queries, passages)).view(len(batch), config.group_size)
-        if config.positives == 1:
+        if positives == 1:
             return loss_function(logits)
         counts = torch.tensor([sample.positives for sample in batch], device=logits.device)
         return loss_function(logits, positives=counts)
@@ -110,7 +113,7 @@ def train_reranker(
         loss_fn,
         resume,
         evaluate=evaluate,
-        positives=config.positives,
+        positives=positives,
     )
     if context.is_main:
         card = model_card("cross-encoder", config, summary, len(groups))

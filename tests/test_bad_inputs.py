@@ -520,3 +520,23 @@ def test_an_index_without_an_encoder_fingerprint_is_refused(tiny_dir: Path, tiny
     (out / "meta.json").write_text(json.dumps({**meta, "encoder_fingerprint": None}))
     with pytest.raises(TandemError, match="records no fingerprint of its encoder's weights"):
         DenseIndex(out).check()
+
+
+def test_reranker_train_keeps_the_weights_dev_chose(
+    tiny_dir: Path, tiny_bert: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """With --dev-run and --dev-qrels the sub-command evaluates on dev as `tandem run` does; half of the pair
+    is refused before any training."""
+    dev_run = tmp_path / "dev.trec"
+    dev_run.write_text("".join(f"q2 Q0 d{rank} {rank} {10 - rank} bm25\n" for rank in range(1, 8)))
+    dev_qrels = tmp_path / "dev.tsv"
+    dev_qrels.write_text("query-id\tcorpus-id\tscore\nq2\td2\t1\n")
+    args = ["reranker", "train", "--groups", str(_tiny_groups(tmp_path / "g.jsonl")), "--dataset", str(tiny_dir),
+            "--model", str(tiny_bert), "--batch-queries", "1", "--group-size", "3", "--min-steps", "4",
+            "--max-steps", "4", "--eval-every", "2", "--out", str(tmp_path / "ce")]  # fmt: skip
+    assert main([*args, "--dev-run", str(dev_run)]) == 2
+    assert "needs all three of --dev-run, --dev-qrels and --dataset" in capsys.readouterr().err
+    assert not (tmp_path / "ce").exists()
+    assert main([*args, "--dev-run", str(dev_run), "--dev-qrels", str(dev_qrels)]) == 0
+    curve = (tmp_path / "ce" / "dev-curve.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in curve[1:]] == ["2", "4"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from core.data.beir import BeirDataset
+from core.data.beir import BeirDataset, load_qrels
 from core.data.groups import read_groups, write_groups
 from core.data.runs import Run, read_run, write_run
 from core.data.sources import open_dataset
@@ -29,6 +30,7 @@ from pipelines.commands.common import (
     write_config,
 )
 from pipelines.defaults import RerankDefaults, RerankerDefaults
+from pipelines.evaluation.dev_score import rerank_dev_score
 from pipelines.evaluation.fusion import interpolate_reranked
 from rerank.model import CrossEncoder, is_cross_encoder
 from rerank.rerank import rerank_run
@@ -48,9 +50,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "train",
         help="train a cross-encoder on mined groups (listwise NLL or pointwise BCE)",
         description="Fine-tune a cross-encoder on training groups (from `tandem mine`). Each step scores B groups of "
-        "1 positive + N negatives (negatives resampled every epoch) in one forward pass. --loss nll: softmax "
-        "cross-entropy over each group (localized contrastive estimation); --loss bce: pointwise baseline on the "
-        "same pairs. Saves a Hugging Face folder that also loads as a sentence-transformers CrossEncoder.",
+        "up to --positives positives + hard negatives (resampled every epoch) in one forward pass. --loss nll: "
+        "softmax cross-entropy over each group (localized contrastive estimation); --loss bce: pointwise baseline "
+        "on the same pairs. With --dev-run and --dev-qrels it reranks those dev queries every --eval-every steps "
+        "and keeps the best weights, as `tandem run` does; without them it keeps the last step's. Saves a Hugging "
+        "Face folder that also loads as a sentence-transformers CrossEncoder.",
     )
     train.add_argument(
         "--groups", required=True, type=Path, nargs="+", help="training groups JSONL file(s), concatenated"
@@ -61,6 +65,19 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(not needed for groups written with --with-text)",
     )
     train.add_argument("--out", required=True, type=Path, help="output model folder (checkpoints inside)")
+    train.add_argument(
+        "--dev-run",
+        type=Path,
+        help="first-stage TREC run of dev queries (never trained on): reranking its top --eval-depth hits every "
+        "--eval-every steps chooses the weights kept (needs --dev-qrels and --dataset)",
+    )
+    train.add_argument("--dev-qrels", type=Path, help="qrels (BEIR TSV or TREC) judging the --dev-run queries")
+    train.add_argument(
+        "--eval-depth",
+        type=positive_int,
+        default=RERANKER.eval_depth,
+        help="dev hits per query each evaluation reranks (default: %(default)s)",
+    )
     add_trainer_options(train, RerankerConfig)
     train.set_defaults(handler=run_train)
 
@@ -143,17 +160,31 @@ def reranker_config(args: argparse.Namespace) -> RerankerConfig:
 def run_train(args: argparse.Namespace) -> int:
     config = reranker_config(args)
     dataset = open_dataset(args.dataset) if args.dataset else None
+    dev_score = dev_evaluator(args, dataset)
     writes = prepare_training_output(args, dataset)  # before the groups are read: a bad --out fails at once
     corpus = dataset.corpus if dataset else None
     groups = [group for path in args.groups for group in read_groups(path, corpus)]
     if writes:
         write_config(args.out / "command.json", args, trainer=asdict(config))
-    summary = train_reranker(groups, config, args.out, resume=args.resume)
+    summary = train_reranker(groups, config, args.out, resume=args.resume, dev_score=dev_score)
     print(
         f"trained {summary['steps']} steps on {summary['groups']} groups in {summary['seconds']:.0f} s; saved {args.out}"
         + without_negatives_note(summary)
     )
     return 0
+
+
+def dev_evaluator(args: argparse.Namespace, dataset: BeirDataset | None) -> Callable[[CrossEncoder], float] | None:
+    """The dev figure early stopping reads (nDCG@10 of reranking --dev-run), or None without --dev-run."""
+    if args.dev_run is None and args.dev_qrels is None:
+        return None
+    if args.dev_run is None or args.dev_qrels is None or dataset is None:
+        raise TandemError("dev evaluation needs all three of --dev-run, --dev-qrels and --dataset")
+    qrels = load_qrels(args.dev_qrels, dataset.queries, dataset.corpus)
+    first_stage = read_run(args.dev_run)
+    if not any(query_id in qrels for query_id in first_stage):
+        raise TandemError(f"no query of {args.dev_run} is judged in {args.dev_qrels}")
+    return rerank_dev_score(first_stage, dataset.queries, dataset.corpus, qrels, args.eval_depth)
 
 
 def run_score_groups(args: argparse.Namespace) -> int:

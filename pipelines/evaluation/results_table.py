@@ -30,7 +30,9 @@ def _p(value: float | None) -> str:
 
 
 def render(records: list[dict]) -> str:
-    """One table per record: each system (two-way fused variants left out) with dev and test figures."""
+    """One table per record: each system (two-way fused variants left out) with dev and test figures, under
+    a line saying how it was run (and the record's `note`, added by whoever published it, e.g. which
+    stages an earlier run supplied)."""
     blocks = []
     for record in records:
         machine = record["machine"]
@@ -38,6 +40,7 @@ def render(records: list[dict]) -> str:
         blocks.append(
             f"**{record['dataset']}** — `{record['command']}`; {minutes:.0f} min on {machine['cores']} cores "
             f"({machine['cpu']}), peak RSS {record['peak_rss_gib']:g} GiB; commit {str(record['commit'])[:10]}."
+            + (f" {record['note']}" if record.get("note") else "")
         )
         blocks.append("")
         blocks.append("| system | dev nDCG@10 | test nDCG@10 | MRR@10 | Recall@100 | p vs BM25 | p vs first stage |")
