@@ -15,10 +15,10 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BatchEncoding
 
 from core.batching import length_sorted_batches
-from core.compiled import compiled_forward, require_compiler
+from core.compiled import bf16_weights_forward
 from core.int8 import Int8Model, calibration_sample, require_cpu
 from core.models import fit_max_length, loading_model, quiet_transformers, resolve_model
-from core.precision import autocast, bf16_copy, casts_weights, compiles, pick_device
+from core.precision import autocast, pick_device
 from core.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,16 @@ def _run_head_in_float32(model: torch.nn.Module) -> None:
             return forward(hidden.float(), *args, **kwargs)
 
     head.forward = forward_in_float32
+
+
+def _float32_head_in_copy(model: torch.nn.Module) -> None:
+    """A bf16 weight copy's head back in float32 (the copy also copied the original's wrapped forward,
+    which would call the original head)."""
+    head = getattr(model, "classifier", None)
+    if head is not None:
+        head.__dict__.pop("forward", None)
+        head.float()
+        _run_head_in_float32(model)
 
 
 def is_cross_encoder(name_or_path: str | Path) -> bool:
@@ -177,23 +187,16 @@ class CrossEncoder(torch.nn.Module):
         (`casts_weights`; compiled for bf16-compiled), else the model itself under autocast (None)."""
         if precision == "int8":
             return self.prepare_int8(queries, passages), "fp32"
-        if compiles(precision):
-            require_compiler(self.device)
-        if casts_weights(precision, self.device):
-            key = "bf16-compiled" if compiles(precision) else "bf16"
-            if key not in self._inference:
-                model = bf16_copy(self.model)
-                head = getattr(model, "classifier", None)
-                if head is not None:
-                    head.__dict__.pop("forward", None)  # the copied wrapper still calls the original head
-                    head.float()
-                    _run_head_in_float32(model)
-                if compiles(precision):
-                    self._inference[key] = compiled_forward(model, lambda output: output.logits)
-                else:
-                    self._inference[key] = lambda batch: model(**batch).logits
-            return self._inference[key], "fp32"
-        return None, precision
+        forward = bf16_weights_forward(
+            self._inference,
+            "model",
+            lambda: self.model,
+            precision,
+            self.device,
+            lambda output: output.logits,
+            adapt=_float32_head_in_copy,
+        )
+        return (forward, "fp32") if forward else (None, precision)
 
     def prepare_int8(self, queries: Sequence[str], passages: Sequence[str]) -> Int8Model:
         """The int8 (OpenVINO) model, quantised on first use with activation ranges from a length-spread

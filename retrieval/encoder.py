@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer, BatchEncoding
 
 from core.batching import length_sorted_batches
-from core.compiled import compiled_forward, require_compiler
+from core.compiled import bf16_weights_forward
 from core.int8 import Int8Model, calibration_sample, require_cpu
 from core.models import (
     absolute,
@@ -32,7 +32,7 @@ from core.models import (
     quiet_transformers,
     resolve_model,
 )
-from core.precision import autocast, bf16_copy, casts_weights, compiles, pick_device
+from core.precision import autocast, pick_device
 from core.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -272,19 +272,12 @@ class BiEncoder(torch.nn.Module):
         bf16-compiled), else the tower itself under autocast (None)."""
         if precision == "int8":
             return self.prepare_int8(kind, texts), "fp32"
-        if compiles(precision):
-            require_compiler(self.device)
-        if casts_weights(precision, self.device):
-            tower_kind = "query" if kind == "query" and not self.config.shared else "passage"  # one copy if shared
-            key = (tower_kind, "bf16-compiled" if compiles(precision) else "bf16")
-            if key not in self._inference:
-                tower = bf16_copy(self.query_model if tower_kind == "query" else self.passage_model)
-                if compiles(precision):
-                    self._inference[key] = compiled_forward(tower, lambda output: output.last_hidden_state)
-                else:
-                    self._inference[key] = lambda batch: tower(**batch).last_hidden_state
-            return self._inference[key], "fp32"
-        return None, precision
+        tower_kind = "query" if kind == "query" and not self.config.shared else "passage"  # one copy if shared
+        tower = self.query_model if tower_kind == "query" else self.passage_model
+        forward = bf16_weights_forward(
+            self._inference, tower_kind, lambda: tower, precision, self.device, lambda output: output.last_hidden_state
+        )
+        return (forward, "fp32") if forward else (None, precision)
 
     def prepare_int8(self, kind: str, calibration_texts: Sequence[str]) -> Int8Model:
         """The tower's int8 (OpenVINO) model, quantised on first use with activation ranges from a
