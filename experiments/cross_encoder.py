@@ -5,7 +5,7 @@ experiment, not a speed benchmark: its figures choose `RerankerDefaults` on the 
 collection at hand (docs/experiments.md says which).
 
     .venv/bin/python -m experiments.cross_encoder --run runs/nfcorpus --dataset nfcorpus \\
-        --name window30 --rank-window 30:100 --steps 1200 --eval-every 200
+        --name bce --loss bce --groups runs/nfcorpus/mining/groups.jsonl --positive-depth 100
 
 `--test` also reranks the test queries' hybrid top 100 with the best dev checkpoint: for the setting
 already chosen, never to choose one.
@@ -47,17 +47,20 @@ def main() -> None:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--name", required=True, help="the setting's name (its folder under OUT)")
     parser.add_argument("--out", type=Path, help="default: RUN/experiments/cross-encoder")
-    parser.add_argument("--steps", type=int, default=1114)
-    parser.add_argument("--eval-every", type=int, default=200)
-    parser.add_argument("--patience", type=int, default=0)
-    parser.add_argument("--depth", type=int, default=30, help="dev hits reranked at each evaluation")
-    parser.add_argument("--lr", type=float, default=7e-5)
-    parser.add_argument("--head-lr", type=float, default=1.4e-3)
-    parser.add_argument("--loss", default="nll")
-    parser.add_argument("--positives", type=int, default=1, help="positives per sampled group")
-    parser.add_argument("--group-size", type=int, default=8)
-    parser.add_argument("--batch-queries", type=int, default=4)
-    parser.add_argument("--max-length", type=int, default=256)
+    recipe = RerankerConfig()  # every default below is the recipe's: a call changes only what it names
+    parser.add_argument("--steps", type=int, default=recipe.max_steps)
+    parser.add_argument("--eval-every", type=int, default=recipe.eval_every)
+    parser.add_argument("--patience", type=int, default=recipe.patience)
+    parser.add_argument(
+        "--depth", type=int, default=DEFAULTS["reranker"]["eval_depth"], help="dev hits reranked at each evaluation"
+    )
+    parser.add_argument("--lr", type=float, default=recipe.learning_rate)
+    parser.add_argument("--head-lr", type=float, default=recipe.head_learning_rate)
+    parser.add_argument("--loss", default=recipe.loss)
+    parser.add_argument("--positives", type=int, default=recipe.positives, help="positives per sampled group, at most")
+    parser.add_argument("--group-size", type=int, default=recipe.group_size)
+    parser.add_argument("--batch-queries", type=int, default=recipe.batch_queries)
+    parser.add_argument("--max-length", type=int, default=recipe.max_length)
     parser.add_argument(
         "--titles", type=int, default=-1, help="title pseudo-query groups added (-1: all the run mined)"
     )
