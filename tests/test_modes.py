@@ -197,9 +197,11 @@ def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> N
         cuts = fit_budget(config, planned, budget)
         return config, cuts, sum(p.seconds for p in planned)
 
+    untouched = load_config(None, quick=False)
     config, cuts, seconds = cut(2600)  # skipping distillation is enough
     assert cuts == ["distill skipped"] and not config["distill"]["enabled"] and seconds == pytest.approx(2500)
-    assert config["retriever"]["max_steps"] == 0 and config["reranker"]["max_steps"] == 0
+    assert config["retriever"]["max_steps"] == untouched["retriever"]["max_steps"]
+    assert config["reranker"]["max_steps"] == untouched["reranker"]["max_steps"]
     assert config["rerank"]["depth"] == 100
     config, cuts, seconds = cut(1800)  # then the cross-encoder alone, above its floor
     factor = 1 - 700 / 1800
@@ -209,7 +211,7 @@ def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> N
     assert config["reranker"]["max_steps"] == 400 and config["rerank"]["depth"] == 50
     assert config["retriever"]["max_steps"] == 50 and seconds == pytest.approx(1300, rel=0.01)
     config, cuts, seconds = cut(1800, reranker_steps=600)  # 366 steps would fit: too few to be of use
-    assert not config["reranker"]["enabled"] and config["reranker"]["max_steps"] == 0
+    assert not config["reranker"]["enabled"] and config["reranker"]["max_steps"] == untouched["reranker"]["max_steps"]
     assert cuts[-1].startswith("cross-encoder skipped (366 of its steps would fit")
     assert config["retriever"]["max_steps"] == 0 and seconds == pytest.approx(700)
     assert cut(5000)[1] == []
