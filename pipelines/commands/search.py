@@ -27,6 +27,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--system", choices=SYSTEMS, default="ce",
                         help="bm25, dense, hybrid (their RRF) or ce (the hybrid's top 100 reranked; default)")  # fmt: skip
     parser.add_argument("--k", type=positive_int, default=10, help="hits to print (default: %(default)s)")
+    parser.add_argument(
+        "--depth",
+        type=positive_int,
+        default=100,
+        help="with --system ce: hybrid hits the cross-encoder rescores (default: %(default)s, as the run's "
+        "report; fewer answer faster)",
+    )
     parser.add_argument("--interactive", action="store_true", help="read queries from stdin, one per line")
     parser.set_defaults(handler=run_search)
 
@@ -35,7 +42,7 @@ def run_search(args: argparse.Namespace) -> int:
     if not args.query and not args.interactive:
         raise TandemError("give a query, or --interactive to read queries from stdin")
     started = time.perf_counter()
-    pipeline = Pipeline.from_run(args.run_dir, args.system)
+    pipeline = Pipeline.from_run(args.run_dir, args.system, args.depth)
     pipeline.search_one("warm-up", 1)  # Java, the searcher and the models' first call: part of loading
     corpus = load_corpus(bm25.read_index_meta(args.run_dir / "bm25" / "index").corpus_path)
     print(f"loaded {args.system} from {args.run_dir} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
