@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from core.data.beir import load_corpus
+from core.data.beir import Corpus, load_corpus
 from core.data.runs import Run
 from core.errors import TandemError
 from pipelines.evaluation.fusion import interpolate, rrf
@@ -73,10 +73,13 @@ class Pipeline:
         return self.search({"query": query}, k).get("query", [])
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, system: str = "ce", depth: int = 100) -> Pipeline:
+    def from_run(
+        cls, run_dir: str | Path, system: str = "ce", depth: int = 100, corpus: Corpus | None = None
+    ) -> Pipeline:
         """The pipeline of a finished `tandem run` folder, its indexes and models loaded once: `bm25`, `dense`
         (the fine-tuned bi-encoder where the run trained one), `hybrid` (their RRF) or `ce` (the hybrid's
-        top `depth` reranked by the run's first cross-encoder)."""
+        top `depth` reranked by the run's first cross-encoder, scoring passages of `corpus`: None reads the
+        corpus the run's BM25 index was built from)."""
         run_dir = Path(run_dir)
         if system not in SYSTEMS:
             raise TandemError(f"system must be one of {', '.join(SYSTEMS)}, not '{system}'")
@@ -97,8 +100,14 @@ class Pipeline:
         rerankers = sorted(p for p in (run_dir / "reranker").glob("*") if (p / "training_config.json").is_file())
         if not rerankers:
             raise TandemError(f"{run_dir}: the run trained no cross-encoder; use --system hybrid")
-        corpus = load_corpus(bm25.read_index_meta(bm25_index).corpus_path)
+        if corpus is None:
+            corpus = run_corpus(run_dir)
         return cls(hybrid, CrossEncoderReranker(rerankers[0], corpus), depth)
+
+
+def run_corpus(run_dir: str | Path) -> Corpus:
+    """The corpus a finished `tandem run` folder's BM25 index was built from."""
+    return load_corpus(bm25.read_index_meta(Path(run_dir) / "bm25" / "index").corpus_path)
 
 
 SYSTEMS = ("bm25", "dense", "hybrid", "ce")

@@ -6,6 +6,8 @@ fusion: `pipelines.evaluation.fusion.interpolate_reranked`.)"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from core.data.beir import Corpus
@@ -49,18 +51,26 @@ def rerank_runs(
 ) -> dict[str, Run]:
     """`rerank_run` of several runs at once, each (query, passage) pair scored once however many runs
     hold it in their top `depth` (a BM25 run and a hybrid that contains it share most of their pairs)."""
-    wanted: dict[tuple[str, str], int] = {}
     for run in runs.values():
         check_run(run, queries, corpus, depth)
-        for query_id, hits in run.items():
-            for doc_id, _ in hits[:depth]:
-                wanted.setdefault((query_id, doc_id), len(wanted))
+    wanted = top_pairs(runs.values(), depth)
     precision = bulk_precision(precision, model.device, len(wanted))
     scores = model.score(
         [queries[q] for q, _ in wanted], [corpus.passage(d) for _, d in wanted], batch_size=batch_size,
         precision=precision, show_progress=show_progress,
     ).astype(np.float64)  # fmt: skip
     return {name: _reordered(run, depth, lambda q, d: float(scores[wanted[q, d]])) for name, run in runs.items()}
+
+
+def top_pairs(runs: Iterable[Run], depth: int) -> dict[tuple[str, str], int]:
+    """Each distinct (query id, passage id) in the runs' top `depth`, numbered in first-seen order: the
+    pairs `rerank_runs` scores, once each."""
+    pairs: dict[tuple[str, str], int] = {}
+    for run in runs:
+        for query_id, hits in run.items():
+            for doc_id, _ in hits[:depth]:
+                pairs.setdefault((query_id, doc_id), len(pairs))
+    return pairs
 
 
 def _reordered(run: Run, depth: int, score) -> Run:

@@ -7,11 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from core.data.beir import load_corpus
 from core.errors import TandemError
 from pipelines.commands.common import positive_int
-from pipelines.pipeline import SYSTEMS, Pipeline
-from retrieval import bm25
+from pipelines.pipeline import SYSTEMS, Pipeline, run_corpus
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -42,9 +40,9 @@ def run_search(args: argparse.Namespace) -> int:
     if not args.query and not args.interactive:
         raise TandemError("give a query, or --interactive to read queries from stdin")
     started = time.perf_counter()
-    pipeline = Pipeline.from_run(args.run_dir, args.system, args.depth)
+    corpus = run_corpus(args.run_dir)  # the titles printed, and the texts the cross-encoder scores
+    pipeline = Pipeline.from_run(args.run_dir, args.system, args.depth, corpus)
     pipeline.search_one("warm-up", 1)  # Java, the searcher and the models' first call: part of loading
-    corpus = load_corpus(bm25.read_index_meta(args.run_dir / "bm25" / "index").corpus_path)
     print(f"loaded {args.system} from {args.run_dir} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     queries = [args.query] if args.query else (line.strip() for line in sys.stdin)
     for query in queries:

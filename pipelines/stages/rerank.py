@@ -13,7 +13,7 @@ from core.precision import bulk_precision, pick_device
 from pipelines.evaluation.fusion import choose_weight, interpolate_reranked, rrf
 from pipelines.stages.context import RunContext
 from rerank.model import CrossEncoder
-from rerank.rerank import rerank_pairs, rerank_runs
+from rerank.rerank import rerank_pairs, rerank_runs, top_pairs
 
 
 def run_path(work: Path, split: str, name: str) -> Path:
@@ -60,6 +60,7 @@ def stage_rerank(ctx: RunContext, work: Path) -> dict:
     first_runs = {(first, split): all_runs[first, split] for first in firsts for split in splits}
     latency = {}
     pairs = sum(min(len(hits), options["depth"]) for run in first_runs.values() for hits in run.values())
+    scored_pairs = len(top_pairs(first_runs.values(), options["depth"]))  # what `rerank_runs` scores
     rerankers = ctx.rerankers()
     # one precision for every cross-encoder and all their pairs, dev and test alike
     precision = bulk_precision(options["precision"], pick_device(), pairs) if rerankers else options["precision"]
@@ -78,7 +79,7 @@ def stage_rerank(ctx: RunContext, work: Path) -> dict:
             {f"{first}|{split}": run for (first, split), run in first_runs.items()}, ctx.dataset.queries,
             ctx.dataset.corpus, model, options["depth"], options["batch_size"], precision=precision,
         )  # fmt: skip
-        seconds_per_pair = (time.perf_counter() - started) / max(1, unique_pairs(first_runs.values(), options["depth"]))
+        seconds_per_pair = (time.perf_counter() - started) / max(1, scored_pairs)
         for (first, split), run in first_runs.items():
             if split == "test":  # what reranking this first stage alone costs, at the pairs/s measured
                 pairs = sum(min(len(hits), options["depth"]) for hits in run.values())
@@ -87,11 +88,6 @@ def stage_rerank(ctx: RunContext, work: Path) -> dict:
             write_run(result, run_path(work, split, f"{first}-{label}"), tag=f"{first}-ce-{label}")
     weights = fuse_on_dev(ctx, work, firsts, first_runs) if "dev" in splits else {}
     return {"latency": latency, "fuse_weights": weights, "first_stages": list(firsts), "precision": precision}
-
-
-def unique_pairs(runs, depth: int) -> int:
-    """Distinct (query, passage) pairs in the top `depth` of the runs (what `rerank_runs` scores)."""
-    return len({(query_id, doc_id) for run in runs for query_id, hits in run.items() for doc_id, _ in hits[:depth]})
 
 
 def fuse_on_dev(ctx: RunContext, work: Path, firsts: tuple[str, ...], first_runs: dict) -> dict[str, dict[str, float]]:
