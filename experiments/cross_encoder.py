@@ -67,7 +67,10 @@ def main() -> None:
     parser.add_argument("--rank-window", help="keep only negatives ranked A..B by their source (A:B)")
     parser.add_argument("--groups", type=Path, help="mined groups (default: RUN/mining/groups.jsonl)")
     parser.add_argument(
-        "--positive-depth", type=int, help="keep only positives the mining sources ranked within this depth"
+        "--positive-depth",
+        type=int,
+        default=recipe.positive_depth,
+        help="keep only positives the mining sources ranked within this depth (0: all; default: the recipe's)",
     )
     parser.add_argument("--init", default="start", help="start (the run's start model), retriever, or a model path")
     parser.add_argument("--seed", type=int, default=42)
@@ -78,10 +81,6 @@ def main() -> None:
     config = {**DEFAULTS, **json.loads((args.run / "mining" / "config.json").read_text())}
     dataset = open_dataset(args.dataset)
     groups = read_groups(args.groups or args.run / "mining" / "groups.jsonl", dataset.corpus)
-    if args.positive_depth:
-        for group in groups:
-            group.positives = [p for p in group.positives if p.rank is not None and p.rank <= args.positive_depth]
-        groups = [group for group in groups if group.positives]
     window = parse_rank_range(args.rank_window)
     if window:
         for group in groups:
@@ -101,6 +100,7 @@ def main() -> None:
         model=model, loss=args.loss, positives=args.positives, group_size=args.group_size, batch_queries=args.batch_queries,
         max_length=args.max_length, epochs=1, min_steps=args.steps, max_steps=args.steps, learning_rate=args.lr,
         head_learning_rate=args.head_lr, seed=args.seed, eval_every=args.eval_every, patience=args.patience,
+        positive_depth=args.positive_depth,
     )  # fmt: skip
     started = time.perf_counter()
     if (out / "training_config.json").is_file():
