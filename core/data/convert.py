@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from core.atomic import atomic_dir
+from core.data.beir import file_fingerprint
 from core.errors import TandemError
 
 TABLE_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".json", ".json.gz", ".csv")
@@ -82,12 +83,11 @@ def read_trec_topics(path: Path) -> dict[str, str]:
 
 
 def fingerprint(paths: Iterable[Path]) -> str:
+    """One short hash of the files' names and contents: what names a converted folder in the cache."""
     digest = hashlib.blake2b(digest_size=8)
     for path in sorted(paths):
         digest.update(path.name.encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        digest.update(file_fingerprint(path).encode())
     return digest.hexdigest()
 
 
