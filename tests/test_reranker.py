@@ -14,7 +14,7 @@ import torch
 from core.data.beir import BeirDataset
 from core.data.groups import Passage, TrainingGroup, epoch_batches, sample_group
 from core.training.loop import TrainLoop
-from core.training.losses import ListwiseNLLLoss
+from core.training.losses import ListwiseNLLLoss, PointwiseBCELoss
 from pipelines.evaluation.fusion import interpolate_reranked
 from rerank.model import CrossEncoder
 from rerank.rerank import rerank_run
@@ -252,6 +252,9 @@ def test_multi_positive_nll_targets_the_set_of_positives() -> None:
     single = ListwiseNLLLoss()(scores[1:])  # one positive: the plain NLL
     both = ListwiseNLLLoss()(scores, positives=torch.tensor([2, 1]))
     assert both.item() == pytest.approx(((expected + single) / 2).item(), rel=1e-5)
+    labels = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    bce = PointwiseBCELoss()(scores, positives=torch.tensor([2, 1]))
+    assert bce.item() == pytest.approx(PointwiseBCELoss()(scores, labels).item(), rel=1e-6)
     group = TrainingGroup("q", "query", [Passage(f"p{i}", f"pos{i}") for i in range(3)], [Passage("n", "neg")])
     sample = next(epoch_batches([group], 4, 1, 7, 0, positives=2))[0]
     assert sample.positives == 2 and len({*sample.texts[:2]}) == 2 and {*sample.texts[:2]} <= {"pos0", "pos1", "pos2"}

@@ -29,9 +29,15 @@ class ListwiseNLLLoss(torch.nn.Module):
     def forward(self, scores: Tensor, targets: Tensor | None = None, positives: Tensor | None = None) -> Tensor:
         if positives is not None and bool((positives > 1).any()):
             scores = scores.float()
-            columns = torch.arange(scores.size(1), device=scores.device)
-            judged = scores.masked_fill(columns[None, :] >= positives[:, None], float("-inf"))
+            judged = scores.masked_fill(~positive_columns(scores, positives), float("-inf"))
             return (scores.logsumexp(dim=1) - judged.logsumexp(dim=1)).mean()
         if targets is None:
             targets = torch.zeros(scores.size(0), dtype=torch.long, device=scores.device)
         return F.cross_entropy(scores.float(), targets)
+
+
+def positive_columns(scores: Tensor, positives: Tensor) -> Tensor:
+    """(B, C) bool: True where a column of `scores` is a positive, the groups being laid out positives
+    first with `positives[i]` of them in row i (what both group losses read)."""
+    columns = torch.arange(scores.size(1), device=scores.device)
+    return columns[None, :] < positives[:, None]

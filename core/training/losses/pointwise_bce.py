@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from core.training.losses.listwise_nll import positive_columns
+
 
 class PointwiseBCELoss(torch.nn.Module):
     """Binary cross-entropy with logits on each (query, passage) score independently: label 1 for the
@@ -19,8 +21,7 @@ class PointwiseBCELoss(torch.nn.Module):
 
     def forward(self, scores: Tensor, labels: Tensor | None = None, positives: Tensor | None = None) -> Tensor:
         if labels is None and positives is not None:
-            columns = torch.arange(scores.size(1), device=scores.device)
-            labels = (columns[None, :] < positives[:, None]).float()
+            labels = positive_columns(scores, positives).float()
         if labels is None:
             labels = torch.zeros_like(scores, dtype=torch.float)
             labels[:, 0] = 1.0
