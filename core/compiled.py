@@ -55,16 +55,17 @@ def compiled_forward(model: torch.nn.Module, output: Callable[[object], torch.Te
 def bf16_weights_forward(
     cache: dict,
     key: object,
-    module: Callable[[], torch.nn.Module],
+    module: torch.nn.Module,
     precision: str,
     device: torch.device,
     output: Callable[[object], torch.Tensor],
     adapt: Callable[[torch.nn.Module], None] | None = None,
 ) -> Callable | None:
-    """The one fast-inference path both models share: for a `precision` that runs on a bf16 copy of the
-    weights (`casts_weights`: bf16 on a CPU, bf16-compiled), the forward pass of that copy, made once
-    under `key` in `cache` (compiled for bf16-compiled; `adapt` adjusts the copy, e.g. a float32 head);
-    None when the model itself runs under autocast. `output` picks the tensor from the model's result."""
+    """The one fast-inference path both models share. For a `precision` that runs on a bf16 copy of the
+    weights (`casts_weights`: bf16 on a CPU, bf16-compiled): the forward pass of a bf16 copy of `module`,
+    made once and kept under `key` in `cache` (compiled for bf16-compiled; `adapt` adjusts the copy, e.g. a
+    float32 head). None when the model itself runs under autocast. `output` picks the tensor from the
+    model's result."""
     from core.precision import bf16_copy, casts_weights, compiles
 
     if compiles(precision):
@@ -73,7 +74,7 @@ def bf16_weights_forward(
         return None
     full_key = (key, "bf16-compiled" if compiles(precision) else "bf16")
     if full_key not in cache:
-        model = bf16_copy(module())
+        model = bf16_copy(module)
         if adapt is not None:
             adapt(model)
         if compiles(precision):

@@ -190,7 +190,7 @@ class CrossEncoder(torch.nn.Module):
         forward = bf16_weights_forward(
             self._inference,
             "model",
-            lambda: self.model,
+            self.model,
             precision,
             self.device,
             lambda output: output.logits,

@@ -275,7 +275,7 @@ class BiEncoder(torch.nn.Module):
         tower_kind = "query" if kind == "query" and not self.config.shared else "passage"  # one copy if shared
         tower = self.query_model if tower_kind == "query" else self.passage_model
         forward = bf16_weights_forward(
-            self._inference, tower_kind, lambda: tower, precision, self.device, lambda output: output.last_hidden_state
+            self._inference, tower_kind, tower, precision, self.device, lambda output: output.last_hidden_state
         )
         return (forward, "fp32") if forward else (None, precision)
 
