@@ -19,26 +19,17 @@ import time
 from pathlib import Path
 
 from core.data.groups import read_groups
-from core.data.runs import read_run
 from core.data.sources import open_dataset
 from pipelines.defaults import DEFAULTS
 from pipelines.evaluation.dev_score import rerank_dev_score
-from pipelines.evaluation.fusion import rrf
 from pipelines.evaluation.metrics import evaluate
 from pipelines.evaluation.report import paired_p_value
 from pipelines.stages.context import RunContext
+from pipelines.stages.rerank import hybrid_run
 from rerank.model import CrossEncoder
 from rerank.rerank import rerank_run
 from rerank.train import RerankerConfig, train_reranker
 from retrieval.mining import parse_rank_range
-
-
-def hybrid(run_dir: Path, split: str, config: dict) -> dict:
-    """The run's RRF hybrid of BM25 and the fine-tuned dense index for `split` (as its rerank stage makes it)."""
-    name = f"{split}.trec"
-    options = config["hybrid"]
-    runs = [read_run(run_dir / "bm25" / name), read_run(run_dir / "index" / name)]
-    return rrf(runs, options["rrf_k"], options["depth"], options["depth"])
 
 
 def main() -> None:
@@ -90,9 +81,7 @@ def main() -> None:
     groups += titles if args.titles < 0 else titles[: args.titles]
     context = RunContext(dataset, args.run, config)
     dev_qrels = context.dev_qrels()
-    dev_score = rerank_dev_score(
-        hybrid(args.run, "dev", config), dataset.queries, dataset.corpus, dev_qrels, args.depth
-    )
+    dev_score = rerank_dev_score(hybrid_run(context, "dev"), dataset.queries, dataset.corpus, dev_qrels, args.depth)
     model = {"start": config["reranker"]["model"], "retriever": str(args.run / "retriever" / "model")}.get(
         args.init, args.init
     )
@@ -117,7 +106,7 @@ def main() -> None:
     print(f"{dataset.name} {args.name}: best dev nDCG@10 {record['best_dev']:.4f} at step {record['best_step']}; "
           f"curve {record['curve']}")  # fmt: skip
     if args.test:
-        first = {split: hybrid(args.run, split, config) for split in ("dev", "test")}
+        first = {split: hybrid_run(context, split) for split in ("dev", "test")}
         qrels = {"dev": dev_qrels, "test": dataset.qrels(config["split"]["test"])}
         reranker = CrossEncoder.from_pretrained(out).to_device()
         for split in ("dev", "test"):

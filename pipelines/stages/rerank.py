@@ -25,21 +25,30 @@ def first_stage_run(ctx: RunContext, stage: str, split: str) -> Path:
     return ctx.stage_dir(stage) / f"{split}.trec"
 
 
+def fuse_hybrid(ctx: RunContext, runs: list[Run]) -> Run:
+    """The RRF fusion of first-stage runs with the run's `hybrid` options: how every hybrid is made."""
+    return rrf(runs, ctx.config["hybrid"]["rrf_k"], ctx.config["hybrid"]["depth"])
+
+
+def hybrid_run(ctx: RunContext, split: str) -> Run:
+    """The `hybrid` first stage of `split`: BM25 and the dense stage fused (`fuse_hybrid`)."""
+    return fuse_hybrid(ctx, [read_run(first_stage_run(ctx, stage, split)) for stage in ("bm25", ctx.dense_stage())])
+
+
 def hybrid_runs(ctx: RunContext, work: Path, splits: list[str]) -> dict[tuple[str, str], Run]:
     """BM25's and the dense stage's runs per split, and their RRF fusions: `hybrid` (BM25 + the dense
     stage) and, when the distill stage indexed, `hybrid-distill` (BM25 + the distilled bi-encoder); the
     fusions are written to `work`."""
-    rrf_k, depth = ctx.config["hybrid"]["rrf_k"], ctx.config["hybrid"]["depth"]
     dense = ctx.dense_stage()
     runs = {
         (first, split): read_run(first_stage_run(ctx, first, split)) for first in ("bm25", dense) for split in splits
     }
     distilled = ctx.distilled()
     for split in splits:
-        runs["hybrid", split] = rrf([runs["bm25", split], runs[dense, split]], rrf_k, depth)
+        runs["hybrid", split] = fuse_hybrid(ctx, [runs["bm25", split], runs[dense, split]])
         write_run(runs["hybrid", split], run_path(work, split, "hybrid"), tag="hybrid-rrf")
         if distilled:
-            fused = rrf([runs["bm25", split], read_run(first_stage_run(ctx, "distill", split))], rrf_k, depth)
+            fused = fuse_hybrid(ctx, [runs["bm25", split], read_run(first_stage_run(ctx, "distill", split))])
             write_run(fused, run_path(work, split, "hybrid-distill"), tag="hybrid-distill-rrf")
     return runs
 

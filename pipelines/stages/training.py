@@ -8,12 +8,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from core.data.groups import read_groups
-from core.data.runs import read_run
 from core.models import resolve_model
 from core.options import from_section
 from pipelines.evaluation.dev_score import rerank_dev_score
-from pipelines.evaluation.fusion import rrf
 from pipelines.stages.context import RunContext, skipped
+from pipelines.stages.rerank import hybrid_run
 from rerank.model import CrossEncoder
 from rerank.train import RerankerConfig, train_reranker
 from retrieval.encoder import BiEncoderConfig, saved_config
@@ -137,8 +136,5 @@ def reranker_dev_score(ctx: RunContext) -> Callable[[CrossEncoder], float] | Non
     top `reranker.eval_depth` of the RRF hybrid of BM25 and the fine-tuned bi-encoder (None without dev)."""
     if not ctx.dev_queries():
         return None
-    hybrid = ctx.config["hybrid"]
-    runs = [read_run(ctx.stage_dir(stage) / "dev.trec") for stage in ("bm25", ctx.dense_stage())]
-    first = rrf(runs, hybrid["rrf_k"], hybrid["depth"], hybrid["depth"])
     depth = ctx.config["reranker"]["eval_depth"]
-    return rerank_dev_score(first, ctx.dataset.queries, ctx.dataset.corpus, ctx.dev_qrels(), depth)
+    return rerank_dev_score(hybrid_run(ctx, "dev"), ctx.dataset.queries, ctx.dataset.corpus, ctx.dev_qrels(), depth)
