@@ -1,6 +1,7 @@
 """The README's core-job snippet runs as printed: read groups, train a cross-encoder with the listwise
-NLL, rerank a run, evaluate. Here on data/tiny (named 'scifact' in a temporary data folder) with the
-tiny random BERT standing in for the default start model."""
+NLL, rerank a run, evaluate; and it trains the model `tandem run`'s reranker stage trains. Here on
+data/tiny (named 'scifact' in a temporary data folder) with the tiny random BERT standing in for the
+default start model."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def test_readme_core_job_snippet_runs(
 ) -> None:
     from core import models
     from core.data.beir import BeirDataset
+    from pipelines.config import load_config
+    from pipelines.stages.context import RunContext
+    from pipelines.stages.training import stage_reranker
 
     data = tmp_path / "data"
     shutil.copytree(tiny_dir, data / "scifact")
@@ -46,6 +50,7 @@ def test_readme_core_job_snippet_runs(
         for i, (qid, text) in enumerate(dataset.queries.items())
     ] * 2  # fmt: skip
     write_groups(groups, "runs/scifact/mining/groups.jsonl")
+    write_groups(groups[:2], "runs/scifact/mining/title-groups.jsonl")  # a run's title pseudo-query groups
     write_run({qid: [(d, 1.0 / (r + 1)) for r, d in enumerate(ids)] for qid in dataset.split_queries("test")},
               "runs/scifact/bm25/test.trec")  # fmt: skip
 
@@ -54,6 +59,15 @@ def test_readme_core_job_snippet_runs(
     assert (tmp_path / "runs" / "ce-nll" / "model.safetensors").is_file()
     printed = capsys.readouterr().out.strip().splitlines()[-1]
     assert 0.0 <= float(printed) <= 1.0
+
+    # `tandem run`'s reranker stage on the same mining folder, with its default recipe, saves the same bytes
+    # (the tiny collection has too few train queries for a dev split, so no dev evaluation picks a checkpoint)
+    config = load_config(None, quick=False)
+    run = tmp_path / "runs" / "scifact"
+    (run / "reranker").mkdir()
+    stage_reranker(RunContext(BeirDataset(data / "scifact"), run, config), run / "reranker")
+    snippet, stage = (tmp_path / "runs" / "ce-nll", run / "reranker" / "nll")
+    assert (snippet / "model.safetensors").read_bytes() == (stage / "model.safetensors").read_bytes()
 
 
 def test_the_results_table_is_rendered_from_the_records(tmp_path: Path) -> None:

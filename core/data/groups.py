@@ -129,6 +129,22 @@ def read_groups(path: str | Path, corpus: Corpus | None = None, min_negatives: i
     return groups
 
 
+MINED_GROUPS = "groups.jsonl"
+"""A mining folder's groups for the train queries (`tandem mine --out`, a run's `mining/`)."""
+TITLE_GROUPS = "title-groups.jsonl"
+"""A run's mining folder's groups for title pseudo-queries (passage titles as queries, BM25 negatives)."""
+
+
+def read_mined_groups(folder: str | Path, corpus: Corpus | None = None) -> list[TrainingGroup]:
+    """The cross-encoder's training groups in a `tandem run` mining folder: the train queries' groups, then
+    the title pseudo-query groups when the run mined them. The reranker stage trains on exactly these."""
+    folder = Path(folder)
+    groups = read_groups(folder / MINED_GROUPS, corpus)
+    if (folder / TITLE_GROUPS).is_file():
+        groups += read_groups(folder / TITLE_GROUPS, corpus)
+    return groups
+
+
 def groups_with_negatives(groups: list[TrainingGroup]) -> tuple[list[TrainingGroup], int]:
     """The groups a contrastive loss can use, and how many were left out for having no negative (a
     query whose candidates were all positives or filtered away); the count is logged, never silent."""

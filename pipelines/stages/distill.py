@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.data.beir import Corpus
-from core.data.groups import TrainingGroup, read_groups, write_groups
+from core.data.groups import MINED_GROUPS, TrainingGroup, read_groups, write_groups
 from core.data.runs import read_run
 from pipelines.evaluation.metrics import evaluate
 from pipelines.stages.context import RunContext, skipped
@@ -56,9 +56,7 @@ def stage_distill(ctx: RunContext, work: Path) -> dict:
             f"{teacher_dev:.4f} reranking the hybrid's top {ctx.config['reranker']['eval_depth']} against "
             f"{student_dev:.4f}): its scores would pull the student down"
         )
-    groups = teacher_scored(
-        ctx.stage_dir("mining") / "groups.jsonl", ctx.dataset.corpus, ctx.rerankers()[label], options
-    )
+    groups = teacher_scored(ctx.stage_dir("mining") / MINED_GROUPS, ctx.dataset.corpus, ctx.rerankers()[label], options)
     write_groups(groups, work / "scored-groups.jsonl")
     config = retriever_config(
         ctx.config,

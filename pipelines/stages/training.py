@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from core.data.groups import read_groups
+from core.data.groups import MINED_GROUPS, TITLE_GROUPS, read_groups, read_mined_groups
 from core.models import resolve_model
 from core.options import from_section
 from pipelines.evaluation.dev_score import rerank_dev_score
@@ -95,16 +95,14 @@ def stage_mining(ctx: RunContext, work: Path) -> dict:
     }
     if ctx.mode == "self-supervised":
         queries, qrels = title_queries(ctx.dataset.corpus, options["title_queries"], options["seed"])
-        stats = mine_negatives(
-            ctx.dataset, queries, qrels, work / "groups.jsonl", config, passage_form="text", **indexes
-        )
+        stats = mine_negatives(ctx.dataset, queries, qrels, work / MINED_GROUPS, config, passage_form="text", **indexes)
         return {"stats": stats.to_dict()}
     queries, qrels = ctx.train_queries(), ctx.dataset.qrels(ctx.config["split"]["train"])
-    result = {"stats": mine_negatives(ctx.dataset, queries, qrels, work / "groups.jsonl", config, **indexes).to_dict()}
+    result = {"stats": mine_negatives(ctx.dataset, queries, qrels, work / MINED_GROUPS, config, **indexes).to_dict()}
     if options["title_queries"]:
         title_config = mining_config({**options, "margin": None})
         result["title_stats"] = mine_title_negatives(
-            ctx.dataset, options["title_queries"], work / "title-groups.jsonl", title_config, bm25_index
+            ctx.dataset, options["title_queries"], work / TITLE_GROUPS, title_config, bm25_index
         ).to_dict()
     return result
 
@@ -116,10 +114,7 @@ def stage_reranker(ctx: RunContext, work: Path) -> dict:
     options = ctx.config["reranker"]
     if not options["enabled"]:
         return skipped("reranker.enabled is false")
-    mined = ctx.stage_dir("mining")
-    groups = read_groups(mined / "groups.jsonl", ctx.dataset.corpus)
-    if (mined / "title-groups.jsonl").is_file():
-        groups += read_groups(mined / "title-groups.jsonl", ctx.dataset.corpus)
+    groups = read_mined_groups(ctx.stage_dir("mining"), ctx.dataset.corpus)
     dev_score = reranker_dev_score(ctx) if options["eval_every"] else None
     summaries = {}
     for loss in options["losses"]:
