@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 from pipelines.defaults import DistillDefaults, RerankDefaults, RerankerDefaults, RetrieverDefaults
-from pipelines.plan import BM25_INDEX_PER_S, bm25_query_seconds
+from pipelines.estimate import BM25_INDEX_PER_S, bm25_query_seconds
 
 PASSAGES, TRAIN_QUERIES, DEV_QUERIES = 8_841_823, 502_939, 6_980
 QUERY_TOKENS = 10  # MS MARCO queries average ~6 words

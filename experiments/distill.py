@@ -44,7 +44,7 @@ from experiments.dev_grid import train_and_index as train_and_index_setting
 from pipelines.evaluation.metrics import evaluate
 from pipelines.stages.context import RunContext
 from pipelines.stages.distill import teacher_label, teacher_scored
-from pipelines.stages.training import retriever_config
+from pipelines.stages.retriever import retriever_config
 from retrieval.train import RetrieverConfig
 
 CONTROL = "labels-only"

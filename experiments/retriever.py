@@ -22,7 +22,7 @@ from core.data.groups import read_groups
 from core.data.sources import open_dataset
 from experiments.dev_grid import dev_and_test, evaluate_index, p_text, write_result
 from experiments.dev_grid import train_and_index as train_and_index_setting
-from pipelines.stages.training import retriever_config
+from pipelines.stages.retriever import retriever_config
 from retrieval.train import RetrieverConfig
 
 

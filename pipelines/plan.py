@@ -1,40 +1,21 @@
 """`tandem run --plan`: every stage with its size and an estimated time, from a short measured warm-up on
 this machine, and `--budget` cuts that make the whole run fit.
 
-The warm-up (`pipelines.warmup`) times what dominates each stage with the run's own models and settings.
-BM25 is costed from Anserini's measured rates (indexing ~10k passages/s; a query ~35 ms at depth 1000)."""
+The warm-up (`pipelines.warmup`) times what dominates each stage with the run's own models and settings;
+each stage's estimate (`pipelines.estimate`) is declared beside it in `pipelines.stages`."""
 
 from __future__ import annotations
 
 import json
-import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from core.data.beir import BeirDataset
 from core.errors import TandemError
-from core.training.config import scheduled_steps
-from pipelines.modes import TRAINED
-from pipelines.warmup import Rates, dev_count, evaluated_queries, rerank_pair_count
-from retrieval.pseudo import title_queries
-
-BM25_INDEX_PER_S = 10_000.0
-JVM_START_S = 8.0  # the indexing subprocess and the in-process searcher each start Java
-
-
-def bm25_query_seconds(k: int) -> float:
-    """One BM25 query at depth k (measured with Pyserini on 2 cores: ~35 ms at k=1000 on SciFact)."""
-    return 0.01 + 0.025 * k / 1000
-
-
-@dataclass
-class StagePlan:
-    stage: str
-    work: str
-    seconds: float
-    steps: int = 0
-    cut: str = ""
+from pipelines.estimate import StagePlan, workload
+from pipelines.stages import STAGES
+from pipelines.warmup import Rates
 
 
 def parse_budget(text: str) -> float:
@@ -49,120 +30,13 @@ def parse_budget(text: str) -> float:
     return total
 
 
-def _train_queries(dataset: BeirDataset, config: dict, mode: str) -> int:
-    if mode == "self-supervised":
-        return len(title_queries(dataset.corpus, config["mining"]["title_queries"], config["mining"]["seed"])[0])
-    qrels = dataset.qrels(config["split"]["train"])
-    floor = config["split"]["min_relevance"]
-    return sum(1 for judged in qrels.values() if any(rel >= floor for rel in judged.values())) - dev_count(
-        dataset, config, mode
-    )
-
-
-def _steps(groups: int, options: dict) -> int:
-    per_epoch = max(1, groups // min(options["batch_queries"], max(groups, 1)))
-    return scheduled_steps(per_epoch, options["epochs"], options.get("min_steps", 0), options["max_steps"])
-
-
 def plan_run(
     dataset: BeirDataset, config: dict, mode: str, rates: Rates, has_bi_encoder: bool, rerankers: int
 ) -> list[StagePlan]:
-    """Each stage's work and estimated seconds for this dataset, configuration and mode."""
-    n, dev = len(dataset.corpus), dev_count(dataset, config, mode)
-    tests = evaluated_queries(dataset, config, mode)  # first stages and reranking run on test and dev
-    plans = [
-        StagePlan(
-            "bm25",
-            f"index {n:,} passages, search {tests:,} test + dev queries",
-            JVM_START_S + n / BM25_INDEX_PER_S + tests * bm25_query_seconds(config["bm25"]["k"]),
-        ),
-        StagePlan(
-            "dense-zeroshot", f"encode {n:,} passages", rates.encode_seconds(n, 256) + rates.encode_quantise_s + 3
-        ),
-    ]
-    trains = mode in TRAINED
-    options = config["retriever"]
-    queries = _train_queries(dataset, config, mode) if trains else 0
-    titles = config["mining"]["title_queries"] if trains and mode == "train" else 0
-    retriever_steps = _steps(queries, options) if trains else 0
-    plans.append(
-        StagePlan(
-            "retriever",
-            f"{queries:,} groups (one per query), {retriever_steps:,} steps" if trains else "skipped",
-            queries * bm25_query_seconds(options["negatives_depth"]) + retriever_steps * rates.retriever_step_s,
-            retriever_steps,
-        )
-    )
-    plans.append(
-        StagePlan(
-            "index",
-            f"encode {n:,} passages" if has_bi_encoder else "skipped",
-            rates.encode_seconds(n, options["passage_max_length"]) + rates.encode_quantise_s + 3
-            if has_bi_encoder
-            else 0,
-        )
-    )
-    plans.append(
-        StagePlan(
-            "mining",
-            f"{queries + titles:,} queries, dense + BM25" if trains else "skipped",
-            (queries + titles) * bm25_query_seconds(config["mining"]["depth"]) * 2 if trains else 0,
-        )
-    )
-    losses = len(config["reranker"]["losses"]) if trains and config["reranker"]["enabled"] else 0
-    reranker_steps = _steps(queries + titles, config["reranker"]) if trains else 0
-    plans.append(
-        StagePlan(
-            "reranker",
-            f"{losses} x {reranker_steps:,} steps" if trains else "skipped",
-            losses * reranker_steps * rates.reranker_step_s,
-            reranker_steps,
-        )
-    )
-    plans.append(_distill_plan(config, mode, rates, queries, n, rerankers))
-    pairs = rerank_pair_count(tests, config) * rerankers
-    plans.append(
-        StagePlan(
-            "rerank", f"{pairs:,} pairs to score", rates.score_seconds(pairs) + rerankers * rates.score_quantise_s + 2
-        )
-    )
-    plans.append(_fuse_plan(config, dev, rerankers))
-    plans.append(StagePlan("report", "evaluate and plot", 5.0))
-    return plans
-
-
-def _fuse_plan(config: dict, dev: int, rerankers: int) -> StagePlan:
-    """Each weight combination is one dev evaluation of each reranked run (~0.3 s at 81 dev queries)."""
-    if not (config["fuse"]["enabled"] and dev and rerankers):
-        return StagePlan("fuse", "skipped", 0)
-    combinations = math.comb(round(1 / config["fuse"]["grid_step"]) + 2, 2)  # weight triples on the grid
-    runs = rerankers * len(config["rerank"]["first_stages"])
-    return StagePlan(
-        "fuse", f"{combinations} weightings x {runs} reranked runs on dev", combinations * runs * (0.05 + 0.003 * dev)
-    )
-
-
-def _distill_plan(config: dict, mode: str, rates: Rates, queries: int, passages: int, rerankers: int) -> StagePlan:
-    """Scoring the mined groups, training steps (costed as bi-encoder steps scaled by the passages per step;
-    measured on SciFact this still came out low: 40.6 s per 256-passage step against 26 s scaled from a
-    64-passage one) and re-encoding the corpus."""
-    options, retriever = config["distill"], config["retriever"]
-    if not (options["enabled"] and mode == "train" and rerankers):
-        return StagePlan("distill", "skipped", 0)
-    pairs = queries * (1 + options["num_negatives"])
-    steps = _steps(queries, options)
-    per_step = (options["batch_queries"] * options["group_size"]) / (
-        retriever["batch_queries"] * retriever["group_size"]
-    )
-    seconds = (
-        rates.score_seconds(pairs)
-        + rates.score_quantise_s
-        + steps * per_step * rates.retriever_step_s
-        + rates.encode_seconds(passages, retriever["passage_max_length"])
-        + rates.encode_quantise_s
-        + 3
-    )
-    return StagePlan("distill", f"score {pairs:,} pairs, {steps:,} steps, encode {passages:,} passages", seconds, steps)
+    """Each stage's work and estimated seconds for this dataset, configuration and mode, as the stage
+    declares them (`pipelines.stages.STAGES`)."""
+    load = workload(dataset, config, mode, rates, has_bi_encoder, rerankers)
+    return [stage.estimate(load) for stage in STAGES]
 
 
 CROSS_ENCODER_FLOOR = 0.5

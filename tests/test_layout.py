@@ -63,6 +63,19 @@ def test_modules_stay_small() -> None:
     assert not long, f"modules over 350 lines: {long}"
 
 
+def test_each_stage_is_one_module_named_after_it_declaring_what_it_runs_and_costs() -> None:
+    """Adding a stage is a module named after it (its `stage_*` and `estimate_*`) and a line in
+    `pipelines.stages.STAGES`; the runner and the plan read only that list."""
+    from pipelines.stages import STAGES
+
+    helpers = {"__init__", "context"}
+    modules = {p.stem for p in (REPO / "pipelines" / "stages").glob("*.py")} - helpers
+    assert modules == {stage.name.replace("-", "_") for stage in STAGES}
+    for stage in STAGES:
+        module = f"pipelines.stages.{stage.name.replace('-', '_')}"
+        assert stage.run.__module__ == module and stage.estimate.__module__ == module, stage.name
+
+
 def test_every_package_says_what_it_holds_and_may_import() -> None:
     for init in sorted(p for layer in LAYERS for p in (REPO / layer).rglob("__init__.py")):
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""
@@ -100,7 +113,7 @@ def test_one_value_per_option_in_the_api_the_commands_and_tandem_run() -> None:
             assert api[key] == command[key], f"{key}: the API says {api[key]!r}, the command {command[key]!r}"
 
     from core.options import from_section
-    from pipelines.stages.training import retriever_config as stage_retriever_config
+    from pipelines.stages.retriever import retriever_config as stage_retriever_config
 
     # the stages build the library's default recipes from tandem run's default tree, exactly
     assert from_section(RerankerConfig, DEFAULTS["reranker"], loss="nll") == RerankerConfig()

@@ -35,7 +35,7 @@ def test_readme_core_job_snippet_runs(
     from core.data.beir import BeirDataset
     from pipelines.config import load_config
     from pipelines.stages.context import RunContext
-    from pipelines.stages.training import stage_reranker
+    from pipelines.stages.reranker import stage_reranker
 
     data = tmp_path / "data"
     shutil.copytree(tiny_dir, data / "scifact")

@@ -1,7 +1,8 @@
 """The stages of `tandem run`, each declared once below: its name, the function that runs it
-(`(RunContext, work folder) -> result dict`, in a module named after it) and the configuration sections
-its output depends on (which decide what a re-run skips). The runner, `--force`, the plan and the
-configuration read this list: adding a stage is a module and a line here. Each stage calls the library
+(`(RunContext, work folder) -> result dict`) and the one that estimates its cost (`Workload ->
+StagePlan`), both in a module named after it, and the configuration sections its output depends on
+(which decide what a re-run skips). The runner, `--force`, the plan and the configuration read this
+list: adding a stage is a module and a line here. Each stage calls the library
 functions its command calls. May import every package except the command line."""
 
 from __future__ import annotations
@@ -10,19 +11,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.estimate import StagePlan, Workload
+from pipelines.stages.bm25 import estimate_bm25, stage_bm25
 from pipelines.stages.context import RunContext
-from pipelines.stages.distill import stage_distill
-from pipelines.stages.fuse import stage_fuse
-from pipelines.stages.rerank import stage_rerank
-from pipelines.stages.results import stage_report
-from pipelines.stages.retrieval import stage_bm25, stage_dense_zeroshot, stage_index
-from pipelines.stages.training import stage_mining, stage_reranker, stage_retriever
+from pipelines.stages.dense_zeroshot import estimate_dense_zeroshot, stage_dense_zeroshot
+from pipelines.stages.distill import estimate_distill, stage_distill
+from pipelines.stages.fuse import estimate_fuse, stage_fuse
+from pipelines.stages.index import estimate_index, stage_index
+from pipelines.stages.mining import estimate_mining, stage_mining
+from pipelines.stages.report import estimate_report, stage_report
+from pipelines.stages.rerank import estimate_rerank, stage_rerank
+from pipelines.stages.reranker import estimate_reranker, stage_reranker
+from pipelines.stages.retriever import estimate_retriever, stage_retriever
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
     run: Callable[[RunContext, Path], dict]
+    estimate: Callable[[Workload], StagePlan]
+    """the stage's work and seconds for `tandem run --plan` and `--budget`"""
     sections: tuple[str, ...] | None
     """the configuration sections whose options decide the stage's output, its own and its inputs' (None:
     every section)"""
@@ -36,16 +44,28 @@ TRAINED = ("run", "split", "bm25", "dense", "retriever", "mining", "reranker")
 RERANKED = (*TRAINED, "distill", "rerank", "hybrid")
 
 STAGES: list[Stage] = [
-    Stage("bm25", stage_bm25, ("split", "bm25")),
-    Stage("dense-zeroshot", stage_dense_zeroshot, ("split", "dense")),
-    Stage("retriever", stage_retriever, ("run", "split", "bm25", "dense", "retriever"), ("mining",)),
-    Stage("index", stage_index, ("run", "split", "dense", "retriever"), ("mining",)),
-    Stage("mining", stage_mining, ("run", "split", "bm25", "dense", "retriever", "mining"), version=2),
-    Stage("reranker", stage_reranker, TRAINED),
-    Stage("distill", stage_distill, (*TRAINED, "distill")),
-    Stage("rerank", stage_rerank, RERANKED),
-    Stage("fuse", stage_fuse, (*RERANKED, "fuse")),
-    Stage("report", stage_report, None),
+    Stage("bm25", stage_bm25, estimate_bm25, ("split", "bm25")),
+    Stage("dense-zeroshot", stage_dense_zeroshot, estimate_dense_zeroshot, ("split", "dense")),
+    Stage(
+        "retriever",
+        stage_retriever,
+        estimate_retriever,
+        ("run", "split", "bm25", "dense", "retriever"),
+        ("mining",),
+    ),
+    Stage("index", stage_index, estimate_index, ("run", "split", "dense", "retriever"), ("mining",)),
+    Stage(
+        "mining",
+        stage_mining,
+        estimate_mining,
+        ("run", "split", "bm25", "dense", "retriever", "mining"),
+        version=2,
+    ),
+    Stage("reranker", stage_reranker, estimate_reranker, TRAINED),
+    Stage("distill", stage_distill, estimate_distill, (*TRAINED, "distill")),
+    Stage("rerank", stage_rerank, estimate_rerank, RERANKED),
+    Stage("fuse", stage_fuse, estimate_fuse, (*RERANKED, "fuse")),
+    Stage("report", stage_report, estimate_report, None),
 ]
 """Every stage, in the order `tandem run` runs them."""
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from core.data.runs import Run, read_run, write_run
 from core.precision import bulk_precision, pick_device
+from pipelines.estimate import StagePlan, Workload
 from pipelines.evaluation.fusion import choose_weight, interpolate_reranked, rrf
 from pipelines.stages.context import RunContext
+from pipelines.warmup import rerank_pair_count
 from rerank.model import CrossEncoder
 from rerank.rerank import rerank_pairs, rerank_runs, top_pairs
 
@@ -118,3 +120,9 @@ def fuse_on_dev(ctx: RunContext, work: Path, firsts: tuple[str, ...], first_runs
                 write_run(fused, run_path(work, split, f"{name}-fused"), tag=f"{name}-fused")
             chosen[name] = {"weight": weight, "dev_nDCG@10": dev_figure}
     return chosen
+
+
+def estimate_rerank(w: Workload) -> StagePlan:
+    pairs = rerank_pair_count(w.evaluated, w.config) * w.rerankers
+    seconds = w.rates.score_seconds(pairs) + w.rerankers * w.rates.score_quantise_s + 2
+    return StagePlan("rerank", f"{pairs:,} pairs to score", seconds)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core.atomic import atomic_file
 from core.data.runs import read_run
+from pipelines.estimate import StagePlan, Workload
 from pipelines.evaluation.explorer import explorer_data, write_explorer
 from pipelines.evaluation.metrics import evaluate
 from pipelines.evaluation.record import run_record
@@ -162,3 +163,7 @@ def stage_report(ctx: RunContext, work: Path) -> dict:
         json.dump(record, out, indent=2)
         out.write("\n")
     return {"systems": [s.name for s in systems], "mode": ctx.mode, "result": result}
+
+
+def estimate_report(w: Workload) -> StagePlan:
+    return StagePlan("report", "evaluate and plot", 5.0)

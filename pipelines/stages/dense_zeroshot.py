@@ -1,6 +1,6 @@
-"""The first-stage stages: BM25, the zero-shot dense index, and the index of the fine-tuned bi-encoder.
-Each calls the library functions its command calls and writes a TREC run of the test queries
-(`test.trec`) and, when the run has a dev split, of the dev queries (`dev.trec`)."""
+"""The dense-zeroshot stage: the corpus indexed in FAISS by the start bi-encoder, and its TREC runs of
+the test queries (`test.trec`) and, when the run has a dev split, of the dev queries (`dev.trec`). The
+index and distill stages index with their own bi-encoders through `dense_stage_runs`."""
 
 from __future__ import annotations
 
@@ -8,24 +8,13 @@ import time
 from pathlib import Path
 
 from core.data.runs import write_run
-from pipelines.stages.context import RunContext, seconds_per_query, skipped
-from retrieval import bm25
+from pipelines.estimate import StagePlan, Workload
+from pipelines.stages.context import RunContext, seconds_per_query
 from retrieval.dense import dense_search
 from retrieval.index import DenseIndex, build_dense_index
 
-
-def stage_bm25(ctx: RunContext, work: Path) -> dict:
-    options = ctx.config["bm25"]
-    bm25.build_index(ctx.dataset.corpus_path, work / "index", fields=options["fields"])
-    queries = ctx.dataset.split_queries(ctx.config["split"]["test"])
-    started = time.perf_counter()
-    run = bm25.search(work / "index", queries, k=options["k"], k1=options["k1"], b=options["b"])
-    latency = seconds_per_query(started, queries)
-    write_run(run, work / "test.trec", tag="bm25")
-    if ctx.dev_queries():
-        dev = bm25.search(work / "index", ctx.dev_queries(), k=options["k"], k1=options["k1"], b=options["b"])
-        write_run(dev, work / "dev.trec", tag="bm25")
-    return {"latency": {"retrieve": latency}}
+ZERO_SHOT_MAX_LENGTH = 256
+"""The passage length the start encoder's encoding is costed at."""
 
 
 def dense_stage_runs(ctx: RunContext, work: Path, encoder: str | None) -> dict:
@@ -61,9 +50,5 @@ def stage_dense_zeroshot(ctx: RunContext, work: Path) -> dict:
     return dense_stage_runs(ctx, work, ctx.config["dense"]["model"])
 
 
-def stage_index(ctx: RunContext, work: Path) -> dict:
-    """Index the corpus with the trained (or transferred) bi-encoder."""
-    encoder = ctx.bi_encoder()
-    if encoder is None:
-        return skipped(f"no bi-encoder beyond the zero-shot start in {ctx.mode} mode")
-    return dense_stage_runs(ctx, work, encoder)
+def estimate_dense_zeroshot(w: Workload) -> StagePlan:
+    return StagePlan("dense-zeroshot", f"encode {w.passages:,} passages", w.index_seconds(ZERO_SHOT_MAX_LENGTH))
