@@ -5,6 +5,7 @@ unchanged in `transformers` and as a `sentence_transformers.CrossEncoder`."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -26,30 +27,36 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "tandem_cross_encoder.json"
 
 
-def _run_head_in_float32(model: torch.nn.Module) -> None:
-    """Under bf16 autocast a logit rounded to bf16 keeps ~3 significant digits, so close candidates
-    tie and the ranking degrades. The (tiny) classification head therefore runs in float32; the
-    encoder below it keeps the bf16 speed. Weights and state-dict names are untouched."""
-    head = getattr(model, "classifier", None)
-    if head is None:
-        return
-    forward = head.forward
+class Float32Forward(torch.nn.Module):
+    """A module kind whose forward runs in float32 with autocast off, used for a cross-encoder's
+    classification head: under bf16 autocast a logit rounded to bf16 keeps ~3 significant digits, so
+    close candidates tie and the ranking degrades, while the (tiny) head costs nothing in float32. Mixed
+    into the head's own class (`float32_head`), so its parameters, their names in the state dict and
+    what `transformers` saves and loads are unchanged."""
 
-    def forward_in_float32(hidden: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         with torch.autocast(device_type=hidden.device.type, enabled=False):
-            return forward(hidden.float(), *args, **kwargs)
-
-    head.forward = forward_in_float32
+            return super().forward(hidden.float(), *args, **kwargs)
 
 
-def _float32_head_in_copy(model: torch.nn.Module) -> None:
-    """A bf16 weight copy's head back in float32 (the copy also copied the original's wrapped forward,
-    which would call the original head)."""
+@functools.cache
+def _float32_kind(kind: type) -> type:
+    return type(f"Float32{kind.__name__}", (Float32Forward, kind), {})
+
+
+def float32_head(model: torch.nn.Module) -> None:
+    """Make `model`'s classification head (`classifier`, e.g. BERT's Linear or RoBERTa's head module) a
+    `Float32Forward` of its own kind."""
+    head = getattr(model, "classifier", None)
+    if head is not None and not isinstance(head, Float32Forward):
+        head.__class__ = _float32_kind(type(head))
+
+
+def _float32_head_weights(model: torch.nn.Module) -> None:
+    """A bf16 weight copy's head weights back in float32 (the copy keeps the head's `Float32Forward` kind)."""
     head = getattr(model, "classifier", None)
     if head is not None:
-        head.__dict__.pop("forward", None)
         head.float()
-        _run_head_in_float32(model)
 
 
 def is_cross_encoder(name_or_path: str | Path) -> bool:
@@ -77,7 +84,7 @@ class CrossEncoder(torch.nn.Module):
         # parameters the start checkpoint lacked (the one-logit head of an encoder-only start)
         self.new_parameter_names = tuple(new_parameter_names)
         self._inference: dict[str, Callable] = {}  # int8|bf16 -> forward to logits, built on first use
-        _run_head_in_float32(model)
+        float32_head(model)
 
     @classmethod
     def from_pretrained(
@@ -194,7 +201,7 @@ class CrossEncoder(torch.nn.Module):
             precision,
             self.device,
             lambda output: output.logits,
-            adapt=_float32_head_in_copy,
+            adapt=_float32_head_weights,
         )
         return (forward, "fp32") if forward else (None, precision)
 
