@@ -8,7 +8,6 @@ identical data, steps and seed.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +21,8 @@ from core.training.config import TrainingConfig
 from core.training.distributed import setup_distributed
 from core.training.loop import seed_everything, train_on_groups
 from core.training.losses import LossName, make_loss
-from core.training.output import finish_training, finished_earlier, model_card
+from core.training.output import finish_training, finished_summary, model_card
 from rerank.model import CrossEncoder
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,9 +69,8 @@ def train_reranker(
     dev figure of a model, e.g. nDCG@10 of reranking dev queries) and `config.eval_every`, training keeps
     the best-scoring weights and stops after `config.patience` evaluations without improvement."""
     out_dir = Path(out_dir)
-    if resume and finished_earlier(out_dir, config):
-        log.info("%s holds the final model of this training already", out_dir)
-        return {"steps": 0, "seconds": 0.0, "groups": len(groups), "finished_earlier": True}
+    if resume and (finished := finished_summary(out_dir, config, len(groups))):
+        return finished
     groups, without_found_positives = groups_with_found_positives(groups, config.positive_depth)
     groups, without_negatives = groups_with_negatives(groups)
     if not groups:

@@ -10,7 +10,6 @@ in the groups by `tandem reranker score-groups`).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -24,10 +23,8 @@ from core.training.config import TrainingConfig
 from core.training.distributed import gather_objects, gather_with_grad, setup_distributed
 from core.training.loop import seed_everything, train_on_groups
 from core.training.losses import DISTILLATION_LOSSES, ListwiseKLLoss, ListwiseNLLLoss, MarginMSELoss
-from core.training.output import finish_training, finished_earlier, model_card
+from core.training.output import finish_training, finished_summary, model_card
 from retrieval.encoder import BiEncoder, BiEncoderConfig
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -127,9 +124,8 @@ def train_retriever(
 ) -> dict:
     """Fine-tune a bi-encoder on training groups and save it into `out_dir` (HF format)."""
     out_dir = Path(out_dir)
-    if resume and finished_earlier(out_dir, config):
-        log.info("%s holds the final model of this training already", out_dir)
-        return {"steps": 0, "seconds": 0.0, "groups": len(groups), "finished_earlier": True}
+    if resume and (finished := finished_summary(out_dir, config, len(groups))):
+        return finished
     if config.loss not in ("nll", *DISTILLATION_LOSSES):
         raise TandemError(f"unknown retriever loss '{config.loss}'; choose nll, {', '.join(DISTILLATION_LOSSES)}")
     if config.loss != "nll":

@@ -150,6 +150,8 @@ def test_resume_continues_exactly(
     resumed = CrossEncoder.from_pretrained(tmp_path / "resumed").model.state_dict()
     for name, tensor in straight.items():
         torch.testing.assert_close(tensor, resumed[name], msg=name)
+    again = train_reranker(groups, checkpointed, tmp_path / "resumed", resume=True)  # finished: nothing to do
+    assert again["finished_earlier"] and again["steps"] == 0
 
 
 def test_saved_model_loads_in_transformers_and_sentence_transformers(tiny_bert: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ is refused before anything is loaded."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
@@ -17,6 +18,8 @@ from core.atomic import publish_model
 from core.errors import TandemError
 from core.outputs import check_folder_output, claim_folder
 from core.training.loop import NOT_TRAINING_OPTIONS
+
+log = logging.getLogger(__name__)
 
 
 def prepare_output_dir(
@@ -55,6 +58,15 @@ def finished_earlier(out_dir: Path, config: object) -> bool:
             f"--resume: {out_dir} holds a model finished with other options ({listed}); start again with --overwrite"
         )
     return True
+
+
+def finished_summary(out_dir: Path, config: object, groups: int) -> dict | None:
+    """What a trainer returns when resuming finds `out_dir` finished with exactly `config` (nothing left
+    to do), else None."""
+    if not finished_earlier(out_dir, config):
+        return None
+    log.info("%s holds the final model of this training already", out_dir)
+    return {"steps": 0, "seconds": 0.0, "groups": groups, "finished_earlier": True}
 
 
 def finish_training(out_dir: Path, save: Callable[[Path], None], config: object, card: str) -> None:
