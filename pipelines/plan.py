@@ -121,7 +121,13 @@ def format_plan(plans: list[StagePlan], rates: Rates, budget: float | None = Non
         measured.append(f"cross-encoder {rates.reranker_step_s:.2f} s/step")
     if rates.score_s_per_token:
         measured.append(f"scoring {1 / rates.score_seconds(1):.0f} pairs/s")
-    lines.append(f"measured in a {rates.warmup_seconds:.0f} s warm-up (what this run does): " + ", ".join(measured))
+    source = (
+        f"measured in an earlier {rates.warmup_seconds:.0f} s warm-up of this job on this machine "
+        "(--fresh-warmup times it again)"
+        if rates.cached
+        else f"measured in a {rates.warmup_seconds:.0f} s warm-up (what this run does)"
+    )
+    lines.append(f"{source}: " + ", ".join(measured))
     return "\n".join(lines)
 
 

@@ -32,7 +32,7 @@ from pipelines.modes import Models, choose_mode
 from pipelines.plan import fit_budget, format_plan, plan_run, save_plan
 from pipelines.stages import BY_NAME, STAGE_NAMES
 from pipelines.stages.context import RunContext
-from pipelines.warmup import measure
+from pipelines.warmup import warmup_rates
 
 __all__ = ["STAGES", "load_config", "print_config", "resumable", "run_all"]
 
@@ -86,11 +86,13 @@ def run_all(
     show_plan: bool = False,
     budget: float | None = None,
     plan_only: bool = False,
+    fresh_warmup: bool = False,
 ) -> list[str]:
     """Run the stages in order; returns the names of the stages that ran (the rest were skipped).
     `show_plan` prints each stage's size and estimated time first (from a short warm-up); `budget`
     (seconds) skips distillation, then cuts training steps and rerank depth so the estimate fits
-    (`fit_budget`); `plan_only` stops after the plan."""
+    (`fit_budget`); `plan_only` stops after the plan. The warm-up's rates come from the cache when this
+    machine timed the same job before, unless `fresh_warmup`."""
     unknown = set(force) - set(STAGE_NAMES)
     if unknown:
         raise TandemError(f"--force: unknown stage(s) {sorted(unknown)}; stages: {', '.join(STAGE_NAMES)}")
@@ -107,7 +109,7 @@ def run_all(
     if show_plan or budget or plan_only:
         config = copy.deepcopy(config)
         ctx.config = config
-        rates = measure(dataset, config, mode)
+        rates = warmup_rates(dataset, config, mode, fresh=fresh_warmup)
         plans = plan_run(dataset, config, mode, rates, ctx.bi_encoder() is not None, len(ctx.rerankers()))
         cuts = fit_budget(config, plans, budget) if budget else []
         plan_text = f"plan for {dataset.name} (mode {mode}: {why}):\n{format_plan(plans, rates, budget)}"

@@ -1,15 +1,22 @@
 """The warm-up `tandem run` plans from: it times what dominates each stage with the run's own models,
 settings and precisions (encoding a sample of passages, two bi-encoder and two cross-encoder training
-steps, scoring a batch of pairs) and samples the corpus's token lengths."""
+steps, scoring a batch of pairs) and samples the corpus's token lengths. What it measured is kept in the
+cache (`warmup_rates`), keyed by the machine, the collection and every option that changes a timed
+shape, so a later run of the same job on the same machine plans without timing again."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import platform
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
+from core.atomic import atomic_file
 from core.data.beir import BeirDataset
 from core.data.groups import GroupSample
 from core.data.splits import dev_split_ids
@@ -32,6 +39,7 @@ class Rates:
     warmup_seconds: float
     encode_quantise_s: float = 0.0  # int8: quantising the encoder, once per model
     score_quantise_s: float = 0.0  # int8: quantising the cross-encoder, once per model
+    cached: bool = False  # read from an earlier warm-up of the same job on this machine
 
     def encode_seconds(self, passages: int, max_length: int) -> float:
         return passages * self.passage_tokens[max_length] * self.encode_s_per_token
@@ -59,6 +67,67 @@ def rerank_pair_count(queries: int, config: dict) -> int:
     """About how many pairs one cross-encoder scores in the rerank stage for this many queries."""
     firsts = len(config["rerank"]["first_stages"])
     return round(queries * config["rerank"]["depth"] * (1 + NEW_PAIRS_PER_EXTRA_FIRST_STAGE * (firsts - 1)))
+
+
+UNTIMED_OPTIONS = frozenset(
+    {"epochs", "min_steps", "max_steps", "learning_rate", "head_learning_rate", "seed", "eval_every",
+     "eval_depth", "patience", "save_every", "positives", "positive_depth", "losses", "warmup"}
+)  # fmt: skip
+"""Options of the timed sections that change how long a run trains, not what one step or batch costs:
+a warm-up measured with other values of these is reused."""
+
+
+def warmup_key(dataset: BeirDataset, config: dict, mode: str) -> dict:
+    """What the warm-up's figures depend on: the machine (CPU, cores, threads, GPU, torch), the collection
+    (its sampled lengths) and the options of the timed models and shapes."""
+    timed = {
+        section: {k: v for k, v in config[section].items() if k not in UNTIMED_OPTIONS}
+        for section in ("dense", "retriever", "reranker", "rerank")
+    }
+    return {
+        "machine": {
+            "cpu": _cpu_name(),
+            "cores": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "torch": torch.__version__,
+        },
+        "dataset": [dataset.name, dataset.corpus_fingerprint],
+        "mode": mode,
+        "run_mode": config["run"]["mode"],
+        "options": timed,
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def warmup_rates(dataset: BeirDataset, config: dict, mode: str, fresh: bool = False) -> Rates:
+    """The warm-up's rates for this job: read from the cache when this machine measured the same job
+    before (`fresh`: measure again and replace them), else measured (`measure`) and kept."""
+    from core.data.sources import cache_dir
+
+    key = warmup_key(dataset, config, mode)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    path = cache_dir() / "warmup" / f"{digest}.json"
+    if not fresh and path.is_file():
+        try:
+            saved = json.loads(path.read_text())["rates"]
+            saved["passage_tokens"] = {int(length): tokens for length, tokens in saved["passage_tokens"].items()}
+            return Rates(**{**saved, "cached": True})
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # an unreadable entry is measured again and replaced
+    rates = measure(dataset, config, mode)
+    with atomic_file(path) as out:
+        json.dump({"key": key, "rates": asdict(rates)}, out, indent=2, default=str)
+    return rates
 
 
 def measure(dataset: BeirDataset, config: dict, mode: str, seed: int = 0) -> Rates:

@@ -180,6 +180,32 @@ def test_plan_prints_sizes_and_estimates_then_exits(
     assert not (out / "bm25").exists()  # nothing ran
 
 
+def test_the_warm_up_is_reused_for_the_same_job_on_this_machine(
+    tiny_dir: Path, tiny_bert: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipelines.warmup
+
+    monkeypatch.setenv("TANDEM_CACHE", str(tmp_path / "cache"))  # none of the session's earlier warm-ups
+    measured = []
+    measure = pipelines.warmup.measure
+    monkeypatch.setattr(pipelines.warmup, "measure", lambda *args: measured.append(1) or measure(*args))
+    config = write_config(tmp_path / "c.yaml", tiny_options(tiny_bert, split={"train": "test"}))
+    plan = ["run", "--dataset", str(tiny_dir), "--out", str(tmp_path / "run"), "--config", str(config), "--plan"]
+
+    def planned(*extra: str) -> str:
+        assert main([*plan, *extra]) == 0
+        return capsys.readouterr().out
+
+    first = planned()
+    assert len(measured) == 1 and "measured in a " in first
+    again = planned("--set", "reranker.max_steps=7")  # how long it trains: same timings
+    assert len(measured) == 1 and "measured in an earlier" in again
+    assert again.split("\nreranker ")[0] == first.split("\nreranker ")[0]  # same rates, same estimates
+    planned("--set", "reranker.max_length=32")  # a timed shape changed
+    planned("--fresh-warmup")
+    assert len(measured) == 3
+
+
 def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> None:
     from pipelines.plan import StagePlan, fit_budget, parse_budget
     from pipelines.warmup import Rates
@@ -280,6 +306,6 @@ def test_a_finished_run_reruns_without_a_warm_up(
     def no_warm_up(*args: object, **kwargs: object) -> None:
         raise AssertionError("a finished run measured a warm-up")
 
-    monkeypatch.setattr(pipelines.runner, "measure", no_warm_up)
+    monkeypatch.setattr(pipelines.runner, "warmup_rates", no_warm_up)
     assert main(argv) == 0
     assert "stage report: finished earlier, skipped" in (tmp_path / "run" / "run.log").read_text()

@@ -78,6 +78,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "skipped, then the cross-encoder's steps and rerank depth are scaled down (to half at most), "
         "last the retriever's steps with them; the report records the cuts",
     )
+    parser.add_argument(
+        "--fresh-warmup",
+        action="store_true",
+        help="time the warm-up again instead of reusing what this machine measured for the same job "
+        "(the cache keeps it per CPU, collection and timed options)",
+    )
     parser.add_argument("--print-config", action="store_true", help="print the configuration that would run, and exit")
     parser.set_defaults(handler=run_main)
 
@@ -96,7 +102,7 @@ def run_main(args: argparse.Namespace) -> int:
     datasets = [open_dataset(spec, strict=args.strict) for spec in args.dataset]
     force = list(STAGES) if args.force == [] else args.force or []
     budget = parse_budget(args.budget) / len(datasets) if args.budget else None
-    plan = {"show_plan": True, "budget": budget, "plan_only": args.plan}
+    plan = {"show_plan": True, "budget": budget, "plan_only": args.plan, "fresh_warmup": args.fresh_warmup}
     if len(datasets) == 1:
         ran = run_all(datasets[0], args.out, config, force, **plan)
         if args.plan:
