@@ -111,6 +111,10 @@ def run_all(
         ctx.config = config
         rates = warmup_rates(dataset, config, mode, fresh=fresh_warmup)
         plans = plan_run(dataset, config, mode, rates, ctx.bi_encoder() is not None, len(ctx.rerankers()))
+        pending = pending_stages(ctx, force)
+        for plan in plans:  # a budget cuts only what is left to run
+            if plan.stage not in pending:
+                plan.work, plan.seconds, plan.steps = "finished earlier", 0.0, 0
         cuts = fit_budget(config, plans, budget) if budget else []
         plan_text = f"plan for {dataset.name} (mode {mode}: {why}):\n{format_plan(plans, rates, budget)}"
         print(plan_text, flush=True)

@@ -293,7 +293,7 @@ def test_a_start_model_replaced_at_the_same_path_reruns_what_used_it(
 
 
 def test_a_finished_run_reruns_without_a_warm_up(
-    no_train: Path, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    no_train: Path, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     import pipelines.runner
     from pipelines.cli import main
@@ -302,6 +302,10 @@ def test_a_finished_run_reruns_without_a_warm_up(
     argv = ["run", "--dataset", str(no_train), "--out", str(tmp_path / "run"), "--config", str(config), "--quick"]
     assert main(argv) == 0
     assert "plan for" in (tmp_path / "run" / "run.log").read_text()  # the plan is in the log too
+    assert main([*argv, "--plan", "--force", "report"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert "finished earlier" in lines["bm25"] and "0m00s" in lines["bm25"]  # the plan costs what is left
+    assert "finished earlier" not in lines["report"]
 
     def no_warm_up(*args: object, **kwargs: object) -> None:
         raise AssertionError("a finished run measured a warm-up")
