@@ -109,9 +109,9 @@ def run_all(
     if show_plan or budget or plan_only:
         config = copy.deepcopy(config)
         ctx.config = config
-        rates = warmup_rates(dataset, config, mode, fresh=fresh_warmup)
-        plans = plan_run(dataset, config, mode, rates, ctx.bi_encoder() is not None, len(ctx.rerankers()))
         pending = pending_stages(ctx, force)
+        rates = warmup_rates(dataset, config, mode, pending, fresh=fresh_warmup)
+        plans = plan_run(dataset, config, mode, rates, ctx.bi_encoder() is not None, len(ctx.rerankers()))
         for plan in plans:  # a budget cuts only what is left to run
             if plan.stage not in pending:
                 plan.work, plan.seconds, plan.steps = "finished earlier", 0.0, 0

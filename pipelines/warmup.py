@@ -12,6 +12,7 @@ import os
 import platform
 import random
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
 import torch
@@ -109,12 +110,12 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def warmup_rates(dataset: BeirDataset, config: dict, mode: str, fresh: bool = False) -> Rates:
-    """The warm-up's rates for this job: read from the cache when this machine measured the same job
-    before (`fresh`: measure again and replace them), else measured (`measure`) and kept."""
+def warmup_rates(dataset: BeirDataset, config: dict, mode: str, pending: Collection[str], fresh: bool = False) -> Rates:
+    """The warm-up's rates for this job's `pending` stages: read from the cache when this machine measured
+    the same before (`fresh`: measure again and replace them), else measured (`measure`) and kept."""
     from core.data.sources import cache_dir
 
-    key = warmup_key(dataset, config, mode)
+    key = {**warmup_key(dataset, config, mode), "pending": sorted(pending)}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
     path = cache_dir() / "warmup" / f"{digest}.json"
     if not fresh and path.is_file():
@@ -124,18 +125,21 @@ def warmup_rates(dataset: BeirDataset, config: dict, mode: str, fresh: bool = Fa
             return Rates(**{**saved, "cached": True})
         except (OSError, ValueError, KeyError, TypeError):
             pass  # an unreadable entry is measured again and replaced
-    rates = measure(dataset, config, mode)
+    rates = measure(dataset, config, mode, pending=pending)
     with atomic_file(path) as out:
         json.dump({"key": key, "rates": asdict(rates)}, out, indent=2, default=str)
     return rates
 
 
-def measure(dataset: BeirDataset, config: dict, mode: str, seed: int = 0) -> Rates:
+def measure(
+    dataset: BeirDataset, config: dict, mode: str, seed: int = 0, pending: Collection[str] | None = None
+) -> Rates:
     """Time the expensive operations with the run's start models, lengths and batch shapes (each timed
     after an untimed call, once kernels for the shape exist), and the corpus's token lengths from a sample.
     Inference cost is kept per padded token: the run's length-sorted batches pad little. Jobs that will
     run compiled (bf16-compiled) are timed in eager bf16: compiling here would cost more than the estimate
-    gains, so their planned time is an upper bound."""
+    gains, so their planned time is an upper bound. With `pending` (the stages left to run), training
+    steps and scoring are timed only for stages among them."""
     from rerank.model import CrossEncoder
     from retrieval.encoder import BiEncoder
 
@@ -163,9 +167,13 @@ def measure(dataset: BeirDataset, config: dict, mode: str, seed: int = 0) -> Rat
         fastest_seconds(lambda: encoder.encode(sample, precision=dense_precision, show_progress=False)) / padded
     )
 
+    left = set(pending) if pending is not None else {"retriever", "reranker", "distill", "rerank"}
     trains = mode in ("train", "self-supervised")
-    retriever_step_s = _time_retriever_step(config, device, rng, queries, texts) if trains else 0.0
-    reranks = (trains and config["reranker"]["enabled"]) or mode == "transfer"
+    trains_retriever = trains and bool(left & {"retriever", "distill"})
+    retriever_step_s = _time_retriever_step(config, device, rng, queries, texts) if trains_retriever else 0.0
+    reranks = ((trains and config["reranker"]["enabled"]) or mode == "transfer") and bool(
+        left & {"reranker", "distill", "rerank"}
+    )
     if not reranks:  # zero-shot: nothing trains or reranks, so nothing more to time
         return Rates(encode_s_per_token, 0.0, retriever_step_s, 0.0, lengths, 0.0, time.perf_counter() - started,
                      encode_quantise_s)  # fmt: skip
@@ -176,7 +184,7 @@ def measure(dataset: BeirDataset, config: dict, mode: str, seed: int = 0) -> Rat
     qs, ps = [q for q, _ in pairs], [p for _, p in pairs]
     reranker_step_s = (
         _time_steps(ce, lambda: ce(ce.tokenize(qs, ps)).float().logsumexp(0), device, options["precision"])
-        if trains
+        if trains and "reranker" in left
         else 0.0
     )
     ce.eval()

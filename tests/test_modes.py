@@ -188,7 +188,7 @@ def test_the_warm_up_is_reused_for_the_same_job_on_this_machine(
     monkeypatch.setenv("TANDEM_CACHE", str(tmp_path / "cache"))  # none of the session's earlier warm-ups
     measured = []
     measure = pipelines.warmup.measure
-    monkeypatch.setattr(pipelines.warmup, "measure", lambda *args: measured.append(1) or measure(*args))
+    monkeypatch.setattr(pipelines.warmup, "measure", lambda *a, **k: measured.append(1) or measure(*a, **k))
     config = write_config(tmp_path / "c.yaml", tiny_options(tiny_bert, split={"train": "test"}))
     plan = ["run", "--dataset", str(tiny_dir), "--out", str(tmp_path / "run"), "--config", str(config), "--plan"]
 
@@ -204,6 +204,14 @@ def test_the_warm_up_is_reused_for_the_same_job_on_this_machine(
     planned("--set", "reranker.max_length=32")  # a timed shape changed
     planned("--fresh-warmup")
     assert len(measured) == 3
+
+    # a run with only reranking left times no training step
+    options = load_config(config, quick=False)
+    options["split"]["train"] = "test"
+    rates = measure(BeirDataset(tiny_dir), options, "train", pending=["rerank", "fuse", "report"])
+    assert rates.retriever_step_s == rates.reranker_step_s == 0 and rates.score_s_per_token > 0
+    rates = measure(BeirDataset(tiny_dir), options, "train")
+    assert rates.retriever_step_s > 0 and rates.reranker_step_s > 0
 
 
 def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> None:
