@@ -7,8 +7,8 @@ collection at hand (docs/experiments.md says which).
     .venv/bin/python -m experiments.cross_encoder --run runs/nfcorpus --dataset nfcorpus \\
         --name bce --loss bce --groups runs/nfcorpus/mining/groups.jsonl --positive-depth 100
 
-`--test` also reranks the test queries' hybrid top 100 with the best dev checkpoint: for the setting
-already chosen, never to choose one.
+`--test` also reranks the dev and test queries' hybrid top 100 with the best dev checkpoint (runs kept as
+OUT/NAME/{dev,test}-hybrid-top100.trec): for the setting already chosen, never to choose one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from core.data.groups import read_groups
+from core.data.runs import write_run
 from core.data.sources import open_dataset
 from pipelines.defaults import DEFAULTS
 from pipelines.evaluation.dev_score import rerank_dev_score
@@ -111,6 +112,7 @@ def main() -> None:
         reranker = CrossEncoder.from_pretrained(out).to_device()
         for split in ("dev", "test"):
             reranked = rerank_run(first[split], dataset.queries, dataset.corpus, reranker, 100, show_progress=False)
+            write_run(reranked, out / f"{split}-hybrid-top100.trec", tag=args.name)  # for paired tests later
             scored, base = evaluate(reranked, qrels[split]), evaluate(first[split], qrels[split])
             record[f"{split}_at_100"] = scored.aggregate["nDCG@10"]
             record[f"{split}_hybrid"] = base.aggregate["nDCG@10"]

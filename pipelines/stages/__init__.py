@@ -1,8 +1,9 @@
 """The stages of `tandem run`, each declared once below: its name, the function that runs it
-(`(RunContext, work folder) -> result dict`) and the one that estimates its cost (`Workload ->
-StagePlan`), both in a module named after it, and the configuration sections its output depends on
-(which decide what a re-run skips). The runner, `--force`, the plan and the configuration read this
-list: adding a stage is a module and a line here. Each stage calls the library
+(`(RunContext, work folder) -> result dict`), the one that estimates its cost (`Workload ->
+StagePlan`) and the one that lists the systems it produced for the report, all in a module named after
+it, and the configuration sections its output depends on (which decide what a re-run skips). The
+runner, `--force`, the plan, the report and the configuration read this list: adding a stage is a module
+and a line here. Each stage calls the library
 functions its command calls. May import every package except the command line."""
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.estimate import StagePlan, Workload
-from pipelines.stages.bm25 import estimate_bm25, stage_bm25
-from pipelines.stages.context import RunContext
-from pipelines.stages.dense_zeroshot import estimate_dense_zeroshot, stage_dense_zeroshot
-from pipelines.stages.distill import estimate_distill, stage_distill
-from pipelines.stages.fuse import estimate_fuse, stage_fuse
-from pipelines.stages.index import estimate_index, stage_index
+from pipelines.stages.bm25 import estimate_bm25, stage_bm25, systems_bm25
+from pipelines.stages.context import RunContext, SystemRuns
+from pipelines.stages.dense_zeroshot import estimate_dense_zeroshot, stage_dense_zeroshot, systems_dense_zeroshot
+from pipelines.stages.distill import estimate_distill, stage_distill, systems_distill
+from pipelines.stages.fuse import estimate_fuse, stage_fuse, systems_fuse
+from pipelines.stages.index import estimate_index, stage_index, systems_index
 from pipelines.stages.mining import estimate_mining, stage_mining
 from pipelines.stages.report import estimate_report, stage_report
-from pipelines.stages.rerank import estimate_rerank, stage_rerank
+from pipelines.stages.rerank import estimate_rerank, stage_rerank, systems_rerank
 from pipelines.stages.reranker import estimate_reranker, stage_reranker
 from pipelines.stages.retriever import estimate_retriever, stage_retriever
 
@@ -38,14 +39,22 @@ class Stage:
     """sections added in self-supervised mode (the bi-encoder trains on `mining`'s title pseudo-queries)"""
     version: int = 1
     """raised when the stage's output changes form, so run folders made before redo it (and what follows)"""
+    systems: Callable[[RunContext], list[SystemRuns]] = lambda ctx: []
+    """the systems the stage produced, for the report (which lists them in stage order)"""
 
 
 TRAINED = ("run", "split", "bm25", "dense", "retriever", "mining", "reranker")
 RERANKED = (*TRAINED, "distill", "rerank", "hybrid")
 
 STAGES: list[Stage] = [
-    Stage("bm25", stage_bm25, estimate_bm25, ("split", "bm25")),
-    Stage("dense-zeroshot", stage_dense_zeroshot, estimate_dense_zeroshot, ("split", "dense")),
+    Stage("bm25", stage_bm25, estimate_bm25, ("split", "bm25"), systems=systems_bm25),
+    Stage(
+        "dense-zeroshot",
+        stage_dense_zeroshot,
+        estimate_dense_zeroshot,
+        ("split", "dense"),
+        systems=systems_dense_zeroshot,
+    ),
     Stage(
         "retriever",
         stage_retriever,
@@ -53,7 +62,14 @@ STAGES: list[Stage] = [
         ("run", "split", "bm25", "dense", "retriever"),
         ("mining",),
     ),
-    Stage("index", stage_index, estimate_index, ("run", "split", "dense", "retriever"), ("mining",)),
+    Stage(
+        "index",
+        stage_index,
+        estimate_index,
+        ("run", "split", "dense", "retriever"),
+        ("mining",),
+        systems=systems_index,
+    ),
     Stage(
         "mining",
         stage_mining,
@@ -62,9 +78,9 @@ STAGES: list[Stage] = [
         version=2,
     ),
     Stage("reranker", stage_reranker, estimate_reranker, TRAINED),
-    Stage("distill", stage_distill, estimate_distill, (*TRAINED, "distill")),
-    Stage("rerank", stage_rerank, estimate_rerank, RERANKED),
-    Stage("fuse", stage_fuse, estimate_fuse, (*RERANKED, "fuse")),
+    Stage("distill", stage_distill, estimate_distill, (*TRAINED, "distill"), systems=systems_distill),
+    Stage("rerank", stage_rerank, estimate_rerank, RERANKED, systems=systems_rerank),
+    Stage("fuse", stage_fuse, estimate_fuse, (*RERANKED, "fuse"), systems=systems_fuse),
     Stage("report", stage_report, estimate_report, None),
 ]
 """Every stage, in the order `tandem run` runs them."""

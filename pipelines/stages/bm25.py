@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.data.runs import write_run
 from pipelines.estimate import BM25_INDEX_PER_S, JVM_START_S, StagePlan, Workload, bm25_query_seconds
-from pipelines.stages.context import RunContext, seconds_per_query
+from pipelines.stages.context import RunContext, SystemRuns, first_stage_system, seconds_per_query
 from retrieval import bm25
 
 
@@ -32,3 +32,7 @@ def estimate_bm25(w: Workload) -> StagePlan:
         f"index {w.passages:,} passages, search {w.evaluated:,} test + dev queries",
         JVM_START_S + w.passages / BM25_INDEX_PER_S + w.evaluated * bm25_query_seconds(w.config["bm25"]["k"]),
     )
+
+
+def systems_bm25(ctx: RunContext) -> list[SystemRuns]:
+    return [first_stage_system(ctx, "bm25")]

@@ -1,11 +1,14 @@
 """What every stage function receives: the dataset, the run folder, the configuration and the mode,
-and where the run's models are (trained here, or transferred)."""
+and where the run's models are (trained here, or transferred); and `SystemRuns`, how a stage declares
+the systems it produced for the report."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from core.data.beir import BeirDataset
@@ -18,6 +21,18 @@ DENSE_NAMES = {
     "transfer": "dense transferred",
 }
 """The report's name for the bi-encoder a mode produces (zero-shot has only the start model)."""
+
+
+@dataclass
+class SystemRuns:
+    """A system a stage produced, as the report reads it: its name, its run of a split, what it costs
+    per query and the system it builds on (which the report tests it against)."""
+
+    name: str
+    run_file: Callable[[str], Path]
+    """split -> the system's TREC run of that split"""
+    latency: dict[str, float] = field(default_factory=dict)
+    first_stage: str | None = None
 
 
 @dataclass
@@ -89,6 +104,43 @@ class RunContext:
 
     def dense_name(self) -> str:
         return DENSE_NAMES[self.mode] if self.bi_encoder() else "dense zero-shot"
+
+    def short_dense_name(self) -> str:
+        return {"dense fine-tuned": "dense ft"}.get(self.dense_name(), self.dense_name())
+
+    def first_stage_name(self, first: str) -> str:
+        """The report's name of a first stage, by its stage (bm25, dense-zeroshot, index, distill) or
+        hybrid (hybrid, hybrid-distill)."""
+        return {
+            "bm25": "BM25",
+            "dense-zeroshot": "dense zero-shot",
+            "index": self.dense_name(),
+            "distill": "dense distilled",
+            "hybrid": f"hybrid (RRF BM25 + {self.short_dense_name()})",
+            "hybrid-distill": "hybrid (RRF BM25 + dense distilled)",
+        }[first]
+
+    def reranked_name(self, first: str, label: str) -> str:
+        """The report's name of cross-encoder `label` reranking first stage `first`."""
+        return f"{self.first_stage_name(first)} + CE ({label.upper() if label in ('nll', 'bce') else label})"
+
+    def first_stage_latency(self, first: str) -> dict[str, float]:
+        """Seconds per query of a first stage (as its stage recorded them); a hybrid costs its two parts."""
+        if first.startswith("hybrid"):
+            dense = "distill" if first == "hybrid-distill" else self.dense_stage()
+            return {"retrieve": sum(self.first_stage_latency(s).get("retrieve", 0) for s in ("bm25", dense))}
+        return dict((self.done(first) or {}).get("result", {}).get("latency", {}))
+
+    def stage_run(self, stage: str, split: str) -> Path:
+        """Where a first stage keeps its run of `split`."""
+        return self.stage_dir(stage) / f"{split}.trec"
+
+
+def first_stage_system(ctx: RunContext, stage: str, first_stage: str | None = None) -> SystemRuns:
+    """A first stage's system: its `<split>.trec` runs and its recorded latency."""
+    return SystemRuns(
+        ctx.first_stage_name(stage), partial(ctx.stage_run, stage), ctx.first_stage_latency(stage), first_stage
+    )
 
 
 def seconds_per_query(started: float, queries: dict) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.data.runs import write_run
 from pipelines.estimate import StagePlan, Workload
-from pipelines.stages.context import RunContext, seconds_per_query
+from pipelines.stages.context import RunContext, SystemRuns, first_stage_system, seconds_per_query
 from retrieval.dense import dense_search
 from retrieval.index import DenseIndex, build_dense_index
 
@@ -52,3 +52,7 @@ def stage_dense_zeroshot(ctx: RunContext, work: Path) -> dict:
 
 def estimate_dense_zeroshot(w: Workload) -> StagePlan:
     return StagePlan("dense-zeroshot", f"encode {w.passages:,} passages", w.index_seconds(ZERO_SHOT_MAX_LENGTH))
+
+
+def systems_dense_zeroshot(ctx: RunContext) -> list[SystemRuns]:
+    return [first_stage_system(ctx, "dense-zeroshot")]

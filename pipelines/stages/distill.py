@@ -14,7 +14,7 @@ from core.data.groups import MINED_GROUPS, TrainingGroup, read_groups, write_gro
 from core.data.runs import read_run
 from pipelines.estimate import StagePlan, Workload, training_steps
 from pipelines.evaluation.metrics import evaluate
-from pipelines.stages.context import RunContext, skipped
+from pipelines.stages.context import RunContext, SystemRuns, first_stage_system, skipped
 from pipelines.stages.dense_zeroshot import dense_stage_runs
 from pipelines.stages.reranker import reranker_dev_score
 from pipelines.stages.retriever import retriever_config
@@ -108,3 +108,10 @@ def estimate_distill(w: Workload) -> StagePlan:
     return StagePlan(
         "distill", f"score {pairs:,} pairs, {steps:,} steps, encode {w.passages:,} passages", seconds, steps
     )
+
+
+def systems_distill(ctx: RunContext) -> list[SystemRuns]:
+    """The distilled bi-encoder, tested against the one it was trained from (when the stage indexed)."""
+    if not ctx.distilled():
+        return []
+    return [first_stage_system(ctx, "distill", first_stage=ctx.dense_name())]

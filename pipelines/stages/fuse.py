@@ -7,13 +7,14 @@ and the cross-encoder gets none when dev says it adds nothing. Runs go to `fuse/
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 from core.data.runs import read_run, write_run
 from pipelines.estimate import StagePlan, Workload
 from pipelines.evaluation.fusion import choose_convex_weights, convex, simplex_grid
-from pipelines.stages.context import RunContext, skipped
-from pipelines.stages.rerank import first_stage_run, run_path
+from pipelines.stages.context import RunContext, SystemRuns, skipped
+from pipelines.stages.rerank import run_path
 
 PARTS = ("ce", "bm25", "dense")
 
@@ -28,8 +29,7 @@ def stage_fuse(ctx: RunContext, work: Path) -> dict:
         return skipped("no cross-encoder")
     splits = ("dev", "test")
     others = {
-        split: [read_run(first_stage_run(ctx, stage, split)) for stage in ("bm25", ctx.dense_stage())]
-        for split in splits
+        split: [read_run(ctx.stage_run(stage, split)) for stage in ("bm25", ctx.dense_stage())] for split in splits
     }
     grid, depth = simplex_grid(len(PARTS), options["grid_step"]), ctx.config["rerank"]["depth"]
     chosen = {}
@@ -55,3 +55,27 @@ def estimate_fuse(w: Workload) -> StagePlan:
     return StagePlan(
         "fuse", f"{combinations} weightings x {runs} reranked runs on dev", combinations * runs * (0.05 + 0.003 * w.dev)
     )
+
+
+def systems_fuse(ctx: RunContext) -> list[SystemRuns]:
+    """Each reranked run's convex mix with BM25 and dense; a zero CE weight needs no cross-encoder, and its
+    latency counts none."""
+    convex_weights = (ctx.done("fuse") or {}).get("result", {}).get("convex", {})
+    rerank = (ctx.done("rerank") or {}).get("result", {})
+    systems = []
+    for label in ctx.rerankers():
+        for first in rerank.get("first_stages", []):
+            name = f"{first}-{label}"
+            if name not in convex_weights:
+                continue
+            w = convex_weights[name]["weights"]
+            system_name = (
+                f"{ctx.reranked_name(first, label)}, convex: CE {w['ce']:g}, BM25 {w['bm25']:g}, "
+                f"{ctx.short_dense_name()} {w['dense']:g}"
+            )
+            latency = ctx.first_stage_latency(first)
+            if w["ce"]:
+                latency["rerank"] = rerank["latency"][name]
+            runs = partial(run_path, ctx.stage_dir("fuse"), name=f"{name}-convex")
+            systems.append(SystemRuns(system_name, runs, latency, ctx.first_stage_name(first)))
+    return systems

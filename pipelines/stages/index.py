@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.estimate import StagePlan, Workload
-from pipelines.stages.context import RunContext, skipped
+from pipelines.stages.context import RunContext, SystemRuns, first_stage_system, skipped
 from pipelines.stages.dense_zeroshot import dense_stage_runs
 
 
@@ -24,3 +24,7 @@ def estimate_index(w: Workload) -> StagePlan:
     return StagePlan(
         "index", f"encode {w.passages:,} passages", w.index_seconds(w.config["retriever"]["passage_max_length"])
     )
+
+
+def systems_index(ctx: RunContext) -> list[SystemRuns]:
+    return [first_stage_system(ctx, "index")] if ctx.dense_stage() == "index" else []

@@ -14,107 +14,43 @@ from pipelines.evaluation.metrics import evaluate
 from pipelines.evaluation.record import run_record
 from pipelines.evaluation.report import System, write_report
 from pipelines.stages.context import RunContext
-from pipelines.stages.rerank import first_stage_run, run_path
-
-STAGE_RUNS = ("bm25", "dense-zeroshot", "index", "distill")
-"""The stages that write a first-stage test run."""
 
 
 def report_systems(ctx: RunContext) -> list[System]:
-    """Every system this mode produced, evaluated on the test split (and on dev, if any)."""
+    """Every system the run's stages produced (each stage's `systems`, in stage order), evaluated on the
+    test split (and on dev, if any)."""
+    from pipelines.stages import STAGES
+
     qrels = {"test": ctx.dataset.qrels(ctx.config["split"]["test"])}
     if ctx.dev_queries():
         qrels["dev"] = ctx.dev_qrels()
-
-    def scored(path_of_split) -> dict:
-        figures = {split: evaluate(read_run(path_of_split(split)), judged) for split, judged in qrels.items()}
-        return {**figures, "run_file": path_of_split("test")}
-
-    latency = {s: (ctx.done(s) or {}).get("result", {}).get("latency", {}) for s in STAGE_RUNS + ("rerank",)}
-    rerank_result = (ctx.done("rerank") or {}).get("result", {})
-    weights = rerank_result.get("fuse_weights", {})
-    convex = (ctx.done("fuse") or {}).get("result", {}).get("convex", {})
-    dense_stage, dense_name = ctx.dense_stage(), ctx.dense_name()
-    short = {"dense fine-tuned": "dense ft"}.get(dense_name, dense_name)
-    names = {
-        "bm25": "BM25",
-        "dense-zeroshot": "dense zero-shot",
-        "index": dense_name,
-        "distill": "dense distilled",
-        "hybrid": f"hybrid (RRF BM25 + {short})",
-        "hybrid-distill": "hybrid (RRF BM25 + dense distilled)",
-    }
-    latency["hybrid"] = {"retrieve": latency["bm25"].get("retrieve", 0) + latency[dense_stage].get("retrieve", 0)}
-    latency["hybrid-distill"] = {"retrieve": latency["bm25"].get("retrieve", 0) + latency["distill"].get("retrieve", 0)}
-    rerank = ctx.stage_dir("rerank")
     systems = []
-    for stage in STAGE_RUNS:
-        if (stage != "index" or dense_stage == "index") and (stage != "distill" or ctx.distilled()):
-            figures = scored(lambda split, stage=stage: first_stage_run(ctx, stage, split))
-            trained_from = dense_name if stage == "distill" else None
+    for stage in STAGES:
+        for produced in stage.systems(ctx):
+            figures = {split: evaluate(read_run(produced.run_file(split)), judged) for split, judged in qrels.items()}
             systems.append(
                 System(
-                    names[stage],
+                    produced.name,
                     figures["test"],
-                    dict(latency[stage]),
-                    trained_from,
+                    produced.latency,
+                    produced.first_stage,
                     figures.get("dev"),
-                    figures["run_file"],
+                    produced.run_file("test"),
                 )
             )
-    for hybrid in ("hybrid", "hybrid-distill") if ctx.distilled() else ("hybrid",):
-        figures = scored(lambda split, hybrid=hybrid: run_path(rerank, split, hybrid))
-        systems.append(
-            System(
-                names[hybrid], figures["test"], latency[hybrid], dev=figures.get("dev"), run_file=figures["run_file"]
-            )
-        )
-    firsts = rerank_result.get("first_stages", ["bm25", dense_stage])
-    for label in ctx.rerankers():
-        for first in firsts:
-            name = f"{first}-{label}"
-            stage_latency = {**latency[first], "rerank": latency["rerank"][name]}
-            system_name = f"{names[first]} + CE ({label.upper() if label in ('nll', 'bce') else label})"
-            figures = scored(lambda split, name=name: run_path(rerank, split, name))
-            systems.append(
-                System(
-                    system_name, figures["test"], stage_latency, names[first], figures.get("dev"), figures["run_file"]
-                )
-            )
-            if name in weights:
-                fused_name = f"{system_name} fused with {names[first]} (w {weights[name]['weight']:g})"
-                figures = scored(lambda split, name=name: run_path(rerank, split, f"{name}-fused"))
-                systems.append(
-                    System(
-                        fused_name,
-                        figures["test"],
-                        stage_latency,
-                        names[first],
-                        figures.get("dev"),
-                        figures["run_file"],
-                    )
-                )
-            if name in convex:
-                w = convex[name]["weights"]
-                convex_name = f"{system_name}, convex: CE {w['ce']:g}, BM25 {w['bm25']:g}, {short} {w['dense']:g}"
-                figures = scored(lambda split, name=name: run_path(ctx.stage_dir("fuse"), split, f"{name}-convex"))
-                cost = stage_latency if w["ce"] else dict(latency[first])  # a zero CE weight needs no CE
-                systems.append(
-                    System(convex_name, figures["test"], cost, names[first], figures.get("dev"), figures["run_file"])
-                )
     return systems
 
 
-def choose_result(systems: list[System]) -> tuple[str, str]:
+def choose_result(systems: list[System], fixed: str) -> tuple[str, str]:
     """The system the report calls its result, and why: the best dev nDCG@10 when there is a dev split
-    (ties to the system listed first, the cheaper one), else the BM25 + dense hybrid, fixed in advance."""
+    (ties to the system listed first, the cheaper one), else `fixed` (the BM25 + dense hybrid), fixed in
+    advance."""
     with_dev = [s for s in systems if s.dev is not None]
     if with_dev:
         best = max(with_dev, key=lambda s: (s.dev.aggregate["nDCG@10"], -systems.index(s)))
         queries = best.dev.num_queries
         return best.name, f"the best nDCG@10 on the dev split ({queries} queries, never trained on)"
-    hybrid = next(s.name for s in systems if s.name.startswith("hybrid"))
-    return hybrid, (
+    return fixed, (
         "fixed in advance, as there is no dev split to choose on (on the collections tried so far the BM25 + "
         "dense hybrid was the one system that beat BM25 on each)"
     )
@@ -122,7 +58,7 @@ def choose_result(systems: list[System]) -> tuple[str, str]:
 
 def stage_report(ctx: RunContext, work: Path) -> dict:
     systems = report_systems(ctx)
-    result, why = choose_result(systems)
+    result, why = choose_result(systems, ctx.first_stage_name("hybrid"))
     skipped_stages = [
         f"{stage} ({done['result']['skipped']})"
         for stage in ("retriever", "index", "mining", "reranker", "distill", "fuse")

@@ -6,13 +6,14 @@ interpolated with its first stage at the cross-encoder weight that scored best o
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 from core.data.runs import Run, read_run, write_run
 from core.precision import bulk_precision, pick_device
 from pipelines.estimate import StagePlan, Workload
 from pipelines.evaluation.fusion import choose_weight, interpolate_reranked, rrf
-from pipelines.stages.context import RunContext
+from pipelines.stages.context import RunContext, SystemRuns
 from pipelines.warmup import rerank_pair_count
 from rerank.model import CrossEncoder
 from rerank.rerank import rerank_pairs, rerank_runs, top_pairs
@@ -23,10 +24,6 @@ def run_path(work: Path, split: str, name: str) -> Path:
     return work / f"{name}.trec" if split == "test" else work / split / f"{name}.trec"
 
 
-def first_stage_run(ctx: RunContext, stage: str, split: str) -> Path:
-    return ctx.stage_dir(stage) / f"{split}.trec"
-
-
 def fuse_hybrid(ctx: RunContext, runs: list[Run]) -> Run:
     """The RRF fusion of first-stage runs with the run's `hybrid` options: how every hybrid is made."""
     return rrf(runs, ctx.config["hybrid"]["rrf_k"], ctx.config["hybrid"]["depth"])
@@ -34,7 +31,7 @@ def fuse_hybrid(ctx: RunContext, runs: list[Run]) -> Run:
 
 def hybrid_run(ctx: RunContext, split: str) -> Run:
     """The `hybrid` first stage of `split`: BM25 and the dense stage fused (`fuse_hybrid`)."""
-    return fuse_hybrid(ctx, [read_run(first_stage_run(ctx, stage, split)) for stage in ("bm25", ctx.dense_stage())])
+    return fuse_hybrid(ctx, [read_run(ctx.stage_run(stage, split)) for stage in ("bm25", ctx.dense_stage())])
 
 
 def hybrid_runs(ctx: RunContext, work: Path, splits: list[str]) -> dict[tuple[str, str], Run]:
@@ -42,15 +39,13 @@ def hybrid_runs(ctx: RunContext, work: Path, splits: list[str]) -> dict[tuple[st
     stage) and, when the distill stage indexed, `hybrid-distill` (BM25 + the distilled bi-encoder); the
     fusions are written to `work`."""
     dense = ctx.dense_stage()
-    runs = {
-        (first, split): read_run(first_stage_run(ctx, first, split)) for first in ("bm25", dense) for split in splits
-    }
+    runs = {(first, split): read_run(ctx.stage_run(first, split)) for first in ("bm25", dense) for split in splits}
     distilled = ctx.distilled()
     for split in splits:
         runs["hybrid", split] = fuse_hybrid(ctx, [runs["bm25", split], runs[dense, split]])
         write_run(runs["hybrid", split], run_path(work, split, "hybrid"), tag="hybrid-rrf")
         if distilled:
-            fused = fuse_hybrid(ctx, [runs["bm25", split], read_run(first_stage_run(ctx, "distill", split))])
+            fused = fuse_hybrid(ctx, [runs["bm25", split], read_run(ctx.stage_run("distill", split))])
             write_run(fused, run_path(work, split, "hybrid-distill"), tag="hybrid-distill-rrf")
     return runs
 
@@ -126,3 +121,25 @@ def estimate_rerank(w: Workload) -> StagePlan:
     pairs = rerank_pair_count(w.evaluated, w.config) * w.rerankers
     seconds = w.rates.score_seconds(pairs) + w.rerankers * w.rates.score_quantise_s + 2
     return StagePlan("rerank", f"{pairs:,} pairs to score", seconds)
+
+
+def systems_rerank(ctx: RunContext) -> list[SystemRuns]:
+    """The hybrids, each cross-encoder's reranking of each first stage, and its dev-weighted fusion with
+    that first stage."""
+    work, result = ctx.stage_dir("rerank"), (ctx.done("rerank") or {}).get("result", {})
+    systems = [
+        SystemRuns(ctx.first_stage_name(hybrid), partial(run_path, work, name=hybrid), ctx.first_stage_latency(hybrid))
+        for hybrid in (("hybrid", "hybrid-distill") if ctx.distilled() else ("hybrid",))
+    ]
+    weights = result.get("fuse_weights", {})
+    for label in ctx.rerankers():
+        for first in result.get("first_stages", ["bm25", ctx.dense_stage()]):
+            name, system_name = f"{first}-{label}", ctx.reranked_name(first, label)
+            latency = {**ctx.first_stage_latency(first), "rerank": result["latency"][name]}
+            first_name = ctx.first_stage_name(first)
+            systems.append(SystemRuns(system_name, partial(run_path, work, name=name), latency, first_name))
+            if name in weights:
+                fused_name = f"{system_name} fused with {first_name} (w {weights[name]['weight']:g})"
+                fused_runs = partial(run_path, work, name=f"{name}-fused")
+                systems.append(SystemRuns(fused_name, fused_runs, latency, first_name))
+    return systems
