@@ -7,6 +7,7 @@ pipeline.timings   # seconds per query of each stage
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -74,12 +75,12 @@ class Pipeline:
 
     @classmethod
     def from_run(
-        cls, run_dir: str | Path, system: str = "ce", depth: int = 100, corpus: Corpus | None = None
+        cls, run_dir: str | Path, system: str = "ce", depth: int | None = None, corpus: Corpus | None = None
     ) -> Pipeline:
         """The pipeline of a finished `tandem run` folder, its indexes and models loaded once: `bm25`, `dense`
         (the fine-tuned bi-encoder where the run trained one), `hybrid` (their RRF) or `ce` (the hybrid's
         top `depth` reranked by the run's first cross-encoder, scoring passages of `corpus`: None reads the
-        corpus the run's BM25 index was built from)."""
+        corpus the run's BM25 index was built from). `depth` None: the run's own `rerank.depth`."""
         run_dir = Path(run_dir)
         if system not in SYSTEMS:
             raise TandemError(f"system must be one of {', '.join(SYSTEMS)}, not '{system}'")
@@ -102,7 +103,19 @@ class Pipeline:
             raise TandemError(f"{run_dir}: the run trained no cross-encoder; use --system hybrid")
         if corpus is None:
             corpus = run_corpus(run_dir)
+        if depth is None:
+            depth = run_rerank_depth(run_dir)
         return cls(hybrid, CrossEncoderReranker(rerankers[0], corpus), depth)
+
+
+def run_rerank_depth(run_dir: Path) -> int:
+    """The rerank depth a finished run's report used (its rerank stage's `rerank.depth`)."""
+    config = run_dir / "rerank" / "config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text())["rerank"]["depth"])
+    from pipelines.defaults import RerankDefaults  # only for a run without its rerank stage's config
+
+    return RerankDefaults().depth
 
 
 def run_corpus(run_dir: str | Path) -> Corpus:

@@ -73,6 +73,13 @@ def top_pairs(runs: Iterable[Run], depth: int) -> dict[tuple[str, str], int]:
     return pairs
 
 
+def reranked_at_depth(first: Run, scored: Run, depth: int) -> Run:
+    """`first` reranked at `depth` with the scores of `scored`, a reranking of `first` at least that deep:
+    what `rerank_run` at `depth` would return for the same scores, without scoring again."""
+    scores = {query_id: dict(hits) for query_id, hits in scored.items()}
+    return _reordered(first, depth, lambda query_id, doc_id: scores[query_id][doc_id])
+
+
 def _reordered(run: Run, depth: int, score) -> Run:
     """Each query's top `depth` by `score(query, passage)`; the hits below keep their order beneath."""
     reranked: Run = {}

@@ -264,3 +264,12 @@ def test_multi_positive_nll_targets_the_set_of_positives() -> None:
     few = TrainingGroup("q", "query", [Passage("p", "pos")], [Passage("n1", "a"), Passage("n2", "b")])
     sample = next(epoch_batches([few], 3, 1, 7, 0, positives=2))[0]
     assert sample.positives == 1 and sample.texts[0] == "pos" and set(sample.texts[1:]) == {"a", "b"}
+
+
+def test_reranked_at_a_shallower_depth_reuses_the_scores() -> None:
+    from rerank.rerank import reranked_at_depth
+
+    first = {"q": [("a", 3.0), ("b", 2.0), ("c", 1.0)]}
+    scored = {"q": [("c", 5.0), ("b", 4.0), ("a", 1.0)]}  # first reranked at depth 3
+    assert [doc for doc, _ in reranked_at_depth(first, scored, 2)["q"]] == ["b", "a", "c"]
+    assert [doc for doc, _ in reranked_at_depth(first, scored, 3)["q"]] == ["c", "b", "a"]

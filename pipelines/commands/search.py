@@ -28,9 +28,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--depth",
         type=positive_int,
-        default=100,
-        help="with --system ce: hybrid hits the cross-encoder rescores (default: %(default)s, as the run's "
-        "report; fewer answer faster)",
+        help="with --system ce: hybrid hits the cross-encoder rescores (default: the run's rerank.depth, as "
+        "in its report; fewer answer faster)",
     )
     parser.add_argument("--interactive", action="store_true", help="read queries from stdin, one per line")
     parser.set_defaults(handler=run_search)
