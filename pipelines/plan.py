@@ -56,7 +56,8 @@ def fit_budget(config: dict, plans: list[StagePlan], budget: float) -> list[str]
     beats the fine-tuned bi-encoder. Then the cross-encoder's steps and rerank depth are scaled down, to
     `CROSS_ENCODER_FLOOR` of them at most, never below `CROSS_ENCODER_MIN_STEPS` steps or `MIN_RERANK_DEPTH`
     hits; a cross-encoder that cannot have those is skipped, with its reranking. Last, the retriever's steps
-    are scaled: the mining, the dense and hybrid first stages and the cross-encoder's groups build on it.
+    are scaled, by what is still over: the mining, the dense and hybrid first stages and the
+    cross-encoder's groups build on it.
     BM25, encoding and mining cannot be cut."""
     by_stage = {p.stage: p for p in plans}
     cuttable = sum(by_stage[s].seconds for s in ("retriever", "reranker", "distill", "rerank"))
@@ -86,13 +87,15 @@ def fit_budget(config: dict, plans: list[StagePlan], budget: float) -> list[str]
                 f"{CROSS_ENCODER_MIN_STEPS:,} to leave its plateau)"
             )
         elif factor < 1:
-            over -= cross * (1 - factor)
             _scale_steps(config, reranker, factor, cuts)
             depth = config["rerank"]["depth"]
-            config["rerank"]["depth"] = max(min(MIN_RERANK_DEPTH, depth), int(depth * factor))
-            rerank.seconds *= config["rerank"]["depth"] / depth
-            rerank.cut = f"depth {depth} -> {config['rerank']['depth']}"
-            cuts.append(f"rerank {rerank.cut}")
+            shallower = max(min(MIN_RERANK_DEPTH, depth), int(depth * factor))
+            if shallower < depth:
+                config["rerank"]["depth"] = shallower
+                rerank.seconds *= shallower / depth
+                rerank.cut = f"depth {depth} -> {shallower}"
+                cuts.append(f"rerank {rerank.cut}")
+            over -= cross - (reranker.seconds + rerank.seconds)  # what the cuts saved
     if over > 1.0 and retriever.seconds:  # a second of rounding is no reason to cut
         _scale_steps(config, retriever, max(0.0, 1 - over / retriever.seconds), cuts)
     return cuts

@@ -226,8 +226,9 @@ def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> N
         return [StagePlan("bm25", "", 60), StagePlan("retriever", "", 600, steps=100), StagePlan("reranker", "", 1200, steps=reranker_steps),
                 StagePlan("distill", "", 300, steps=40), StagePlan("rerank", "", 600), StagePlan("report", "", 40)]  # fmt: skip
 
-    def cut(budget: float, reranker_steps: int = 800) -> tuple[dict, list[str], float]:
+    def cut(budget: float, reranker_steps: int = 800, depth: int = 100) -> tuple[dict, list[str], float]:
         config, planned = load_config(None, quick=False), plans(reranker_steps)
+        config["rerank"]["depth"] = depth
         cuts = fit_budget(config, planned, budget)
         return config, cuts, sum(p.seconds for p in planned)
 
@@ -249,6 +250,9 @@ def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> N
     assert cuts[-1].startswith("cross-encoder skipped (366 of its steps would fit")
     assert config["retriever"]["max_steps"] == 0 and seconds == pytest.approx(700)
     assert cut(5000)[1] == []
+    config, cuts, seconds = cut(1800, depth=30)  # at the default depth only the steps can go
+    assert config["rerank"]["depth"] == 30 and config["reranker"]["max_steps"] == int(800 * factor)
+    assert config["retriever"]["max_steps"] == 61 and seconds == pytest.approx(1800, rel=0.01)
     with pytest.raises(TandemError, match="cannot be cut"):
         fit_budget(load_config(None, quick=False), plans(), budget=50)
     rates = Rates(1e-3, 2e-3, 1.0, 2.0, {256: 100.0}, 150.0, 1.0)
