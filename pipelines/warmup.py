@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
 import random
 import time
 from collections.abc import Collection
@@ -22,6 +20,7 @@ from core.data.beir import BeirDataset
 from core.data.groups import GroupSample
 from core.data.splits import dev_split_ids
 from core.precision import autocast, bulk_precision, pick_device, resolved_precision
+from pipelines.evaluation.provenance import machine
 
 WARMUP_PASSAGES = 64
 LENGTH_SAMPLE = 1000
@@ -79,35 +78,19 @@ a warm-up measured with other values of these is reused."""
 
 
 def warmup_key(dataset: BeirDataset, config: dict, mode: str) -> dict:
-    """What the warm-up's figures depend on: the machine (CPU, cores, threads, GPU, torch), the collection
-    (its sampled lengths) and the options of the timed models and shapes."""
+    """What the warm-up's figures depend on: the machine (`provenance.machine`, torch's threads and
+    version), the collection (its sampled lengths) and the options of the timed models and shapes."""
     timed = {
         section: {k: v for k, v in config[section].items() if k not in UNTIMED_OPTIONS}
         for section in ("dense", "retriever", "reranker", "rerank")
     }
     return {
-        "machine": {
-            "cpu": _cpu_name(),
-            "cores": os.cpu_count(),
-            "threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "torch": torch.__version__,
-        },
+        "machine": {**machine(), "threads": torch.get_num_threads(), "torch": torch.__version__},
         "dataset": [dataset.name, dataset.corpus_fingerprint],
         "mode": mode,
         "run_mode": config["run"]["mode"],
         "options": timed,
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def warmup_rates(dataset: BeirDataset, config: dict, mode: str, pending: Collection[str], fresh: bool = False) -> Rates:

@@ -3,8 +3,8 @@
 StagePlan`) and the one that lists the systems it produced for the report, all in a module named after
 it, and the configuration sections its output depends on (which decide what a re-run skips). The
 runner, `--force`, the plan, the report and the configuration read this list: adding a stage is a module
-and a line here. Each stage calls the library
-functions its command calls. May import every package except the command line."""
+and a line here. Each stage calls the library functions its command calls. May import every package
+except the command line."""
 
 from __future__ import annotations
 
