@@ -15,12 +15,13 @@ from core.data.beir import Corpus, load_corpus
 from core.data.runs import Run
 from core.errors import TandemError
 from pipelines.evaluation.fusion import interpolate, rrf
-from rerank.reranker import CrossEncoderReranker, Reranker
+from rerank.reranker import CascadeReranker, CrossEncoderReranker, Reranker
 from retrieval import bm25
 from retrieval.retrievers import Bm25Retriever, DenseRetriever, Retriever
 
 __all__ = [
     "Bm25Retriever",
+    "CascadeReranker",
     "CrossEncoderReranker",
     "DenseRetriever",
     "HybridRetriever",
@@ -75,12 +76,19 @@ class Pipeline:
 
     @classmethod
     def from_run(
-        cls, run_dir: str | Path, system: str = "ce", depth: int | None = None, corpus: Corpus | None = None
+        cls,
+        run_dir: str | Path,
+        system: str = "ce",
+        depth: int | None = None,
+        corpus: Corpus | None = None,
+        cascade_keep: int | None = None,
     ) -> Pipeline:
         """The pipeline of a finished `tandem run` folder, its indexes and models loaded once: `bm25`, `dense`
         (the fine-tuned bi-encoder where the run trained one), `hybrid` (their RRF) or `ce` (the hybrid's
         top `depth` reranked by the run's first cross-encoder, scoring passages of `corpus`: None reads the
-        corpus the run's BM25 index was built from). `depth` None: the run's own `rerank.depth`."""
+        corpus the run's BM25 index was built from). `depth` None: the run's own `rerank.depth`.
+        `cascade_keep` K: the cross-encoder reads `CASCADE_MAX_LENGTH` tokens per pair over the top `depth`
+        first, then its full length over that pass's top K only (`CascadeReranker`)."""
         run_dir = Path(run_dir)
         if system not in SYSTEMS:
             raise TandemError(f"system must be one of {', '.join(SYSTEMS)}, not '{system}'")
@@ -105,7 +113,11 @@ class Pipeline:
             corpus = run_corpus(run_dir)
         if depth is None:
             depth = run_rerank_depth(run_dir)
-        return cls(hybrid, CrossEncoderReranker(rerankers[0], corpus), depth)
+        reranker: Reranker = CrossEncoderReranker(rerankers[0], corpus)
+        if cascade_keep:
+            cheap = CrossEncoderReranker(rerankers[0], corpus, max_length=CASCADE_MAX_LENGTH)
+            reranker = CascadeReranker(cheap, reranker, cascade_keep)
+        return cls(hybrid, reranker, depth)
 
 
 def run_rerank_depth(run_dir: Path) -> int:
@@ -122,6 +134,9 @@ def run_corpus(run_dir: str | Path) -> Corpus:
     """The corpus a finished `tandem run` folder's BM25 index was built from."""
     return load_corpus(bm25.read_index_meta(Path(run_dir) / "bm25" / "index").corpus_path)
 
+
+CASCADE_MAX_LENGTH = 64
+"""Tokens per pair the cascade's cheap pass reads (`bench.rerank_frontier --cascade-length`)."""
 
 SYSTEMS = ("bm25", "dense", "hybrid", "ce")
 """What `Pipeline.from_run` builds from a run folder."""

@@ -19,6 +19,7 @@ from pipelines.cli import main
 from pipelines.evaluation.fusion import interpolate, rrf
 from pipelines.pipeline import Bm25Retriever, CrossEncoderReranker, Pipeline
 from pipelines.runner import STAGES, load_config, run_all
+from rerank.reranker import CascadeReranker
 from retrieval import bm25
 
 
@@ -113,6 +114,33 @@ def test_fusion() -> None:
     assert [d for d, _ in rrf([a, b])["q"]] == ["y", "x", "w", "z"]
     fused = interpolate(a, b, alpha=0.5)["q"]
     assert fused[0] == ("y", pytest.approx(0.5 * 4 / 9 + 0.5 * 1.0))
+
+
+class ScoreByTable:
+    """A reranker scoring each passage from a fixed table, recording how many pairs it was asked to score."""
+
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores, self.scored = scores, 0
+
+    def rerank(self, run, queries, depth):
+        from rerank.rerank import reranked_at_depth
+
+        self.scored += sum(min(depth, len(hits)) for hits in run.values())
+        return reranked_at_depth(
+            run, {q: [(d, self.scores[d]) for d, _ in hits[:depth]] for q, hits in run.items()}, depth
+        )
+
+
+def test_cascade_rescores_only_the_first_pass_top_keep() -> None:
+    first_stage = {"q": [(doc, 1.0 / rank) for rank, doc in enumerate("abcdefg", start=1)]}
+    cheap = ScoreByTable({"a": 1, "b": 6, "c": 5, "d": 4, "e": 3, "f": 2, "g": 0})
+    full = ScoreByTable({"a": 0, "b": 1, "c": 9, "d": 8, "e": 0, "f": 0, "g": 9})
+    reranked = CascadeReranker(cheap, full, keep=3).rerank(first_stage, {"q": "text"}, depth=6)
+    # cheap orders the top 6 b c d e f a (g stays below); full reorders b c d only
+    assert [d for d, _ in reranked["q"]] == ["c", "d", "b", "e", "f", "a", "g"]
+    assert (cheap.scored, full.scored) == (6, 3)
+    with pytest.raises(ValueError, match="keep"):
+        CascadeReranker(cheap, full, keep=0)
 
 
 def test_pipeline_api_and_compare(
@@ -293,6 +321,10 @@ def test_search_answers_from_a_finished_run(tiny_dir: Path, tiny_bert: Path, tmp
     assert main(["search", "--run-dir", str(out), "--k", "2", "aspirin heart attack"]) == 0
     printed = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert printed[0].startswith("# aspirin heart attack") and len(printed) == 3
+    cascade = Pipeline.from_run(out, "ce", depth=4, cascade_keep=2)
+    assert isinstance(cascade.reranker, CascadeReranker) and cascade.reranker.first.model.max_length == 64
+    assert len(cascade.search_one("aspirin heart attack", k=3)) == 3
+    assert main(["search", "--run-dir", str(out), "--cascade", "2", "aspirin heart attack"]) == 0
     model = CrossEncoder.from_pretrained(out / "reranker" / "nll")
     ranked = model.rank("aspirin", ["aspirin reduces heart attacks", "salt", "coffee"])
     assert sorted(i for i, _ in ranked) == [0, 1, 2] and ranked[0][1] >= ranked[-1][1]

@@ -23,13 +23,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("query", nargs="?", help="the query text")
     parser.add_argument("--run-dir", required=True, type=Path, help="a finished `tandem run` folder")
     parser.add_argument("--system", choices=SYSTEMS, default="ce",
-                        help="bm25, dense, hybrid (their RRF) or ce (the hybrid's top 100 reranked; default)")  # fmt: skip
+                        help="bm25, dense, hybrid (their RRF) or ce (the hybrid's top --depth reranked; default)")  # fmt: skip
     parser.add_argument("--k", type=positive_int, default=10, help="hits to print (default: %(default)s)")
     parser.add_argument(
         "--depth",
         type=positive_int,
         help="with --system ce: hybrid hits the cross-encoder rescores (default: the run's rerank.depth, as "
         "in its report; fewer answer faster)",
+    )
+    parser.add_argument(
+        "--cascade",
+        type=positive_int,
+        metavar="K",
+        help="with --system ce: a cheap first pass (the cross-encoder reading 64 tokens per pair) reorders "
+        "the top --depth, and the full model rescores only its top K (bench.rerank_frontier measures the "
+        "trade-off; default: no cascade)",
     )
     parser.add_argument("--interactive", action="store_true", help="read queries from stdin, one per line")
     parser.set_defaults(handler=run_search)
@@ -40,7 +48,7 @@ def run_search(args: argparse.Namespace) -> int:
         raise TandemError("give a query, or --interactive to read queries from stdin")
     started = time.perf_counter()
     corpus = run_corpus(args.run_dir)  # the titles printed, and the texts the cross-encoder scores
-    pipeline = Pipeline.from_run(args.run_dir, args.system, args.depth, corpus)
+    pipeline = Pipeline.from_run(args.run_dir, args.system, args.depth, corpus, cascade_keep=args.cascade)
     pipeline.search_one("warm-up", 1)  # Java, the searcher and the models' first call: part of loading
     print(f"loaded {args.system} from {args.run_dir} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     queries = [args.query] if args.query else (line.strip() for line in sys.stdin)
