@@ -94,7 +94,7 @@ class MiningDefaults:
     sources: list[str] = field(default_factory=lambda: ["dense", "bm25"])
     num_negatives: int = MINING.num_negatives
     depth: int = MINING.depth
-    rank_range: list[int] | None = None
+    rank_range: list[int] | None = field(default_factory=lambda: list(MINING.rank_range) if MINING.rank_range else None)
     margin: float | None = MINING.margin
     title_queries: int = 1500
     """title pseudo-query groups (a passage's title as the query, its text as the positive) added to the

@@ -34,6 +34,9 @@ class MiningConfig:
     num_negatives: int = 30
     depth: int = 100
     rank_range: tuple[int, int] | None = None
+    """negatives only from these ranks of their source (None: the whole `depth`). A window of the top 30
+    (what a reranker is shown) did not separate from the whole depth on the two dev splits
+    (docs/experiments.md, "Where the cross-encoder's negatives come from")"""
     margin: float | None = None
     seed: int = 42
     min_relevance: int = 1
@@ -242,8 +245,8 @@ def mine_to_file(
 
 
 def parse_rank_range(text: str | None) -> tuple[int, int] | None:
-    """`A:B` -> (A, B); None stays None."""
-    if text is None:
+    """`A:B` -> (A, B); None and `none` (no window: every rank) -> None."""
+    if text is None or text.lower() == "none":
         return None
     try:
         low, high = (int(part) for part in text.split(":"))

@@ -94,6 +94,7 @@ def test_rank_window_and_margin(tiny_dir: Path) -> None:
         MiningConfig(rank_range=(5, 2))
     with pytest.raises(ValueError, match="A:B"):
         parse_rank_range("ten:20")
+    assert parse_rank_range("none") is None and parse_rank_range("3:8") == (3, 8)
 
 
 def test_sampling_depends_only_on_seed(tiny_dir: Path) -> None:

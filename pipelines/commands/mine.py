@@ -28,6 +28,14 @@ SPLIT = SplitDefaults()
 """Defaults shared with `tandem run` (pipelines/defaults.py)."""
 
 
+def rank_range_argument(text: str) -> tuple[int, int] | None:
+    """`--rank-range` parsed as `parse_rank_range` does, its error as argparse's."""
+    try:
+        return parse_rank_range(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "mine",
@@ -52,7 +60,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=MINING.depth,
         help="candidates retrieved per query and source (default: %(default)s)",
     )
-    parser.add_argument("--rank-range", metavar="A:B", help="keep only candidates ranked A..B (1-based), e.g. 10:100")
+    parser.add_argument(
+        "--rank-range",
+        metavar="A:B",
+        type=rank_range_argument,
+        default=tuple(MINING.rank_range) if MINING.rank_range else None,
+        help="keep only candidates ranked A..B (1-based) by their source, e.g. 10:100; none: every rank "
+        "(default: %s)" % (":".join(map(str, MINING.rank_range)) if MINING.rank_range else "none"),
+    )
     parser.add_argument(
         "--margin", type=float, help="drop candidates scoring above MARGIN x the positive's score (e.g. 0.95)"
     )
@@ -99,7 +114,7 @@ def run_mine(args: argparse.Namespace) -> int:
         config = MiningConfig(
             args.num_negatives,
             args.depth,
-            parse_rank_range(args.rank_range),
+            args.rank_range,
             args.margin,
             args.seed,
             args.min_relevance,
