@@ -64,6 +64,12 @@ def main() -> None:
         default=recipe.positive_depth,
         help="keep only positives the mining sources ranked within this depth (0: all; default: the recipe's)",
     )
+    parser.add_argument(
+        "--negative-depth",
+        type=int,
+        default=recipe.negative_depth,
+        help="keep only the judged queries' negatives their source ranked within this depth (0: all; default: the recipe's)",
+    )
     parser.add_argument("--init", default="start", help="start (the run's start model), retriever, or a model path")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--test", action="store_true", help="also rerank test's hybrid top 100 (the chosen setting)")
@@ -90,7 +96,7 @@ def main() -> None:
         model=model, loss=args.loss, positives=args.positives, group_size=args.group_size, batch_queries=args.batch_queries,
         max_length=args.max_length, epochs=1, min_steps=args.steps, max_steps=args.steps, learning_rate=args.lr,
         head_learning_rate=args.head_lr, seed=args.seed, eval_every=args.eval_every, patience=args.patience,
-        positive_depth=args.positive_depth,
+        positive_depth=args.positive_depth, negative_depth=args.negative_depth,
     )  # fmt: skip
     started = time.perf_counter()
     if (out / "training_config.json").is_file():

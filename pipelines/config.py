@@ -115,6 +115,7 @@ RANGES: dict[str, Range] = {
             "reranker.save_every",
             "reranker.eval_every",
             "reranker.positive_depth",
+            "reranker.negative_depth",
             "reranker.patience",
             "distill.max_steps",
             "distill.label_weight",

@@ -127,6 +127,7 @@ class RerankerDefaults:
     """with `eval_every`: dev hits per query each evaluation reranks (of the BM25 + dense RRF hybrid)"""
     positives: int = RERANKER.positives
     positive_depth: int = RERANKER.positive_depth
+    negative_depth: int = RERANKER.negative_depth
     seed: int = RERANKER.seed
     precision: str = RERANKER.precision
 

@@ -71,7 +71,8 @@ def rerank_pair_count(queries: int, config: dict) -> int:
 
 UNTIMED_OPTIONS = frozenset(
     {"epochs", "min_steps", "max_steps", "learning_rate", "head_learning_rate", "seed", "eval_every",
-     "eval_depth", "patience", "save_every", "positives", "positive_depth", "losses", "warmup"}
+     "eval_depth", "patience", "save_every", "positives", "positive_depth", "negative_depth",
+     "losses", "warmup"}
 )  # fmt: skip
 """Options of the timed sections that change how long a run trains, not what one step or batch costs:
 a warm-up measured with other values of these is reused."""

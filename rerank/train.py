@@ -15,7 +15,13 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from core.data.groups import GroupBatch, TrainingGroup, groups_with_found_positives, groups_with_negatives
+from core.data.groups import (
+    GroupBatch,
+    TrainingGroup,
+    groups_with_found_positives,
+    groups_with_near_negatives,
+    groups_with_negatives,
+)
 from core.errors import TandemError
 from core.training.config import TrainingConfig
 from core.training.distributed import setup_distributed
@@ -43,6 +49,12 @@ class RerankerConfig(TrainingConfig):
     """train on the positives the mining sources ranked within this depth (0: every judged positive). A
     reranker only ever sees its first stage's top hits; judged passages no first stage finds (most of
     NFCorpus's citation-derived positives) teach it features that do not rank what it is shown"""
+    negative_depth: int = 30
+    """train the judged queries on the negatives their mining source ranked within this depth (0: all the
+    mined ones); title pseudo-query groups keep all of theirs. The reranker is shown its first stage's top
+    `rerank.depth`: the near misses there are the distinctions it must make, negatives from further down
+    are mostly easy. Chosen on both collections' dev splits (docs/experiments.md, "Where the
+    cross-encoder's negatives come from")"""
     max_length: int = 256
     """tokens per (query, passage) pair; the longer side is cut first"""
     attention_dropout: float = 0.0
@@ -72,7 +84,7 @@ def train_reranker(
     if resume and (finished := finished_summary(out_dir, config, len(groups))):
         return finished
     groups, without_found_positives = groups_with_found_positives(groups, config.positive_depth)
-    groups, without_negatives = groups_with_negatives(groups)
+    groups, without_negatives = groups_with_negatives(groups_with_near_negatives(groups, config.negative_depth))
     if not groups:
         raise TandemError("no training group has a negative passage")
     context = setup_distributed(config.device)

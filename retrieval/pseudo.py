@@ -9,8 +9,7 @@ from __future__ import annotations
 import random
 
 from core.data.beir import Corpus, Qrels
-
-PREFIX = "title:"
+from core.data.groups import TITLE_QUERY_PREFIX
 
 
 def title_queries(corpus: Corpus, count: int, seed: int = 42, min_words: int = 4) -> tuple[dict[str, str], Qrels]:
@@ -20,6 +19,6 @@ def title_queries(corpus: Corpus, count: int, seed: int = 42, min_words: int = 4
         i for i, title in enumerate(corpus.titles) if len(title.split()) >= min_words and corpus.texts[i].strip()
     ]
     chosen = sorted(random.Random(seed).sample(eligible, min(count, len(eligible))))
-    queries = {f"{PREFIX}{corpus.ids[i]}": corpus.titles[i] for i in chosen}
-    qrels = {f"{PREFIX}{corpus.ids[i]}": {corpus.ids[i]: 1} for i in chosen}
+    queries = {f"{TITLE_QUERY_PREFIX}{corpus.ids[i]}": corpus.titles[i] for i in chosen}
+    qrels = {f"{TITLE_QUERY_PREFIX}{corpus.ids[i]}": {corpus.ids[i]: 1} for i in chosen}
     return queries, qrels

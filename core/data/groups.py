@@ -133,6 +133,8 @@ MINED_GROUPS = "groups.jsonl"
 """A mining folder's groups for the train queries (`tandem mine --out`, a run's `mining/`)."""
 TITLE_GROUPS = "title-groups.jsonl"
 """A run's mining folder's groups for title pseudo-queries (passage titles as queries, BM25 negatives)."""
+TITLE_QUERY_PREFIX = "title:"
+"""The query id of a title pseudo-query is this prefix and its passage's id (`retrieval.pseudo`)."""
 
 
 def read_mined_groups(folder: str | Path, corpus: Corpus | None = None) -> list[TrainingGroup]:
@@ -176,6 +178,28 @@ def groups_with_found_positives(groups: list[TrainingGroup], depth: int) -> tupl
     if dropped:
         log.info("%d of %d groups have no positive ranked within %d by mining; left out", dropped, len(groups), depth)
     return kept, dropped
+
+
+def groups_with_near_negatives(groups: list[TrainingGroup], depth: int) -> list[TrainingGroup]:
+    """The judged queries' groups cut to the negatives their mining source ranked within `depth` (0: all
+    kept); title pseudo-query groups keep every negative. A group left without a negative is then left
+    out by `groups_with_negatives`, which counts it. Groups that record no negative's rank (written by
+    another tool) keep every negative, with a warning that says so."""
+    if not depth:
+        return groups
+    judged = [group for group in groups if not group.query_id.startswith(TITLE_QUERY_PREFIX)]
+    if judged and not any(p.rank is not None for g in judged for p in g.negatives):
+        log.warning(
+            "the training groups record no rank for their negatives, so negative_depth %d cannot apply: training "
+            "on every mined negative (groups from `tandem mine` record them)", depth,
+        )  # fmt: skip
+        return groups
+    return [
+        group
+        if group.query_id.startswith(TITLE_QUERY_PREFIX)
+        else replace(group, negatives=[p for p in group.negatives if p.rank is not None and p.rank <= depth])
+        for group in groups
+    ]
 
 
 def write_groups(groups: Iterable[TrainingGroup], path: str | Path, with_text: bool = False) -> int:

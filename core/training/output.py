@@ -106,6 +106,6 @@ def model_card(kind: str, config: object, summary: dict, groups: int) -> str:
         )
     lines += ["", "Recipe (training_config.json has every option):", ""]
     shown = ("learning_rate", "head_learning_rate", "epochs", "group_size", "batch_queries", "positives",
-             "positive_depth", "max_length", "eval_every", "patience", "seed")  # fmt: skip
+             "positive_depth", "negative_depth", "max_length", "eval_every", "patience", "seed")  # fmt: skip
     lines += [f"- {name}: {options[name]}" for name in shown if name in options]
     return "\n".join(lines) + "\n"
