@@ -241,3 +241,25 @@ def test_positives_record_the_rank_mining_found_them_at_and_training_can_keep_th
         for positive in group.positives:
             positive.rank = None  # groups from another tool: every positive kept, with a warning
     assert groups_with_found_positives(groups, depth=5) == (groups, 0)
+
+
+def test_training_keeps_the_judged_queries_near_negatives_and_every_title_group_negative(tiny_dir: Path) -> None:
+    from dataclasses import replace
+
+    from core.data.groups import TITLE_QUERY_PREFIX, groups_with_near_negatives
+
+    dataset = BeirDataset(tiny_dir)
+    groups, _ = mine(dataset, MiningConfig(num_negatives=6, depth=12))
+    title = replace(groups[0], query_id=f"{TITLE_QUERY_PREFIX}{groups[0].positives[0].id}")
+    cut = groups_with_near_negatives([*groups, title], depth=5)
+    pairs = list(zip([*groups, title], cut, strict=True))
+    for before, after in pairs[:-1]:
+        assert [p.id for p in after.negatives] == [p.id for p in before.negatives if p.rank <= 5]
+    assert any(len(after.negatives) < len(before.negatives) for before, after in pairs)  # the cut removed some
+    assert cut[-1].negatives == title.negatives  # a title pseudo-query group keeps all of its negatives
+    assert all(p.rank > 5 for p in groups[0].negatives[-1:])  # the caller's groups are left as they were
+    assert groups_with_near_negatives(groups, depth=0) == groups
+    for group in groups:
+        for negative in group.negatives:
+            negative.rank = None  # groups from another tool: every negative kept, with a warning
+    assert groups_with_near_negatives(groups, depth=5) == groups
