@@ -15,6 +15,7 @@ import ast
 import dataclasses
 import inspect
 import math
+import re
 import textwrap
 import tomllib
 import types
@@ -205,19 +206,45 @@ def add_options(
     )
 
 
-def read_options_file(path: Path) -> dict[str, Any]:
-    """The top-level table of a YAML or TOML options file."""
+class _NumberAwareLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: PyYAML follows YAML 1.1, where `1e-4` (an exponent with
+    no dot) is the string '1e-4', while YAML 1.2, TOML, JSON and Python read it as a number, and so does
+    anyone typing a learning rate."""
+
+
+_NumberAwareLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.VERBOSE,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """`text` read as YAML, `1e-4` included as a number (`_NumberAwareLoader`)."""
+    return yaml.load(text, Loader=_NumberAwareLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def read_options_file(path: Path, entries: str = "options") -> dict[str, Any]:
+    """The top-level table of a YAML or TOML options file; `entries` names what the table holds in the
+    error a file of another shape gets (options, sections)."""
     if not path.is_file():
         raise TandemError(f"{path}: config file not found")
     text = path.read_text(encoding="utf-8-sig")
     try:
-        loaded = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        loaded = tomllib.loads(text) if path.suffix == ".toml" else load_yaml(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
         raise TandemError(f"{path}: {err}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise TandemError(f"{path}: the top level must be a table of options, not a {type(loaded).__name__}")
+        raise TandemError(f"{path}: the top level must be a table of {entries}, not a {type(loaded).__name__}")
     return loaded
 
 
@@ -227,7 +254,7 @@ def parse_set(item: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise TandemError(f"--set {item}: expected KEY=VALUE, e.g. epochs=2")
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text)
     except yaml.YAMLError:
         value = text
     if isinstance(value, str) and value.lower() in ("nan", ".nan"):

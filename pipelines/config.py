@@ -5,13 +5,12 @@ decides what a re-run skips)."""
 from __future__ import annotations
 
 import copy
-import tomllib
 from pathlib import Path
 
 import yaml
 
 from core.errors import TandemError
-from core.options import BELOW_ONE, POSITIVE, UNIT, Range, at_least, parse_set
+from core.options import BELOW_ONE, POSITIVE, UNIT, Range, at_least, parse_set, read_options_file
 from core.precision import INFERENCE_PRECISIONS, PRECISIONS
 from core.training.losses import DISTILLATION_LOSSES, LOSSES
 from pipelines.defaults import DEFAULTS, MINING_SOURCES, RERANK_FIRST_STAGES
@@ -192,16 +191,8 @@ def load_config(path: Path | None, quick: bool, sets: list[str] = ()) -> dict:
     if path is None:
         check_types(config, where="--set")
         return config
-    if not path.is_file():
-        raise TandemError(f"{path}: config file not found")
-    text = path.read_text()
-    try:
-        loaded = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
-        raise TandemError(f"{path}: {err}") from None
-    if loaded is not None and not isinstance(loaded, dict):
-        raise TandemError(f"{path}: the top level must be a table of sections, not a {type(loaded).__name__}")
-    config = merge(config, loaded or {}, str(path))
+    loaded = read_options_file(path, entries="sections")
+    config = merge(config, loaded, str(path))
     for item in sets:  # over the file
         key, value = parse_set(item)
         section, _, option = key.partition(".")

@@ -280,6 +280,16 @@ def test_config_types_are_checked_before_any_stage(tmp_path: Path) -> None:
         load_config(listed, quick=False)
 
 
+def test_an_exponent_without_a_dot_is_a_number_in_set_and_in_a_config_file(tmp_path: Path) -> None:
+    """PyYAML alone reads `1e-4` as the string '1e-4' (YAML 1.1), which the type check then refuses."""
+    assert load_config(None, quick=False, sets=["reranker.learning_rate=1e-4"])["reranker"]["learning_rate"] == 1e-4
+    config = tmp_path / "lr.yaml"
+    config.write_text("reranker:\n  learning_rate: 2e-5\n  head_learning_rate: 1E-3\n")
+    loaded = load_config(config, quick=False)["reranker"]
+    assert loaded["learning_rate"] == 2e-5 and loaded["head_learning_rate"] == 1e-3
+    assert load_config(None, quick=False, sets=["dense.model=1e4x"])["dense"]["model"] == "1e4x"
+
+
 def test_options_set_in_code_are_checked_before_any_stage(tiny_dir: Path, tmp_path: Path) -> None:
     """`run_all` checks the configuration it is handed, not only what a config file held."""
     config = load_config(None, quick=True)
