@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from core.data.groups import read_groups
+from core.data.groups import groups_with_negatives_ranked, read_groups
 from core.data.runs import write_run
 from core.data.sources import open_dataset
 from pipelines.defaults import DEFAULTS
@@ -56,7 +56,10 @@ def main() -> None:
     parser.add_argument(
         "--titles", type=int, default=-1, help="title pseudo-query groups added (-1: all the run mined)"
     )
-    parser.add_argument("--rank-window", help="keep only negatives ranked A..B by their source (A:B)")
+    parser.add_argument(
+        "--rank-window",
+        help="keep only the judged queries' negatives their source ranked A..B (A:B; replaces --negative-depth)",
+    )
     parser.add_argument("--groups", type=Path, help="mined groups (default: RUN/mining/groups.jsonl)")
     parser.add_argument(
         "--positive-depth",
@@ -80,9 +83,8 @@ def main() -> None:
     dataset = open_dataset(args.dataset)
     groups = read_groups(args.groups or args.run / "mining" / "groups.jsonl", dataset.corpus)
     window = parse_rank_range(args.rank_window)
-    if window:
-        for group in groups:
-            group.negatives = [p for p in group.negatives if window[0] <= (p.rank or 0) <= window[1]]
+    if window:  # in place of the recipe's negative_depth (below)
+        groups = groups_with_negatives_ranked(groups, *window)
     titles_path = args.run / "mining" / "title-groups.jsonl"
     titles = read_groups(titles_path, dataset.corpus) if titles_path.is_file() else []
     groups += titles if args.titles < 0 else titles[: args.titles]
@@ -96,7 +98,7 @@ def main() -> None:
         model=model, loss=args.loss, positives=args.positives, group_size=args.group_size, batch_queries=args.batch_queries,
         max_length=args.max_length, epochs=1, min_steps=args.steps, max_steps=args.steps, learning_rate=args.lr,
         head_learning_rate=args.head_lr, seed=args.seed, eval_every=args.eval_every, patience=args.patience,
-        positive_depth=args.positive_depth, negative_depth=args.negative_depth,
+        positive_depth=args.positive_depth, negative_depth=0 if window else args.negative_depth,
     )  # fmt: skip
     started = time.perf_counter()
     if (out / "training_config.json").is_file():

@@ -246,7 +246,7 @@ def test_positives_record_the_rank_mining_found_them_at_and_training_can_keep_th
 def test_training_keeps_the_judged_queries_near_negatives_and_every_title_group_negative(tiny_dir: Path) -> None:
     from dataclasses import replace
 
-    from core.data.groups import TITLE_QUERY_PREFIX, groups_with_near_negatives
+    from core.data.groups import TITLE_QUERY_PREFIX, groups_with_near_negatives, groups_with_negatives_ranked
 
     dataset = BeirDataset(tiny_dir)
     groups, _ = mine(dataset, MiningConfig(num_negatives=6, depth=12))
@@ -259,6 +259,10 @@ def test_training_keeps_the_judged_queries_near_negatives_and_every_title_group_
     assert cut[-1].negatives == title.negatives  # a title pseudo-query group keeps all of its negatives
     assert all(p.rank > 5 for p in groups[0].negatives[-1:])  # the caller's groups are left as they were
     assert groups_with_near_negatives(groups, depth=0) == groups
+    window = groups_with_negatives_ranked([*groups, title], 3, 8)  # the experiments' --rank-window 3:8
+    for before, after in zip(groups, window, strict=False):
+        assert [p.id for p in after.negatives] == [p.id for p in before.negatives if 3 <= p.rank <= 8]
+    assert window[-1].negatives == title.negatives
     for group in groups:
         for negative in group.negatives:
             negative.rank = None  # groups from another tool: every negative kept, with a warning

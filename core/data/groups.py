@@ -182,22 +182,26 @@ def groups_with_found_positives(groups: list[TrainingGroup], depth: int) -> tupl
 
 def groups_with_near_negatives(groups: list[TrainingGroup], depth: int) -> list[TrainingGroup]:
     """The judged queries' groups cut to the negatives their mining source ranked within `depth` (0: all
-    kept); title pseudo-query groups keep every negative. A group left without a negative is then left
-    out by `groups_with_negatives`, which counts it. Groups that record no negative's rank (written by
-    another tool) keep every negative, with a warning that says so."""
-    if not depth:
-        return groups
+    kept): `groups_with_negatives_ranked(groups, 1, depth)`."""
+    return groups_with_negatives_ranked(groups, 1, depth) if depth else groups
+
+
+def groups_with_negatives_ranked(groups: list[TrainingGroup], first: int, last: int) -> list[TrainingGroup]:
+    """The judged queries' groups cut to the negatives their mining source ranked `first`..`last`; title
+    pseudo-query groups keep every negative. A group left without a negative is then left out by
+    `groups_with_negatives`, which counts it. Groups that record no negative's rank (written by another
+    tool) keep every negative, with a warning that says so."""
     judged = [group for group in groups if not group.query_id.startswith(TITLE_QUERY_PREFIX)]
     if judged and not any(p.rank is not None for g in judged for p in g.negatives):
         log.warning(
-            "the training groups record no rank for their negatives, so negative_depth %d cannot apply: training "
-            "on every mined negative (groups from `tandem mine` record them)", depth,
+            "the training groups record no rank for their negatives, so the negatives ranked %d-%d cannot be "
+            "picked: training on every mined negative (groups from `tandem mine` record them)", first, last,
         )  # fmt: skip
         return groups
     return [
         group
         if group.query_id.startswith(TITLE_QUERY_PREFIX)
-        else replace(group, negatives=[p for p in group.negatives if p.rank is not None and p.rank <= depth])
+        else replace(group, negatives=[p for p in group.negatives if p.rank is not None and first <= p.rank <= last])
         for group in groups
     ]
 
