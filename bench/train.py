@@ -5,6 +5,11 @@ Same start model, batch layout (B groups x N+1), max length, optimiser, threads 
 
     .venv/bin/python -m bench.train --groups runs/scifact/groups-bm25.jsonl --dataset scifact --steps 10
     .venv/bin/python -m bench.train --groups GROUPS --peer-dtype same     # peer trains with the same autocast
+    .venv/bin/python -m bench.train --groups GROUPS --group-size 11 --compile  # also a torch.compile'd step
+
+It also prints the padding share of the timed batches: how much of what the step forwards is padding
+(every pair padded to the batch's longest), and how much would remain if the pairs were forwarded in
+length-sorted chunks of `--group-size` (what length-bucketed training could save at most).
 """
 
 from __future__ import annotations
@@ -42,6 +47,22 @@ def time_steps(step, batches, warmup: int) -> float:
     return time.perf_counter() - started
 
 
+def print_padding(model: CrossEncoder, batches: list, chunk: int) -> None:
+    """Real tokens over forwarded tokens, padded to each batch's longest pair and in sorted chunks."""
+    real = padded = chunked = 0
+    for batch in batches:
+        queries = [sample.query for sample in batch for _ in sample.texts]
+        passages = [t for sample in batch for t in sample.texts]
+        lengths = sorted(model.tokenize(queries, passages)["attention_mask"].sum(dim=1).tolist())
+        real += sum(lengths)
+        padded += len(lengths) * lengths[-1]
+        chunked += sum(max(lengths[i : i + chunk]) * len(lengths[i : i + chunk]) for i in range(0, len(lengths), chunk))
+    print(
+        f"padding: {1 - real / padded:.1%} of the tokens forwarded; {1 - real / chunked:.1%} in length-sorted chunks "
+        f"of {chunk} pairs (at most {1 - chunked / padded:.1%} of the step's tokens saved)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--groups", required=True)
@@ -54,6 +75,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time the step with the model under torch.compile(dynamic=True)"
+    )
     add_dtype_args(parser)
     args = parser.parse_args()
     our_dtype, peer_dtype = resolved_dtypes(args)
@@ -65,12 +89,14 @@ def main() -> None:
     pairs = args.steps * args.batch_queries * args.group_size
     nll = ListwiseNLLLoss()
 
-    def tandem_step(model: CrossEncoder, optimizer: torch.optim.Optimizer):
+    def tandem_step(model: CrossEncoder, optimizer: torch.optim.Optimizer, forward=None):
+        forward = forward or model
+
         def step(batch):
             queries = [sample.query for sample in batch for _ in sample.texts]
             passages = [t for sample in batch for t in sample.texts]
             with autocast(our_dtype, device):
-                loss = nll(model(model.tokenize(queries, passages)).view(len(batch), -1))
+                loss = nll(forward(model.tokenize(queries, passages)).view(len(batch), -1))
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -87,6 +113,17 @@ def main() -> None:
         model = model.to(device).train()
         seconds = time_steps(tandem_step(model, torch.optim.AdamW(model.parameters(), lr=2e-5)), batches, args.warmup)
         results[label] = pairs / seconds
+    if args.compile:
+        torch.manual_seed(0)
+        model = CrossEncoder.from_pretrained(path, max_length=args.max_length, attention_dropout=0.0).to(device).train()
+        compiled = torch.compile(model.model, dynamic=True)
+        step = tandem_step(
+            model, torch.optim.AdamW(model.parameters(), lr=2e-5), lambda batch: compiled(**batch).logits
+        )
+        results["tandem, torch.compile(dynamic=True) (compiling in the warm-up steps)"] = pairs / time_steps(
+            step, batches, args.warmup
+        )
+    print_padding(model, batches[args.warmup :], args.group_size)
 
     torch.manual_seed(0)
     st = StCrossEncoder(path, num_labels=1, max_length=args.max_length, device=args.device)
@@ -110,8 +147,11 @@ def main() -> None:
         print(f"{label}: {rate:.1f} pairs/s")
     base = results["sentence-transformers"]
     first = next(iter(results.values()))
+    rates = list(results.values())
+    compiled_note = f"; compiled step: {rates[2] / first:.2f}x the eager one" if args.compile else ""
     print(
-        f"RESULT train: tandem ({our_dtype}) / sentence-transformers ({peer_dtype}) = {first / base:.2f}x (same dropout: {list(results.values())[1] / base:.2f}x)"
+        f"RESULT train: tandem ({our_dtype}) / sentence-transformers ({peer_dtype}) = {first / base:.2f}x "
+        f"(same dropout: {rates[1] / base:.2f}x{compiled_note})"
     )
 
 
