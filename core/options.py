@@ -228,7 +228,7 @@ _NumberAwareLoader.add_implicit_resolver(
 
 def load_yaml(text: str) -> Any:
     """`text` read as YAML, `1e-4` included as a number (`_NumberAwareLoader`)."""
-    return yaml.load(text, Loader=_NumberAwareLoader)  # noqa: S506 (a SafeLoader subclass)
+    return yaml.load(text, Loader=_NumberAwareLoader)  # safe: the loader is a SafeLoader subclass
 
 
 def read_options_file(path: Path, entries: str = "options") -> dict[str, Any]:

@@ -182,23 +182,26 @@ def load_config(path: Path | None, quick: bool, sets: list[str] = ()) -> dict:
     """The defaults (with the --quick profile), then the file's options, then each `--set section.key=value`;
     every option is checked (`check_types`) before any stage."""
     config = merge(DEFAULTS, QUICK) if quick else copy.deepcopy(DEFAULTS)
-    for item in sets:
-        key, value = parse_set(item)
-        section, dot, option = key.partition(".")
-        if not dot:
-            raise TandemError(f"--set {item}: name the option with its section, e.g. reranker.epochs=2")
-        config = merge(config, {section: {option: value}}, f"--set {item}")
+    overrides = [(f"--set {item}", section_override(item)) for item in sets]
+    for where, override in overrides:
+        config = merge(config, override, where)
     if path is None:
         check_types(config, where="--set")
         return config
-    loaded = read_options_file(path, entries="sections")
-    config = merge(config, loaded, str(path))
-    for item in sets:  # over the file
-        key, value = parse_set(item)
-        section, _, option = key.partition(".")
-        config = merge(config, {section: {option: value}}, f"--set {item}")
+    config = merge(config, read_options_file(path, entries="sections"), str(path))
+    for where, override in overrides:  # over the file
+        config = merge(config, override, where)
     check_types(config, where=str(path))
     return config
+
+
+def section_override(item: str) -> dict:
+    """`--set section.key=value` as the configuration it lays over: {section: {key: value}}."""
+    key, value = parse_set(item)
+    section, dot, option = key.partition(".")
+    if not dot:
+        raise TandemError(f"--set {item}: name the option with its section, e.g. reranker.epochs=2")
+    return {section: {option: value}}
 
 
 def stage_config(config: dict, stage: str, mode: str = "train") -> dict:
