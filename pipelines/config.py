@@ -119,6 +119,7 @@ RANGES: dict[str, Range] = {
             "distill.max_steps",
             "distill.label_weight",
             "bm25.k1",
+            "fuse.resamples",
         )
     },
     **{

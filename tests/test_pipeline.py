@@ -308,6 +308,23 @@ def test_convex_fusion_weights_each_run_and_is_chosen_on_dev() -> None:
     assert weights == (1.0, 0.0, 0.0)
 
 
+def test_bagged_weights_average_what_bootstrap_samples_of_dev_choose() -> None:
+    from pipelines.evaluation.fusion import bagged_weights, best_on, choose_convex_weights, simplex_grid
+
+    grid = [(1.0, 0.0, 0.0), (0.0, 0.0, 1.0)]
+    figures = [[1.0, 0.0], [0.0, 1.0]]  # q1 wants the cross-encoder alone, q2 dense alone; ties go to the first
+    assert best_on(figures) == 0 and best_on(figures, [1]) == 1
+    weights = bagged_weights(figures, grid, resamples=400, seed=3)
+    # a sample of {q1, q1} or {q1, q2} (a tie) picks the first weighting, {q2, q2} the second: about 3 : 1
+    assert 0.65 < weights[0] < 0.85 and weights[1] == 0.0 and abs(sum(weights) - 1) < 1e-2
+    assert bagged_weights(figures, grid, resamples=400, seed=3) == weights  # seeded
+    reranked = {"q1": [("d1", 9.0), ("d2", 5.0)], "q2": [("d1", 9.0), ("d2", 5.0)]}
+    dense = {"q1": [("d2", 0.9), ("d1", 0.1)], "q2": [("d2", 0.9), ("d1", 0.1)]}
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}
+    chosen, figure = choose_convex_weights(reranked, [{}, dense], qrels, simplex_grid(3, 0.5), depth=2, resamples=50)
+    assert abs(sum(chosen) - 1) < 1e-2 and 0 < figure <= 1
+
+
 def test_search_answers_from_a_finished_run(tiny_dir: Path, tiny_bert: Path, tmp_path: Path, capsys) -> None:
     from pipelines.pipeline import Pipeline
     from rerank.model import CrossEncoder

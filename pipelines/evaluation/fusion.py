@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from pyserini.fusion import interpolation, reciprocal_rank_fusion
 from pyserini.trectools import RescoreMethod, TrecRun
 
@@ -114,6 +115,48 @@ def simplex_grid(parts: int, step: float) -> list[tuple[float, ...]]:
     return [tuple(round(u * step, 10) for u in combo) for combo in split(units, parts)]
 
 
+def convex_figures(
+    reranked: Run, others: list[Run], qrels: Qrels, grid: list[tuple[float, ...]], depth: int, measure: str = "nDCG@10"
+) -> tuple[list[str], list[list[float]]]:
+    """Each weighting of `grid` scored per query by `convex`: the query ids (sorted) and one row of their
+    figures per weighting, in grid order. The runs are normalised once, not once per weighting."""
+    from pipelines.evaluation.metrics import evaluate
+
+    parts = _normalised(reranked, others, depth)
+    per_query = [evaluate(_weighted(reranked, parts, list(w), depth), qrels, [measure]).per_query for w in grid]
+    queries = sorted(set().union(*per_query))
+    return queries, [[figures.get(q, {}).get(measure, 0.0) for q in queries] for figures in per_query]
+
+
+def mean_figure(row: list[float], positions: list[int] | None = None) -> float:
+    """The mean of one weighting's per-query figures, over `positions` (default: every query; none: 0)."""
+    values = row if positions is None else [row[i] for i in positions]
+    return sum(values) / max(len(values), 1)
+
+
+def best_on(figures: list[list[float]], positions: list[int] | None = None) -> int:
+    """The grid index whose mean figure over the queries at `positions` (default: all) is highest; ties go
+    to the earlier index."""
+    means = [mean_figure(row, positions) for row in figures]
+    return max(range(len(figures)), key=lambda i: (means[i], -i))
+
+
+def bagged_weights(
+    figures: list[list[float]], grid: list[tuple[float, ...]], resamples: int, seed: int = 0
+) -> tuple[float, ...]:
+    """The mean of the best weighting over `resamples` bootstrap samples of the queries (Breiman's bagging):
+    on a small dev split the single best grid point follows a few queries' ties and jumps between distant
+    weights; the bagged weights are the centre of the weightings that dev keeps choosing."""
+    matrix = np.asarray(figures)  # weightings x queries
+    rng = np.random.default_rng(seed)
+    chosen = [
+        int(np.argmax(matrix[:, rng.integers(0, matrix.shape[1], matrix.shape[1])].mean(axis=1)))
+        for _ in range(resamples)
+    ]
+    mean = np.asarray([grid[i] for i in chosen]).mean(axis=0)
+    return tuple(round(float(w), 3) for w in mean)
+
+
 def choose_convex_weights(
     reranked: Run,
     others: list[Run],
@@ -121,12 +164,15 @@ def choose_convex_weights(
     grid: list[tuple[float, ...]],
     depth: int,
     measure: str = "nDCG@10",
+    resamples: int = 0,
 ) -> tuple[tuple[float, ...], float]:
-    """The weights of `convex` that score best on these (dev) qrels, and the figure; ties go to the
-    earlier weights in `grid`. The runs are normalised once, not once per weighting."""
+    """The weights of `convex` chosen on these (dev) qrels, and their figure there: the grid's best
+    weighting (ties to the earlier one), or with `resamples` the bagged weights (`bagged_weights`)."""
     from pipelines.evaluation.metrics import evaluate
 
-    parts = _normalised(reranked, others, depth)
-    scored = [evaluate(_weighted(reranked, parts, list(w), depth), qrels, [measure]).aggregate[measure] for w in grid]
-    best = max(range(len(grid)), key=lambda i: (scored[i], -i))
-    return grid[best], scored[best]
+    _, figures = convex_figures(reranked, others, qrels, grid, depth, measure)
+    if not resamples:
+        best = best_on(figures)
+        return grid[best], mean_figure(figures[best])
+    weights = bagged_weights(figures, grid, resamples)
+    return weights, evaluate(convex(reranked, others, list(weights), depth), qrels, [measure]).aggregate[measure]

@@ -1,6 +1,7 @@
 """The fuse stage: each reranked run mixed with BM25's and the dense stage's scores,
 `a * CE + b * BM25 + c * dense` (each min-max normalised per query, over the reranked top `rerank.depth`),
-the weights chosen on dev from a grid over the simplex (`fuse.grid_step`). The rerank stage's `-fused`
+the weights chosen on dev from a grid over the simplex (`fuse.grid_step`), as its best point or bagged
+over bootstrap samples of the dev queries (`fuse.resamples`). The rerank stage's `-fused`
 runs mix a cross-encoder with its own first stage only; here BM25 and dense each get their own weight,
 and the cross-encoder gets none when dev says it adds nothing. Runs go to `fuse/` and `fuse/dev/`."""
 
@@ -37,7 +38,9 @@ def stage_fuse(ctx: RunContext, work: Path) -> dict:
         for first in ctx.done("rerank")["result"]["first_stages"]:
             name = f"{first}-{label}"
             reranked = {split: read_run(run_path(ctx.stage_dir("rerank"), split, name)) for split in splits}
-            weights, figure = choose_convex_weights(reranked["dev"], others["dev"], ctx.dev_qrels(), grid, depth)
+            weights, figure = choose_convex_weights(
+                reranked["dev"], others["dev"], ctx.dev_qrels(), grid, depth, resamples=options["resamples"]
+            )
             for split in splits:
                 fused = convex(reranked[split], others[split], list(weights), depth)
                 write_run(fused, run_path(work, split, f"{name}-convex"), tag=f"{name}-convex")

@@ -1,0 +1,99 @@
+"""How the fuse stage should choose its convex weights, measured on dev alone: repeated k-fold
+cross-validation over a finished `tandem run`'s dev queries. In each fold the weights are chosen on the
+other folds' queries and scored on the held-out ones, once by the grid's best weighting (`--resamples 0`,
+the argmax) and once by bagging (the mean of the best weighting over bootstrap samples). The held-out mean
+is what each way of choosing is worth on queries it did not see; the weights each picks on the whole dev
+split are printed beside it. One JSON line per reranked run goes to RUN/experiments/fusion/results.jsonl.
+No test figure is read.
+
+    .venv/bin/python -m experiments.fusion --run runs/sf-final --dataset scifact
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from core.data.beir import Qrels
+from core.data.runs import Run, read_run
+from core.data.sources import open_dataset
+from pipelines.evaluation.fusion import bagged_weights, best_on, convex, convex_figures, mean_figure, simplex_grid
+from pipelines.evaluation.metrics import evaluate
+from pipelines.stages.context import RunContext
+from pipelines.stages.rerank import run_path
+
+
+def per_query_figures(
+    reranked: Run, others: list[Run], qrels: Qrels, weights: tuple[float, ...], depth: int, queries: list[str]
+) -> list[float]:
+    """Per-query dev nDCG@10 of `convex` at any weights (on the grid or off it), in `queries`' order."""
+    per_query = evaluate(convex(reranked, others, list(weights), depth), qrels, ["nDCG@10"]).per_query
+    return [per_query.get(q, {}).get("nDCG@10", 0.0) for q in queries]
+
+
+def cross_validate(
+    reranked: Run, others: list[Run], qrels: Qrels, grid: list[tuple[float, ...]], depth: int, args: argparse.Namespace
+) -> dict:
+    """Held-out nDCG@10 of the argmax and the bagged choice over `args.repeats` k-fold splits, and the
+    weights each picks on the whole dev split."""
+    queries, figures = convex_figures(reranked, others, qrels, grid, depth)
+    rng = np.random.default_rng(args.seed)
+    held: dict[str, list[float]] = {"argmax": [], "bagged": []}
+    for _ in range(args.repeats):
+        folds = np.array_split(rng.permutation(len(queries)), args.folds)
+        totals = {"argmax": 0.0, "bagged": 0.0}
+        for k, fold in enumerate(folds):
+            train = [int(i) for j, other in enumerate(folds) if j != k for i in other]
+            test = [int(i) for i in fold]
+            totals["argmax"] += mean_figure(figures[best_on(figures, train)], test) * len(test)
+            train_figures = [[row[i] for i in train] for row in figures]
+            weights = bagged_weights(train_figures, grid, args.resamples, seed=int(rng.integers(1 << 31)))
+            bagged = per_query_figures(reranked, others, qrels, weights, depth, queries)
+            totals["bagged"] += mean_figure(bagged, test) * len(test)
+        for way, total in totals.items():
+            held[way].append(total / len(queries))
+    whole = {"argmax": grid[best_on(figures)], "bagged": bagged_weights(figures, grid, args.resamples, args.seed)}
+    return {
+        "dev_queries": len(queries),
+        "held_out_nDCG@10": {way: float(np.mean(values)) for way, values in held.items()},
+        "held_out_sd_over_repeats": {way: float(np.std(values)) for way, values in held.items()},
+        "weights_on_all_dev": whole,
+        "dev_nDCG@10_on_all_dev": {
+            way: mean_figure(per_query_figures(reranked, others, qrels, weights, depth, queries))
+            for way, weights in whole.items()
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="a finished `tandem run` folder")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--label", default="nll", help="the cross-encoder (its loss)")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=10, help="cross-validations, each with its own split")
+    parser.add_argument("--resamples", type=int, default=100, help="bootstrap samples of the bagged choice")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    config = json.loads((args.run / "report" / "config.json").read_text())
+    ctx = RunContext(open_dataset(args.dataset), args.run, config)
+    grid = simplex_grid(3, config["fuse"]["grid_step"])
+    others = [read_run(ctx.stage_run(stage, "dev")) for stage in ("bm25", ctx.dense_stage())]
+    out = args.run / "experiments" / "fusion"
+    out.mkdir(parents=True, exist_ok=True)
+    for first in config["rerank"]["first_stages"]:
+        name = f"{first}-{args.label}"
+        reranked = read_run(run_path(ctx.stage_dir("rerank"), "dev", name))
+        measured = cross_validate(reranked, others, ctx.dev_qrels(), grid, config["rerank"]["depth"], args)
+        record = {**vars(args), "run": str(args.run), "reranked": name, **measured}
+        with (out / "results.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        print(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()
