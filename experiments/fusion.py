@@ -20,18 +20,14 @@ import numpy as np
 from core.data.beir import Qrels
 from core.data.runs import Run, read_run
 from core.data.sources import open_dataset
-from pipelines.evaluation.fusion import bagged_weights, best_on, convex, convex_figures, mean_figure, simplex_grid
-from pipelines.evaluation.metrics import evaluate
+from pipelines.evaluation.fusion import bagged_weights, best_on, convex_figures, mean_figure, simplex_grid
 from pipelines.stages.context import RunContext
 from pipelines.stages.rerank import run_path
 
 
-def per_query_figures(
-    reranked: Run, others: list[Run], qrels: Qrels, weights: tuple[float, ...], depth: int, queries: list[str]
-) -> list[float]:
-    """Per-query dev nDCG@10 of `convex` at any weights (on the grid or off it), in `queries`' order."""
-    per_query = evaluate(convex(reranked, others, list(weights), depth), qrels, ["nDCG@10"]).per_query
-    return [per_query.get(q, {}).get("nDCG@10", 0.0) for q in queries]
+def figures_at(reranked: Run, others: list[Run], qrels: Qrels, weights: tuple[float, ...], depth: int) -> list[float]:
+    """Per-query dev nDCG@10 of `convex` at any weights (on the grid or off it), in sorted query order."""
+    return convex_figures(reranked, others, qrels, [weights], depth)[1][0]
 
 
 def cross_validate(
@@ -51,7 +47,7 @@ def cross_validate(
             totals["argmax"] += mean_figure(figures[best_on(figures, train)], test) * len(test)
             train_figures = [[row[i] for i in train] for row in figures]
             weights = bagged_weights(train_figures, grid, args.resamples, seed=int(rng.integers(1 << 31)))
-            bagged = per_query_figures(reranked, others, qrels, weights, depth, queries)
+            bagged = figures_at(reranked, others, qrels, weights, depth)
             totals["bagged"] += mean_figure(bagged, test) * len(test)
         for way, total in totals.items():
             held[way].append(total / len(queries))
@@ -62,8 +58,7 @@ def cross_validate(
         "held_out_sd_over_repeats": {way: float(np.std(values)) for way, values in held.items()},
         "weights_on_all_dev": whole,
         "dev_nDCG@10_on_all_dev": {
-            way: mean_figure(per_query_figures(reranked, others, qrels, weights, depth, queries))
-            for way, weights in whole.items()
+            way: mean_figure(figures_at(reranked, others, qrels, weights, depth)) for way, weights in whole.items()
         },
     }
 
