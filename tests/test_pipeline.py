@@ -318,6 +318,7 @@ def test_bagged_weights_average_what_bootstrap_samples_of_dev_choose() -> None:
     # a sample of {q1, q1} or {q1, q2} (a tie) picks the first weighting, {q2, q2} the second: about 3 : 1
     assert 0.65 < weights[0] < 0.85 and weights[1] == 0.0 and abs(sum(weights) - 1) < 1e-2
     assert bagged_weights(figures, grid, resamples=400, seed=3) == weights  # seeded
+    assert bagged_weights([[], []], grid, resamples=10) == grid[0]  # no judged query: the grid's first
     reranked = {"q1": [("d1", 9.0), ("d2", 5.0)], "q2": [("d1", 9.0), ("d2", 5.0)]}
     dense = {"q1": [("d2", 0.9), ("d1", 0.1)], "q2": [("d2", 0.9), ("d1", 0.1)]}
     qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}

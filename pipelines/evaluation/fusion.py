@@ -148,6 +148,8 @@ def bagged_weights(
     on a small dev split the single best grid point follows a few queries' ties and jumps between distant
     weights; the bagged weights are the centre of the weightings that dev keeps choosing."""
     matrix = np.asarray(figures)  # weightings x queries
+    if matrix.ndim < 2 or matrix.shape[1] == 0:  # no judged query: nothing to resample
+        return grid[best_on(figures)]
     rng = np.random.default_rng(seed)
     chosen = [
         int(np.argmax(matrix[:, rng.integers(0, matrix.shape[1], matrix.shape[1])].mean(axis=1)))
