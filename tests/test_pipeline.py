@@ -306,6 +306,17 @@ def test_convex_fusion_weights_each_run_and_is_chosen_on_dev() -> None:
     assert weights == (0.0, 0.5, 0.5) and figure == 1.0  # d3 first needs dense; ties go to the earlier weights
     weights, _ = choose_convex_weights(reranked, [bm25, dense], {"q1": {"d1": 1}}, grid, depth=3)
     assert weights == (1.0, 0.0, 0.0)
+    # scored on the mixed top `depth` alone when the measure's cutoff lies within it, on every hit otherwise
+    from pipelines.evaluation.fusion import convex_figures
+    from pipelines.evaluation.metrics import evaluate
+
+    qrels = {"q1": {"d4": 1, "d2": 1}}
+    for measure, depth in (("nDCG@2", 3), ("nDCG@4", 3), ("MAP", 2)):
+        _, rows = convex_figures(reranked, [bm25, dense], qrels, grid, depth, measure)
+        full = [
+            evaluate(convex(reranked, [bm25, dense], list(w), depth), qrels, [measure]).aggregate[measure] for w in grid
+        ]
+        assert [row[0] for row in rows] == pytest.approx(full)
 
 
 def test_bagged_weights_average_what_bootstrap_samples_of_dev_choose() -> None:

@@ -91,14 +91,17 @@ def _normalised(reranked: Run, others: list[Run], depth: int) -> dict[str, list[
     }
 
 
-def _weighted(reranked: Run, parts: dict[str, list[dict[str, float]]], weights: list[float], depth: int) -> Run:
+def _weighted(
+    reranked: Run, parts: dict[str, list[dict[str, float]]], weights: list[float], depth: int, below: bool = True
+) -> Run:
+    """The mix over each query's top `depth`, then (with `below`) its other hits beneath in their order."""
     out: Run = {}
     for query_id, hits in reranked.items():
         top = [
             (doc_id, sum(w * part.get(doc_id, 0.0) for w, part in zip(weights, parts[query_id], strict=True)))
             for doc_id, _ in hits[:depth]
         ]
-        out[query_id] = _keep_below(ranked(top), hits, depth)
+        out[query_id] = _keep_below(ranked(top), hits, depth) if below else ranked(top)
     return out
 
 
@@ -119,11 +122,15 @@ def convex_figures(
     reranked: Run, others: list[Run], qrels: Qrels, grid: list[tuple[float, ...]], depth: int, measure: str = "nDCG@10"
 ) -> tuple[list[str], list[list[float]]]:
     """Each weighting of `grid` scored per query by `convex`: the query ids (sorted) and one row of their
-    figures per weighting, in grid order. The runs are normalised once, not once per weighting."""
-    from pipelines.evaluation.metrics import evaluate
+    figures per weighting, in grid order. The runs are normalised once, not once per weighting, and a
+    measure whose cutoff lies within `depth` (nDCG@10 over a top 30) is scored on the mixed top `depth`
+    alone: the hits beneath never reach its cutoff, and leaving them out spares most of the evaluation."""
+    from pipelines.evaluation.metrics import evaluate, measure_of
 
+    cutoff = measure_of(measure).params.get("cutoff")
+    below = cutoff is None or cutoff > depth
     parts = _normalised(reranked, others, depth)
-    per_query = [evaluate(_weighted(reranked, parts, list(w), depth), qrels, [measure]).per_query for w in grid]
+    per_query = [evaluate(_weighted(reranked, parts, list(w), depth, below), qrels, [measure]).per_query for w in grid]
     queries = sorted(set().union(*per_query))
     return queries, [[figures.get(q, {}).get(measure, 0.0) for q in queries] for figures in per_query]
 
