@@ -155,7 +155,7 @@ def bagged_weights(
     on a small dev split the single best grid point follows a few queries' ties and jumps between distant
     weights; the bagged weights are the centre of the weightings that dev keeps choosing."""
     matrix = np.asarray(figures)  # weightings x queries
-    if matrix.ndim < 2 or matrix.shape[1] == 0:  # no judged query: nothing to resample
+    if matrix.size == 0:  # no judged query: nothing to resample
         return grid[best_on(figures)]
     rng = np.random.default_rng(seed)
     chosen = [
@@ -177,11 +177,10 @@ def choose_convex_weights(
 ) -> tuple[tuple[float, ...], float]:
     """The weights of `convex` chosen on these (dev) qrels, and their figure there: the grid's best
     weighting (ties to the earlier one), or with `resamples` the bagged weights (`bagged_weights`)."""
-    from pipelines.evaluation.metrics import evaluate
-
     _, figures = convex_figures(reranked, others, qrels, grid, depth, measure)
     if not resamples:
         best = best_on(figures)
         return grid[best], mean_figure(figures[best])
     weights = bagged_weights(figures, grid, resamples)
-    return weights, evaluate(convex(reranked, others, list(weights), depth), qrels, [measure]).aggregate[measure]
+    _, (bagged,) = convex_figures(reranked, others, qrels, [weights], depth, measure)
+    return weights, mean_figure(bagged)
