@@ -18,7 +18,7 @@ from pipelines.defaults import DEFAULTS, MINING_SOURCES, RERANK_FIRST_STAGES
 QUICK: dict = {
     "dense": {"batch_size": 64},
     "retriever": {"epochs": 0.25, "min_steps": 0, "passage_max_length": 128},
-    "mining": {"num_negatives": 7, "depth": 30, "title_queries": 100},
+    "mining": {"num_negatives": 7, "depth": 30, "title_queries_per_query": 0.15, "title_queries": 100},
     "reranker": {"epochs": 0.05, "min_steps": 0, "max_length": 128, "save_every": 5, "eval_depth": 10},
     "distill": {"num_negatives": 3, "group_size": 4, "epochs": 0.25},
     "rerank": {"depth": 10},
@@ -109,6 +109,7 @@ RANGES: dict[str, Range] = {
             "retriever.min_steps",
             "retriever.max_steps",
             "mining.title_queries",
+            "mining.title_queries_per_query",
             "reranker.min_steps",
             "reranker.max_steps",
             "reranker.save_every",

@@ -11,7 +11,7 @@ from core.data.beir import BeirDataset
 from core.training.config import scheduled_steps
 from pipelines.modes import TRAINED
 from pipelines.warmup import Rates, dev_count, evaluated_queries
-from retrieval.pseudo import title_queries
+from retrieval.pseudo import title_queries, title_query_count
 
 BM25_INDEX_PER_S = 10_000.0
 JVM_START_S = 8.0  # the indexing subprocess and the in-process searcher each start Java
@@ -64,7 +64,7 @@ class Workload:
 def workload(
     dataset: BeirDataset, config: dict, mode: str, rates: Rates, has_bi_encoder: bool, rerankers: int
 ) -> Workload:
-    trains = mode in TRAINED
+    train_queries = _train_queries(dataset, config, mode) if mode in TRAINED else 0
     return Workload(
         config=config,
         mode=mode,
@@ -72,8 +72,10 @@ def workload(
         passages=len(dataset.corpus),
         dev=dev_count(dataset, config, mode),
         evaluated=evaluated_queries(dataset, config, mode),
-        train_queries=_train_queries(dataset, config, mode) if trains else 0,
-        title_queries=config["mining"]["title_queries"] if mode == "train" else 0,
+        train_queries=train_queries,
+        title_queries=title_query_count(config["mining"]["title_queries_per_query"], train_queries)
+        if mode == "train"
+        else 0,
         has_bi_encoder=has_bi_encoder,
         rerankers=rerankers,
     )

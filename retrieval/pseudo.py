@@ -22,3 +22,10 @@ def title_queries(corpus: Corpus, count: int, seed: int = 42, min_words: int = 4
     queries = {f"{TITLE_QUERY_PREFIX}{corpus.ids[i]}": corpus.titles[i] for i in chosen}
     qrels = {f"{TITLE_QUERY_PREFIX}{corpus.ids[i]}": {corpus.ids[i]: 1} for i in chosen}
     return queries, qrels
+
+
+def title_query_count(per_judged_query: float, judged_queries: int) -> int:
+    """How many title pseudo-queries go beside `judged_queries` judged training queries: a share of them,
+    not a fixed number, so that a collection with few judged queries is not swamped by pseudo-queries and
+    one with many still gets its share."""
+    return round(per_judged_query * judged_queries)

@@ -427,7 +427,7 @@ def test_a_corpus_with_empty_passages_runs_end_to_end_with_one_warning(
         corpus.write('{"_id": "e1", "title": "", "text": ""}\n{"_id": "e2", "title": " ", "text": "  "}\n')
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({
-        "split": {"train": "test", "test": "test"}, "dense": {"model": str(tiny_bert)}, "mining": {"title_queries": 4},
+        "split": {"train": "test", "test": "test"}, "dense": {"model": str(tiny_bert)}, "mining": {"title_queries_per_query": 1},
         "reranker": {"model": str(tiny_bert), "batch_queries": 1, "group_size": 3}, "rerank": {"depth": 5},
     }))  # fmt: skip
     out = tmp_path / "run"

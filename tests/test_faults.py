@@ -129,7 +129,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> dic
     config = {
         "split": {"train": "test", "test": "test"},
         "dense": {"model": str(bert)},
-        "mining": {"title_queries": 4},
+        "mining": {"title_queries_per_query": 1},
         "reranker": {"model": str(bert), "batch_queries": 1, "group_size": 3, "save_every": 1, "epochs": 3},
         "rerank": {"depth": 5},
     }

@@ -22,7 +22,7 @@ from pipelines.runner import load_config, run_all
 def tiny_options(tiny_bert: Path, **extra: dict) -> dict:
     options = {
         "dense": {"model": str(tiny_bert)},
-        "mining": {"title_queries": 4},
+        "mining": {"title_queries": 4, "title_queries_per_query": 1},
         "reranker": {"model": str(tiny_bert), "batch_queries": 1, "group_size": 3, "save_every": 0},
         "rerank": {"depth": 5},
     }
@@ -139,7 +139,7 @@ def test_stress_shape_runs_with_one_group_per_query(tmp_path: Path) -> None:
     data = make_stress_dataset(tmp_path / "stress", passages=3000, train_queries=2500, positives=40, test_queries=50)
     texts = [json.loads(line)["text"] for line in (data / "corpus.jsonl").read_text().splitlines()[:3000]]
     tiny = build_tiny_bert(tmp_path / "tiny-bert", texts + ["w" + str(i) for i in range(2000)])
-    config = write_config(tmp_path / "c.yaml", tiny_options(tiny, mining={"title_queries": 50}))
+    config = write_config(tmp_path / "c.yaml", tiny_options(tiny, mining={"title_queries_per_query": 0.02}))
     out = tmp_path / "run"
     assert main(["run", "--dataset", str(data), "--out", str(out), "--config", str(config), "--quick"]) == 0
     train_queries = {line.split("\t")[0] for line in (data / "qrels" / "train.tsv").read_text().splitlines()[1:]}
@@ -151,6 +151,8 @@ def test_stress_shape_runs_with_one_group_per_query(tmp_path: Path) -> None:
         assert groups_file.stat().st_size < 20e6
         first = json.loads(lines[0])
         assert len(first["positives"]) > 10 and all("text" not in p for p in first["positives"])
+    title_groups = (out / "mining" / "title-groups.jsonl").read_text().splitlines()
+    assert len(title_groups) == round(0.02 * 2250)  # a share of the judged training queries
     text, metrics = report_of(out)
     assert "**Mode: train**" in text and "BM25 + CE (NLL)" in metrics["systems"]
     assert "dev nDCG@10" in text and "the best nDCG@10 on the dev split (250 queries" in text

@@ -30,7 +30,7 @@ def tiny_config(tmp_path: Path, tiny_bert: Path) -> Path:
             {
                 "split": {"train": "test", "test": "test"},  # the tiny train split is too sparse for BM25 negatives
                 "dense": {"model": str(tiny_bert)},
-                "mining": {"title_queries": 4},
+                "mining": {"title_queries_per_query": 1},
                 "distill": {"enabled": True},
                 "reranker": {
                     "model": str(tiny_bert),

@@ -87,7 +87,7 @@ def test_other_collection_shapes_run_end_to_end(
     assert open_dataset(source).root == dataset.root  # converted once
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"split": {"train": "test", "test": "test"}, "dense": {"model": str(tiny_bert)},
-                                      "mining": {"title_queries": 4}, "reranker": {"model": str(tiny_bert)}}))  # fmt: skip
+                                      "mining": {"title_queries_per_query": 1}, "reranker": {"model": str(tiny_bert)}}))  # fmt: skip
     out = tmp_path / "run"
     assert main(["run", "--dataset", str(source), "--out", str(out), "--config", str(config), "--quick"]) == 0
     assert (out / "report" / "report.md").is_file()

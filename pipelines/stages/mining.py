@@ -11,7 +11,7 @@ from pipelines.estimate import StagePlan, Workload, bm25_query_seconds
 from pipelines.stages.context import RunContext, skipped
 from retrieval.mining import MiningConfig
 from retrieval.negatives import mine_negatives, mine_title_negatives
-from retrieval.pseudo import title_queries
+from retrieval.pseudo import title_queries, title_query_count
 
 
 def mining_config(options: dict, min_relevance: int = 1) -> MiningConfig:
@@ -38,10 +38,10 @@ def stage_mining(ctx: RunContext, work: Path) -> dict:
         return {"stats": stats.to_dict()}
     queries, qrels = ctx.train_queries(), ctx.dataset.qrels(ctx.config["split"]["train"])
     result = {"stats": mine_negatives(ctx.dataset, queries, qrels, work / MINED_GROUPS, config, **indexes).to_dict()}
-    if options["title_queries"]:
+    if count := title_query_count(options["title_queries_per_query"], len(queries)):
         title_config = mining_config({**options, "margin": None})
         result["title_stats"] = mine_title_negatives(
-            ctx.dataset, options["title_queries"], work / TITLE_GROUPS, title_config, bm25_index
+            ctx.dataset, count, work / TITLE_GROUPS, title_config, bm25_index
         ).to_dict()
     return result
 
