@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from core.data.groups import MINED_GROUPS, TITLE_GROUPS
@@ -12,6 +13,8 @@ from pipelines.stages.context import RunContext, skipped
 from retrieval.mining import MiningConfig
 from retrieval.negatives import mine_negatives, mine_title_negatives
 from retrieval.pseudo import title_queries, title_query_count
+
+log = logging.getLogger(__name__)
 
 
 def mining_config(options: dict, min_relevance: int = 1) -> MiningConfig:
@@ -38,7 +41,15 @@ def stage_mining(ctx: RunContext, work: Path) -> dict:
         return {"stats": stats.to_dict()}
     queries, qrels = ctx.train_queries(), ctx.dataset.qrels(ctx.config["split"]["train"])
     result = {"stats": mine_negatives(ctx.dataset, queries, qrels, work / MINED_GROUPS, config, **indexes).to_dict()}
-    if count := title_query_count(options["title_queries_per_query"], len(queries)):
+    count = title_query_count(options["title_queries_per_query"], len(queries))
+    log.info(
+        "%d title pseudo-queries beside %d judged training queries (mining.title_queries_per_query %g; "
+        "mining.title_queries counts them in self-supervised mode only)",
+        count,
+        len(queries),
+        options["title_queries_per_query"],
+    )
+    if count:
         title_config = mining_config({**options, "margin": None})
         result["title_stats"] = mine_title_negatives(
             ctx.dataset, count, work / TITLE_GROUPS, title_config, bm25_index
