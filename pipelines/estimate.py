@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.data.beir import BeirDataset
+from core.data.splits import dev_split_ids
 from core.training.config import scheduled_steps
 from pipelines.modes import TRAINED
 from pipelines.warmup import Rates, dev_count, evaluated_queries
@@ -64,7 +65,7 @@ class Workload:
 def workload(
     dataset: BeirDataset, config: dict, mode: str, rates: Rates, has_bi_encoder: bool, rerankers: int
 ) -> Workload:
-    train_queries = _train_queries(dataset, config, mode) if mode in TRAINED else 0
+    train_queries = train_query_count(dataset, config, mode) if mode in TRAINED else 0
     return Workload(
         config=config,
         mode=mode,
@@ -81,13 +82,16 @@ def workload(
     )
 
 
-def _train_queries(dataset: BeirDataset, config: dict, mode: str) -> int:
+def train_query_count(dataset: BeirDataset, config: dict, mode: str) -> int:
+    """The training groups the bi-encoder learns from: one per judged train query the run does not hold out
+    as dev (`RunContext.train_queries`), or per title pseudo-query in self-supervised mode."""
     if mode == "self-supervised":
         return len(title_queries(dataset.corpus, config["mining"]["title_queries"], config["mining"]["seed"])[0])
     qrels = dataset.qrels(config["split"]["train"])
     floor = config["split"]["min_relevance"]
-    return sum(1 for judged in qrels.values() if any(rel >= floor for rel in judged.values())) - dev_count(
-        dataset, config, mode
+    dev = set(dev_split_ids(dataset, config["split"])) if mode == "train" else set()
+    return sum(
+        1 for query_id, judged in qrels.items() if query_id not in dev and any(rel >= floor for rel in judged.values())
     )
 
 

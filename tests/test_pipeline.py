@@ -247,6 +247,7 @@ def test_a_datasets_own_dev_split_is_the_dev_split(tiny_dir: Path, tmp_path: Pat
     import shutil
 
     from core.data.splits import dev_qrels_split, dev_split_ids
+    from pipelines.estimate import train_query_count
     from pipelines.stages.context import RunContext
 
     data = tmp_path / "with-dev"
@@ -259,6 +260,7 @@ def test_a_datasets_own_dev_split_is_the_dev_split(tiny_dir: Path, tmp_path: Pat
     context = RunContext(dataset, tmp_path / "run", config)
     assert context.dev_qrels() == {"q5": {"d5": 1}, "q6": {"d6": 2}}
     assert not {"q5", "q6"} & set(context.train_queries())
+    assert train_query_count(dataset, config, "train") == len(context.train_queries())  # what the plan counts
     config["split"]["dev"] = None  # carve from train instead
     assert dev_qrels_split(dataset, config["split"]) == "train"
 
