@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.data.beir import BeirDataset
-from core.data.splits import dev_split_ids
+from core.data.splits import train_query_ids
 from core.training.config import scheduled_steps
 from pipelines.modes import TRAINED
 from pipelines.warmup import Rates, dev_count, evaluated_queries
@@ -83,16 +83,12 @@ def workload(
 
 
 def train_query_count(dataset: BeirDataset, config: dict, mode: str) -> int:
-    """The training groups the bi-encoder learns from: one per judged train query the run does not hold out
-    as dev (`RunContext.train_queries`), or per title pseudo-query in self-supervised mode."""
+    """The training groups the bi-encoder learns from: one per train query with a positive that the run does
+    not hold out as dev (`train_query_ids`, what `RunContext.train_queries` holds), or per title pseudo-query
+    in self-supervised mode."""
     if mode == "self-supervised":
         return len(title_queries(dataset.corpus, config["mining"]["title_queries"], config["mining"]["seed"])[0])
-    qrels = dataset.qrels(config["split"]["train"])
-    floor = config["split"]["min_relevance"]
-    dev = set(dev_split_ids(dataset, config["split"])) if mode == "train" else set()
-    return sum(
-        1 for query_id, judged in qrels.items() if query_id not in dev and any(rel >= floor for rel in judged.values())
-    )
+    return len(train_query_ids(dataset, config["split"], mode))
 
 
 def training_steps(groups: int, options: dict) -> int:

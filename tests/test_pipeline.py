@@ -265,6 +265,25 @@ def test_a_datasets_own_dev_split_is_the_dev_split(tiny_dir: Path, tmp_path: Pat
     assert dev_qrels_split(dataset, config["split"]) == "train"
 
 
+def test_a_train_query_without_a_positive_is_neither_trained_on_nor_counted(tiny_dir: Path, tmp_path: Path) -> None:
+    """A train query judged only below `split.min_relevance` makes no training group: the stages leave it
+    out, and the plan (which sizes the steps and the title pseudo-queries from the same count) agrees."""
+    import shutil
+
+    from pipelines.estimate import train_query_count
+    from pipelines.stages.context import RunContext
+
+    data = tmp_path / "zero-judged"
+    shutil.copytree(tiny_dir, data)
+    with open(data / "qrels" / "train.tsv", "a") as qrels:
+        qrels.write("q2\td3\t0\n")
+    dataset, config = BeirDataset(data), load_config(None, quick=True)
+    context = RunContext(dataset, tmp_path / "run", config)
+    assert "q2" in dataset.split_queries("train")
+    assert list(context.train_queries()) == ["q1", "q3", "q4"]
+    assert train_query_count(dataset, config, "train") == 3
+
+
 def test_carve_dev_is_seeded_bounded_and_empty_when_too_small() -> None:
     from core.data.splits import carve_dev
 

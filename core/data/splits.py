@@ -44,3 +44,17 @@ def dev_split_ids(dataset: BeirDataset, split: dict) -> list[str]:
         return sorted(query_id for query_id in dataset.split_queries(official) if query_id not in train)
     train = dataset.split_queries(split["train"])
     return carve_dev(train, split["dev_fraction"], split["dev_max"], split["dev_min"], split["dev_seed"])
+
+
+def train_query_ids(dataset: BeirDataset, split: dict, mode: str) -> list[str]:
+    """The queries a run trains on, in queries.jsonl order: the train split's queries with a judgment of at
+    least `split.min_relevance`, less the dev queries in train mode (`dev_split_ids`). The stages and the
+    plan both ask here, so the plan counts exactly the training groups (and title pseudo-queries) a run makes."""
+    dev = set(dev_split_ids(dataset, split)) if mode == "train" else set()
+    judged = dataset.qrels(split["train"])
+    floor = split["min_relevance"]
+    return [
+        query_id
+        for query_id in dataset.split_queries(split["train"])
+        if query_id not in dev and any(relevance >= floor for relevance in judged[query_id].values())
+    ]

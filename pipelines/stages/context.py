@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from core.data.beir import BeirDataset
-from core.data.splits import dev_qrels_split, dev_split_ids
+from core.data.splits import dev_qrels_split, dev_split_ids, train_query_ids
 from pipelines.modes import TRAINED, Models
 
 DENSE_NAMES = {
@@ -62,11 +62,10 @@ class RunContext:
         return {query_id: judged[query_id] for query_id in self.dev_query_ids()}
 
     def train_queries(self) -> dict[str, str]:
-        """The train split's queries less the dev ones: what the retriever and the cross-encoder learn from."""
-        dev = set(self.dev_query_ids())
-        return {
-            q: text for q, text in self.dataset.split_queries(self.config["split"]["train"]).items() if q not in dev
-        }
+        """What the retriever and the cross-encoder learn from: the train split's queries with a positive,
+        less the dev ones (`train_query_ids`)."""
+        ids = train_query_ids(self.dataset, self.config["split"], self.mode)
+        return {query_id: self.dataset.queries[query_id] for query_id in ids}
 
     def stage_dir(self, stage: str) -> Path:
         return self.out / stage
