@@ -56,7 +56,9 @@ class RerankerConfig(TrainingConfig):
     are mostly easy. Chosen on both collections' dev splits (docs/experiments.md, "Where the
     cross-encoder's negatives come from")"""
     max_length: int = 256
-    """tokens per (query, passage) pair; the longer side is cut first"""
+    """tokens per (query, passage) pair, in training and in scoring; the longer side is cut first. Chosen
+    on both collections' dev splits against scoring at 384 and 512 and against training at 384
+    (docs/experiments.md, "How many tokens the cross-encoder reads")"""
     attention_dropout: float = 0.0
     """attention-probability dropout; 0 lets PyTorch use its fast SDPA attention kernel"""
     device: str | None = None
