@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
 from core.data.beir import Qrels
 from core.data.runs import Run, read_run
-from core.data.sources import open_dataset
+from experiments.finished_run import finished_run, replay_parser
 from pipelines.evaluation.fusion import bagged_weights, best_on, convex_figures, mean_figure, simplex_grid
-from pipelines.stages.context import RunContext
 from pipelines.stages.rerank import run_path
 
 
@@ -64,18 +62,15 @@ def cross_validate(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, required=True, help="a finished `tandem run` folder")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--label", default="nll", help="the cross-encoder (its loss)")
+    parser = replay_parser(__doc__)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=10, help="cross-validations, each with its own split")
     parser.add_argument("--resamples", type=int, default=100, help="bootstrap samples of the bagged choice")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    config = json.loads((args.run / "report" / "config.json").read_text())
-    ctx = RunContext(open_dataset(args.dataset), args.run, config)
+    ctx = finished_run(args.run, args.dataset)
+    config = ctx.config
     grid = simplex_grid(3, config["fuse"]["grid_step"])
     others = [read_run(ctx.stage_run(stage, "dev")) for stage in ("bm25", ctx.dense_stage())]
     out = args.run / "experiments" / "fusion"

@@ -11,16 +11,11 @@ depth. A quality experiment, not a speed benchmark: test figures are for depths 
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 from core.data.runs import Run, read_run
-from core.data.sources import open_dataset
+from experiments.finished_run import finished_run, replay_parser
 from pipelines.evaluation.fusion import choose_convex_weights, choose_weight, convex, interpolate_reranked, simplex_grid
 from pipelines.evaluation.metrics import evaluate
 from pipelines.evaluation.report import paired_p_value
-from pipelines.stages.context import RunContext
 from pipelines.stages.rerank import run_path
 from rerank.rerank import reranked_at_depth
 
@@ -28,18 +23,15 @@ SPLITS = ("dev", "test")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, required=True, help="a finished `tandem run` folder")
-    parser.add_argument("--dataset", required=True)
+    parser = replay_parser(__doc__)
     parser.add_argument("--depths", type=int, nargs="+", required=True, help="at most the run's rerank.depth")
-    parser.add_argument("--label", default="nll", help="the cross-encoder (its loss)")
     args = parser.parse_args()
 
-    config = json.loads((args.run / "report" / "config.json").read_text())  # every section
+    ctx = finished_run(args.run, args.dataset)
+    config = ctx.config  # every section
     scored_depth = config["rerank"]["depth"]
     if max(args.depths) > scored_depth:
         parser.error(f"{args.run} scored the top {scored_depth} only")
-    ctx = RunContext(open_dataset(args.dataset), args.run, config)
     qrels = {"dev": ctx.dev_qrels(), "test": ctx.dataset.qrels(config["split"]["test"])}
     rerank = ctx.stage_dir("rerank")
     first_runs = {

@@ -11,38 +11,28 @@ RUN/experiments/scoring-length/LENGTH/{bm25,hybrid}-LABEL.trec.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 from core.data.runs import read_run, write_run
-from core.data.sources import open_dataset
 from core.precision import bulk_precision, pick_device
+from experiments.finished_run import finished_run, replay_parser
 from pipelines.evaluation.fusion import choose_convex_weights, simplex_grid
 from pipelines.evaluation.metrics import evaluate
-from pipelines.stages.context import RunContext
 from pipelines.stages.rerank import run_path
 from rerank.model import CrossEncoder
 from rerank.rerank import rerank_pairs, rerank_runs
 
-FIRST_STAGES = ("bm25", "hybrid")
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, required=True, help="a finished `tandem run` folder")
-    parser.add_argument("--dataset", required=True)
+    parser = replay_parser(__doc__)
     parser.add_argument("--lengths", type=int, nargs="+", required=True, help="tokens per pair to score at")
-    parser.add_argument("--label", default="nll", help="the cross-encoder (its loss)")
     args = parser.parse_args()
 
-    config = json.loads((args.run / "report" / "config.json").read_text())  # every section
+    ctx = finished_run(args.run, args.dataset)
+    config = ctx.config  # every section
     options = config["rerank"]
-    ctx = RunContext(open_dataset(args.dataset), args.run, config)
     rerank = ctx.stage_dir("rerank")
-    dev = {first: read_run(run_path(rerank, "dev", first)) for first in ("hybrid",)}
-    dev["bm25"] = read_run(ctx.stage_run("bm25", "dev"))
+    dev = {"hybrid": read_run(run_path(rerank, "dev", "hybrid")), "bm25": read_run(ctx.stage_run("bm25", "dev"))}
     others = [read_run(ctx.stage_run(stage, "dev")) for stage in ("bm25", ctx.dense_stage())]
     calibration_run = read_run(ctx.stage_run("bm25", "test"))  # what the rerank stage calibrates int8 on
     qrels = ctx.dev_qrels()
