@@ -12,7 +12,7 @@ from rerank.model import CrossEncoder
 def test_the_tail_window_is_the_passages_end_that_fits_from_a_whole_word(tiny_bert: Path) -> None:
     model = CrossEncoder.from_pretrained(tiny_bert, max_length=32)
     query = "aspirin heart"
-    words = [f"w{i}" for i in range(60)]  # tokens the tiny vocabulary splits: the window must start at a word
+    words = [f"w{i}" for i in range(60)]  # one token each here: the tiny vocabulary has no word pieces
     passage = " ".join(words)
     tail = tail_window(model, query, passage)
     assert tail is not None and passage.endswith(tail) and tail.split()[0] in words
