@@ -6,10 +6,10 @@ convex weights). For each length it prints the cross-encoder alone on each first
 stage's convex mix, dev nDCG@10 only: the figures that choose the length. Reranked runs are kept as
 RUN/experiments/scoring-length/LENGTH/{bm25,hybrid}-LABEL.trec.
 
-`--tail-window` also scores each passage that does not fit beside its query on its last window (its last
-tokens that do fit) and keeps the higher of the two scores: a max over the passage's first and last
-windows (MaxP, Dai and Callan 2019), which shows the model the whole of most passages at the length it
-trained at. Its runs are kept under LENGTH-tail/.
+`--tail-window` also scores each passage that does not fit beside its query on its last window and keeps
+the higher of the two scores (`CrossEncoder.last_window`, MaxP over the first and last windows): the
+experiment that made it the rerank stage's default (`rerank.last_window`). Its runs are kept under
+LENGTH-tail/; without it, every length scores the first window only.
 
     .venv/bin/python -m experiments.scoring_length --run runs/sf-titles1x --dataset scifact --lengths 256 384 512
 """
@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import time
 
-from core.data.runs import Run, read_run, write_run
+from core.data.runs import read_run, write_run
 from core.precision import bulk_precision, pick_device
 from experiments.finished_run import finished_run, replay_parser
 from pipelines.evaluation.fusion import choose_convex_weights, simplex_grid
 from pipelines.evaluation.metrics import evaluate
-from pipelines.stages.context import RunContext
 from pipelines.stages.rerank import run_path
 from rerank.model import CrossEncoder
-from rerank.rerank import rerank_pairs, rerank_runs, reranked_at_depth, top_pairs
+from rerank.rerank import rerank_pairs, rerank_runs
 
 
 def main() -> None:
@@ -47,7 +46,9 @@ def main() -> None:
     depth = options["depth"]
     pairs = sum(min(len(hits), depth) for run in dev.values() for hits in run.values())
     for length in args.lengths:
-        model = CrossEncoder.from_pretrained(ctx.rerankers()[args.label], max_length=length).to_device()
+        model = CrossEncoder.from_pretrained(
+            ctx.rerankers()[args.label], max_length=length, last_window=args.tail_window
+        ).to_device()
         precision = bulk_precision(options["precision"], pick_device(), pairs)
         if precision == "int8":
             model.prepare_int8(*rerank_pairs(calibration_run, ctx.dataset.queries, ctx.dataset.corpus, depth))
@@ -55,8 +56,6 @@ def main() -> None:
         reranked = rerank_runs(
             dev, ctx.dataset.queries, ctx.dataset.corpus, model, depth, options["batch_size"], precision=precision
         )
-        if args.tail_window:
-            reranked = with_tail_windows(model, dev, reranked, ctx, depth, options["batch_size"], precision)
         seconds = time.perf_counter() - started
         out = args.run / "experiments" / "scoring-length" / f"{length}{'-tail' if args.tail_window else ''}"
         for first, run in reranked.items():
@@ -70,48 +69,6 @@ def main() -> None:
                 f"({precision}, {seconds:.0f} s for both first stages)",
                 flush=True,
             )
-
-
-def tail_window(model: CrossEncoder, query: str, passage: str) -> str | None:
-    """The passage's last window: the text of its last tokens that fit beside `query` in the model's
-    `max_length` (None when the whole passage fits)."""
-    special_tokens = 3  # [CLS] query [SEP] passage [SEP]
-    budget = model.max_length - len(model.tokenizer(query, add_special_tokens=False)["input_ids"]) - special_tokens
-    encoded = model.tokenizer(passage, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    tokens = encoded["offset_mapping"]  # each token's (start, end) in the passage's characters
-    if budget <= 0 or len(tokens) <= budget:
-        return None
-    start = tokens[-budget][0]
-    while 0 < start < len(passage) and not passage[start - 1].isspace():  # from the next whole word
-        start += 1
-    return passage[start:]
-
-
-def with_tail_windows(
-    model: CrossEncoder, first_runs: dict[str, Run], reranked: dict[str, Run], ctx: RunContext, depth: int,
-    batch_size: int, precision: str,
-) -> dict[str, Run]:  # fmt: skip
-    """Each reranked run reordered by the max of each pair's score and its passage's last-window score."""
-    queries, corpus = ctx.dataset.queries, ctx.dataset.corpus
-    tails = {}
-    for query_id, doc_id in top_pairs(first_runs.values(), depth):
-        tail = tail_window(model, queries[query_id], corpus.passage(doc_id))
-        if tail is not None:
-            tails[query_id, doc_id] = tail
-    scores = model.score(
-        [queries[query_id] for query_id, _ in tails], list(tails.values()), batch_size=batch_size, precision=precision
-    )
-    tail_scores = dict(zip(tails, scores.tolist(), strict=True))
-    maxed = {
-        name: {
-            query_id: [
-                (doc_id, max(score, tail_scores.get((query_id, doc_id), score))) for doc_id, score in hits[:depth]
-            ]
-            for query_id, hits in run.items()
-        }
-        for name, run in reranked.items()
-    }
-    return {name: reranked_at_depth(first_runs[name], run, depth) for name, run in maxed.items()}
 
 
 if __name__ == "__main__":

@@ -170,6 +170,12 @@ class RerankDefaults:
     "Rerank depth"): the dev-chosen result is the same at 30 and 100 (mean dev nDCG@10 within 0.0002), the
     cross-encoder alone is better on dev at 30 on both collections, and 30 scores under a third of the pairs"""
     batch_size: int = 64
+    last_window: bool = True
+    """also score each passage too long for one window on its last window, keeping the higher score
+    (`CrossEncoder.last_window`). Chosen on both dev splits (docs/experiments.md, "How many tokens the
+    cross-encoder reads"): it raised the cross-encoder alone and the fuse stage's mix on both, at up to
+    twice the pairs scored. The cross-encoder's dev evaluations during training read the first window only:
+    they compare checkpoints of one model, at half the cost"""
     first_stages: list[str] = field(default_factory=lambda: ["bm25", "hybrid"])
     """the runs each cross-encoder reranks: bm25, dense, hybrid. BM25 is the anchor; the hybrid holds both
     first stages' hits, and a cross-encoder can only reorder what its first stage found"""

@@ -111,23 +111,28 @@ class Pipeline:
             raise TandemError(f"{run_dir}: the run trained no cross-encoder; use --system hybrid")
         if corpus is None:
             corpus = run_corpus(run_dir)
+        options = run_rerank_options(run_dir)
         if depth is None:
-            depth = run_rerank_depth(run_dir)
-        reranker: Reranker = CrossEncoderReranker(rerankers[0], corpus)
+            depth = options["depth"]
+        reranker: Reranker = CrossEncoderReranker(rerankers[0], corpus, last_window=options["last_window"])
         if cascade_keep:
             cheap = CrossEncoderReranker(rerankers[0], corpus, max_length=CASCADE_MAX_LENGTH)
             reranker = CascadeReranker(cheap, reranker, cascade_keep)
         return cls(hybrid, reranker, depth)
 
 
-def run_rerank_depth(run_dir: Path) -> int:
-    """The rerank depth a finished run's report used (its rerank stage's `rerank.depth`)."""
+def run_rerank_options(run_dir: Path) -> dict:
+    """How a finished run's rerank stage scored, so a search ranks as its report did: its `rerank.depth`
+    and `rerank.last_window` (False for a run from before that option, which read first windows only).
+    A run without its rerank stage's configuration gets today's defaults."""
     config = run_dir / "rerank" / "config.json"
     if config.is_file():
-        return int(json.loads(config.read_text())["rerank"]["depth"])
-    from pipelines.defaults import RerankDefaults  # only for a run without its rerank stage's config
+        options = json.loads(config.read_text())["rerank"]
+        return {"depth": int(options["depth"]), "last_window": bool(options.get("last_window", False))}
+    from pipelines.defaults import RerankDefaults
 
-    return RerankDefaults().depth
+    defaults = RerankDefaults()
+    return {"depth": defaults.depth, "last_window": defaults.last_window}
 
 
 def run_corpus(run_dir: str | Path) -> Corpus:

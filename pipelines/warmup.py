@@ -39,13 +39,16 @@ class Rates:
     warmup_seconds: float
     encode_quantise_s: float = 0.0  # int8: quantising the encoder, once per model
     score_quantise_s: float = 0.0  # int8: quantising the cross-encoder, once per model
+    last_window_tokens: float = 0.0  # mean tokens per pair of its passage's last window (0 where it fits)
     cached: bool = False  # read from an earlier warm-up of the same job on this machine
 
     def encode_seconds(self, passages: int, max_length: int) -> float:
         return passages * self.passage_tokens[max_length] * self.encode_s_per_token
 
-    def score_seconds(self, pairs: int) -> float:
-        return pairs * self.pair_tokens * self.score_s_per_token
+    def score_seconds(self, pairs: int, last_window: bool = False) -> float:
+        """Scoring `pairs` pairs, each on its first window, and with `last_window` also the long ones' last."""
+        tokens = self.pair_tokens + (self.last_window_tokens if last_window else 0.0)
+        return pairs * tokens * self.score_s_per_token
 
 
 def evaluated_queries(dataset: BeirDataset, config: dict, mode: str) -> int:
@@ -72,7 +75,7 @@ def rerank_pair_count(queries: int, config: dict) -> int:
 UNTIMED_OPTIONS = frozenset(
     {"epochs", "min_steps", "max_steps", "learning_rate", "head_learning_rate", "seed", "eval_every",
      "eval_depth", "patience", "save_every", "positives", "positive_depth", "negative_depth",
-     "losses", "warmup"}
+     "losses", "warmup", "last_window"}
 )  # fmt: skip
 """Options of the timed sections that change how long a run trains, not what one step or batch costs:
 a warm-up measured with other values of these is reused."""
@@ -124,7 +127,7 @@ def measure(
     run compiled (bf16-compiled) are timed in eager bf16: compiling here would cost more than the estimate
     gains, so their planned time is an upper bound. With `pending` (the stages left to run), training
     steps and scoring are timed only for stages among them."""
-    from rerank.model import CrossEncoder
+    from rerank.model import CrossEncoder, last_windows
     from retrieval.encoder import BiEncoder
 
     started = time.perf_counter()
@@ -184,7 +187,11 @@ def measure(
         )
     )
     timed_tokens = len(timed_pairs[0]) * max(_pair_lengths(ce, *timed_pairs))  # one batch, padded to its longest
-    mean_pair = _pair_tokens(ce, [rng.choice(queries) for _ in texts], texts) / len(texts)
+    sampled_queries = [rng.choice(queries) for _ in texts]
+    mean_pair = _pair_tokens(ce, sampled_queries, texts) / len(texts)
+    last = last_windows(ce.tokenizer, sampled_queries, texts, ce.max_length)
+    windows = [(query, window) for query, window in zip(sampled_queries, last, strict=True) if window is not None]
+    mean_last_window = _pair_tokens(ce, [q for q, _ in windows], [w for _, w in windows]) / len(texts)
     return Rates(
         encode_s_per_token,
         score_seconds / timed_tokens,
@@ -195,6 +202,7 @@ def measure(
         time.perf_counter() - started,
         encode_quantise_s,
         score_quantise_s,
+        mean_last_window,
     )
 
 
@@ -226,6 +234,8 @@ def _tokens(tokenizer, texts: list[str], max_length: int) -> int:
 
 
 def _pair_lengths(model, queries: list[str], passages: list[str]) -> list[int]:
+    if not queries:
+        return []
     encoded = model.tokenizer(queries, passages, truncation=True, max_length=model.max_length)
     return [len(ids) for ids in encoded["input_ids"]]
 

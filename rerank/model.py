@@ -1,7 +1,8 @@
 """CrossEncoder: one transformer reads `[CLS] query [SEP] passage [SEP]` and emits one raw logit.
 
 It is a plain `AutoModelForSequenceClassification` with `num_labels=1`, so a saved folder loads
-unchanged in `transformers` and as a `sentence_transformers.CrossEncoder`."""
+unchanged in `transformers` and as a `sentence_transformers.CrossEncoder`. Scoring may also read a long
+passage's last window (`last_window`), which is how it is scored, not what is saved."""
 
 from __future__ import annotations
 
@@ -73,14 +74,47 @@ def is_cross_encoder(name_or_path: str | Path) -> bool:
     return config.num_labels == 1 and any(a.endswith("ForSequenceClassification") for a in architectures)
 
 
+def last_windows(tokenizer, queries: Sequence[str], passages: Sequence[str], max_length: int) -> list[str | None]:
+    """Each passage's last window: the text of its last whole words whose tokens fit beside the query in
+    `max_length` tokens with the pair's special tokens (None where the whole passage fits, which is then
+    read in full by the pair's first window)."""
+    if not passages:
+        return []
+    distinct = list(dict.fromkeys(queries))
+    encoded = tokenizer(distinct, add_special_tokens=False, verbose=False)["input_ids"]
+    query_tokens = {query: len(ids) for query, ids in zip(distinct, encoded, strict=True)}
+    special_tokens = tokenizer.num_special_tokens_to_add(pair=True)  # BERT: [CLS] query [SEP] passage [SEP]
+    offsets = tokenizer(list(passages), add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    windows: list[str | None] = []
+    for query, passage, tokens in zip(queries, passages, offsets["offset_mapping"], strict=True):
+        budget = max_length - query_tokens[query] - special_tokens  # tokens = each one's (start, end) characters
+        if budget <= 0 or len(tokens) <= budget:
+            windows.append(None)
+            continue
+        start = tokens[-budget][0]
+        while 0 < start < len(passage) and not passage[start - 1].isspace():  # from the next whole word
+            start += 1
+        windows.append(passage[start:] if start < len(passage) else None)  # None: one word longer than the window
+    return windows
+
+
 class CrossEncoder(torch.nn.Module):
     def __init__(
-        self, model: torch.nn.Module, tokenizer, max_length: int = 256, new_parameter_names: Sequence[str] = ()
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        max_length: int = 256,
+        new_parameter_names: Sequence[str] = (),
+        last_window: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.last_window = last_window
+        """score a passage too long for one window on its last window too and keep the higher logit (MaxP
+        over the first and last windows, Dai and Callan 2019): the model then reads the end of the passage,
+        which the cut drops, at the length it trained at; it scores up to twice the pairs"""
         # parameters the start checkpoint lacked (the one-logit head of an encoder-only start)
         self.new_parameter_names = tuple(new_parameter_names)
         self._inference: dict[str, Callable] = {}  # int8|bf16 -> forward to logits, built on first use
@@ -93,10 +127,12 @@ class CrossEncoder(torch.nn.Module):
         max_length: int | None = None,
         attention_dropout: float | None = None,
         dtype: torch.dtype | None = None,
+        last_window: bool = False,
     ) -> CrossEncoder:
         """Load a cross-encoder, or start one from any encoder (its one-logit head is then new).
 
-        `attention_dropout=0.0` lets PyTorch's fast SDPA attention kernel run during training."""
+        `attention_dropout=0.0` lets PyTorch's fast SDPA attention kernel run during training;
+        `last_window`: see the attribute."""
         path = resolve_model(name_or_path)
         kwargs = {"num_labels": 1}
         if attention_dropout is not None:
@@ -115,7 +151,7 @@ class CrossEncoder(torch.nn.Module):
         if new_names:
             log.info("%s has no one-logit head: a new one is trained (%s)", path, ", ".join(loading["missing_keys"]))
         max_length = fit_max_length(max_length, model, tokenizer, f"cross-encoder {path}")
-        return cls(model, tokenizer, max_length, new_names)
+        return cls(model, tokenizer, max_length, new_names, last_window)
 
     def save_pretrained(self, out_dir: str | Path) -> None:
         """A Hugging Face folder; the tokenizer records `max_length` as its model_max_length, which is where
@@ -161,10 +197,28 @@ class CrossEncoder(torch.nn.Module):
         precision: str = "auto",
         show_progress: bool = True,
     ) -> np.ndarray:
-        """Logits for each (query, passage) pair; pairs are batched longest-first to pad little.
-        `precision="int8"` quantises the model on first use, calibrated on these pairs (see `prepare_int8`)."""
+        """Logits for each (query, passage) pair; pairs are batched longest-first to pad little. With
+        `last_window`, a pair whose passage does not fit keeps the higher of its first and last window's
+        logits. `precision="int8"` quantises the model on first use, calibrated on these pairs (see
+        `prepare_int8`)."""
         if len(queries) != len(passages):
             raise ValueError("queries and passages must have the same length")
+        if not self.last_window:
+            return self._score_windows(queries, passages, batch_size, precision, show_progress)
+        windows = last_windows(self.tokenizer, queries, passages, self.max_length)
+        long_pairs = [i for i, window in enumerate(windows) if window is not None]
+        scores = self._score_windows(
+            [*queries, *(queries[i] for i in long_pairs)], [*passages, *(windows[i] for i in long_pairs)],
+            batch_size, precision, show_progress,
+        )  # fmt: skip
+        first, last = scores[: len(queries)], scores[len(queries) :]
+        first[long_pairs] = np.maximum(first[long_pairs], last)
+        return first
+
+    def _score_windows(
+        self, queries: Sequence[str], passages: Sequence[str], batch_size: int, precision: str, show_progress: bool
+    ) -> np.ndarray:
+        """Logits for each pair as the tokenizer cuts it (the passage's first window)."""
         self.model.eval()
         lengths = [len(q) + len(p) for q, p in zip(queries, passages, strict=True)]
         forward, context = self.inference_forward(precision, queries, passages)

@@ -28,13 +28,16 @@ class CrossEncoderReranker:
         device: str | None = None,
         precision: str = "auto",
         max_length: int | None = None,
+        last_window: bool = False,
     ) -> None:
         """`max_length`: tokens per pair (None: the model's own); a short one makes a cheap first pass
-        for `CascadeReranker`."""
+        for `CascadeReranker`. `last_window`: also score a long passage's last window (`CrossEncoder`'s
+        attribute; a `CrossEncoder` passed in keeps its own)."""
         if isinstance(model, CrossEncoder):
             self.model = model
         else:
-            self.model = CrossEncoder.from_pretrained(model, max_length=max_length).to_device(device)
+            self.model = CrossEncoder.from_pretrained(model, max_length=max_length, last_window=last_window)
+            self.model = self.model.to_device(device)
         self.corpus, self.batch_size, self.precision = corpus, batch_size, precision
 
     def rerank(self, run: Run, queries: dict[str, str], depth: int) -> Run:

@@ -257,8 +257,9 @@ def test_budget_cuts_steps_and_depth_and_the_report_says_so(tmp_path: Path) -> N
     assert config["retriever"]["max_steps"] == 61 and seconds == pytest.approx(1800, rel=0.01)
     with pytest.raises(TandemError, match="cannot be cut"):
         fit_budget(load_config(None, quick=False), plans(), budget=50)
-    rates = Rates(1e-3, 2e-3, 1.0, 2.0, {256: 100.0}, 150.0, 1.0)
+    rates = Rates(1e-3, 2e-3, 1.0, 2.0, {256: 100.0}, 150.0, 1.0, last_window_tokens=100.0)
     assert rates.encode_seconds(10, 256) == pytest.approx(1.0) and rates.score_seconds(10) == pytest.approx(3.0)
+    assert rates.score_seconds(10, last_window=True) == pytest.approx(5.0)  # the long passages' last windows too
 
 
 def test_config_types_are_checked_before_any_stage(tmp_path: Path) -> None:

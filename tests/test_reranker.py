@@ -16,7 +16,7 @@ from core.data.groups import Passage, TrainingGroup, epoch_batches, sample_group
 from core.training.loop import TrainLoop
 from core.training.losses import ListwiseNLLLoss, PointwiseBCELoss
 from pipelines.evaluation.fusion import interpolate_reranked
-from rerank.model import CrossEncoder
+from rerank.model import CrossEncoder, last_windows
 from rerank.rerank import rerank_run
 from rerank.train import RerankerConfig, train_reranker
 
@@ -184,6 +184,32 @@ def test_rerank_keeps_order_below_depth(dataset: BeirDataset, tiny_bert: Path) -
     assert all(0.0 <= s <= 1.0 for _, s in mixed[:5])
     assert [d for d, _ in mixed[5:]] == dataset.corpus.ids[5:]  # below the depth: first-stage order
     assert {d for d, _ in mixed[:5]} == set(dataset.corpus.ids[:5])
+
+
+def test_the_last_window_is_the_passages_end_that_fits_from_a_whole_word(tiny_bert: Path) -> None:
+    model = CrossEncoder.from_pretrained(tiny_bert, max_length=32)
+    words = [f"w{i}" for i in range(60)]  # one token each here: the tiny vocabulary has no word pieces
+    passage = " ".join(words)
+    query = "aspirin heart"
+    tail, short = last_windows(model.tokenizer, [query, query], [passage, "aspirin"], max_length=32)
+    assert tail is not None and passage.endswith(tail) and tail.split()[0] in words
+    assert len(model.tokenizer(query, tail)["input_ids"]) <= 32 < len(model.tokenizer(query, passage)["input_ids"])
+    assert len(model.tokenizer(query, f"w0 {tail}")["input_ids"]) > 32  # and is the longest such end
+    assert short is None  # the whole passage fits
+
+
+def test_last_window_scoring_keeps_each_pairs_higher_window(tiny_bert: Path) -> None:
+    model = CrossEncoder.from_pretrained(tiny_bert, max_length=32)
+    words = [word for word in model.tokenizer.vocab if word.isalpha()][:60]  # known words: windows differ
+    queries = ["aspirin heart", "aspirin heart", "statin"]
+    passages = [" ".join(words), "aspirin", " ".join(reversed(words))]
+    first = model.score(queries, passages, precision="fp32", show_progress=False)
+    tails = last_windows(model.tokenizer, queries, passages, 32)
+    last = model.score([queries[0], queries[2]], [tails[0], tails[2]], precision="fp32", show_progress=False)
+    assert tails[1] is None and not np.allclose(first[[0, 2]], last, rtol=0, atol=1e-6)
+    model.last_window = True
+    both = model.score(queries, passages, precision="fp32", show_progress=False)
+    np.testing.assert_allclose(both, [max(first[0], last[0]), first[1], max(first[2], last[1])], rtol=1e-5)
 
 
 def test_head_learning_rate_applies_only_to_the_new_head(tiny_bert: Path, tmp_path: Path) -> None:

@@ -134,6 +134,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     rerank.add_argument("--max-length", type=positive_int, help="max tokens per pair (default: the model's)")
     rerank.add_argument(
+        "--last-window",
+        action=argparse.BooleanOptionalAction,
+        default=RERANK.last_window,
+        help="also score a passage too long for one window on its last window and keep the higher score (MaxP; "
+        "up to twice the pairs), as `tandem run` does (default: %(default)s)",
+    )
+    rerank.add_argument(
         "--interpolate",
         type=weight,
         metavar="ALPHA",
@@ -212,7 +219,8 @@ def run_rerank(args: argparse.Namespace) -> int:
         )
     run = queries_to_rerank(read_run(args.run), dataset, args.split, args.run)
     queries = dataset.queries
-    model = CrossEncoder.from_pretrained(args.model, max_length=args.max_length).to_device(torchrun_device(args.device))
+    model = CrossEncoder.from_pretrained(args.model, max_length=args.max_length, last_window=args.last_window)
+    model = model.to_device(torchrun_device(args.device))
     tag = "rerank" if args.interpolate is None else f"rerank-interp{args.interpolate}"
 
     def rerank_share(query_ids: list[str], out: Path) -> dict:

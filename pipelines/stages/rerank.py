@@ -71,7 +71,7 @@ def stage_rerank(ctx: RunContext, work: Path) -> dict:
     # one precision for every cross-encoder and all their pairs, dev and test alike
     precision = bulk_precision(options["precision"], pick_device(), pairs) if rerankers else options["precision"]
     for label, path in rerankers.items():
-        model = CrossEncoder.from_pretrained(path).to_device()
+        model = CrossEncoder.from_pretrained(path, last_window=options["last_window"]).to_device()
         if precision in ("int8", "bf16-compiled"):  # quantised or compiled before the timing, on the first pairs
             queries, passages = rerank_pairs(
                 first_runs[firsts[0], "test"], ctx.dataset.queries, ctx.dataset.corpus, options["depth"]
@@ -119,7 +119,8 @@ def fuse_on_dev(ctx: RunContext, work: Path, firsts: tuple[str, ...], first_runs
 
 def estimate_rerank(w: Workload) -> StagePlan:
     pairs = rerank_pair_count(w.evaluated, w.config) * w.rerankers
-    seconds = w.rates.score_seconds(pairs) + w.rerankers * w.rates.score_quantise_s + 2
+    last_window = w.config["rerank"]["last_window"]
+    seconds = w.rates.score_seconds(pairs, last_window) + w.rerankers * w.rates.score_quantise_s + 2
     return StagePlan("rerank", f"{pairs:,} pairs to score", seconds)
 
 
