@@ -275,20 +275,28 @@ def _run_stages(ctx: RunContext, force: list[str]) -> list[str]:
             else "not finished"
         )
         log.info("stage %s: running (%s)", stage, reason)
-        work = ctx.stage_dir(stage)
-        if not resumable(work, stage, wanted, done, forced=stage in force, upstream_ran=bool(ran)):
-            remove_owned(work, "stage")  # a folder tandem did not write is refused, never deleted
-        claim_folder(work, "stage", stage=stage)
-        (work / "config.json").write_text(json.dumps(wanted, indent=2) + "\n")
-        started = time.perf_counter()
-        result = BY_NAME[stage].run(ctx, work)
-        with atomic_file(work / "done.json") as marker:
-            json.dump(
-                {"config": wanted, "seconds": time.perf_counter() - started, "result": result},
-                marker,
-                indent=2,
-                default=str,
-            )
-        log.info("stage %s: finished in %.0f s", stage, time.perf_counter() - started)
+        run_stage(
+            ctx, stage, wanted, resume=resumable(ctx.stage_dir(stage), stage, wanted, done, stage in force, bool(ran))
+        )
         ran.append(stage)
     return ran
+
+
+def run_stage(ctx: RunContext, stage: str, wanted: dict, resume: bool = False) -> None:
+    """Run one stage into its folder (emptied first unless `resume`) and mark it done with `wanted`, the
+    configuration its done.json records."""
+    work = ctx.stage_dir(stage)
+    if not resume:
+        remove_owned(work, "stage")  # a folder tandem did not write is refused, never deleted
+    claim_folder(work, "stage", stage=stage)
+    (work / "config.json").write_text(json.dumps(wanted, indent=2) + "\n")
+    started = time.perf_counter()
+    result = BY_NAME[stage].run(ctx, work)
+    with atomic_file(work / "done.json") as marker:
+        json.dump(
+            {"config": wanted, "seconds": time.perf_counter() - started, "result": result},
+            marker,
+            indent=2,
+            default=str,
+        )
+    log.info("stage %s: finished in %.0f s", stage, time.perf_counter() - started)
