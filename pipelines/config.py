@@ -137,7 +137,7 @@ RANGES: dict[str, Range] = {
             "distill.teacher_temperature",
         )
     },
-    **{key: UNIT for key in ("bm25.b", "rerank.fuse_weights")},
+    **{key: UNIT for key in ("bm25.b", "rerank.fuse_weights", "reranker.last_window_share")},
     **{key: BELOW_ONE for key in ("split.dev_fraction", "retriever.attention_dropout", "reranker.attention_dropout")},
 }
 """The range of each numeric option (a list option: of each of its items), checked when the file is read."""

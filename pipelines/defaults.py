@@ -123,6 +123,7 @@ class RerankerDefaults:
     group_size: int = RERANKER.group_size
     batch_queries: int = RERANKER.batch_queries
     max_length: int = RERANKER.max_length
+    last_window_share: float = RERANKER.last_window_share
     attention_dropout: float = RERANKER.attention_dropout
     save_every: int = RERANKER.save_every
     eval_every: int = RERANKER.eval_every

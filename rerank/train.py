@@ -8,6 +8,7 @@ identical data, steps and seed.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from core.training.distributed import setup_distributed
 from core.training.loop import seed_everything, train_on_groups
 from core.training.losses import LossName, make_loss
 from core.training.output import finish_training, finished_summary, model_card
-from rerank.model import CrossEncoder
+from rerank.model import CrossEncoder, last_windows
 
 
 @dataclass
@@ -59,6 +60,11 @@ class RerankerConfig(TrainingConfig):
     """tokens per (query, passage) pair, in training and in scoring; the longer side is cut first. Chosen
     on both collections' dev splits against scoring at 384 and 512 and against training at 384
     (docs/experiments.md, "How many tokens the cross-encoder reads")"""
+    last_window_share: float = 0.0
+    """the chance that a training passage too long for one window is read on its last window instead of
+    its first (`CrossEncoder.last_window`), drawn for every pair each step, positives and negatives
+    alike: a model scored on both windows (`rerank.last_window`) then also learns to rank passages whose
+    window starts mid-text, without their title"""
     attention_dropout: float = 0.0
     """attention-probability dropout; 0 lets PyTorch use its fast SDPA attention kernel"""
     device: str | None = None
@@ -109,6 +115,8 @@ def train_reranker(
     def loss_fn(batch: GroupBatch) -> torch.Tensor:
         queries = [sample.query for sample in batch for _ in sample.texts]
         passages = [text for sample in batch for text in sample.texts]
+        if config.last_window_share:
+            passages = sampled_windows(model, queries, passages, config.last_window_share)
         logits = trainable(model.tokenize(queries, passages)).view(len(batch), config.group_size)
         if positives == 1:
             return loss_function(logits)
@@ -138,3 +146,13 @@ def train_reranker(
         "groups_without_found_positives": without_found_positives,
         "pairs_per_step": config.batch_queries * config.group_size * context.world_size,
     }
+
+
+def sampled_windows(model: CrossEncoder, queries: list[str], passages: list[str], share: float) -> list[str]:
+    """`passages` with each one too long to fit beside its query replaced by its last window with chance
+    `share` (drawn from `random`, whose state a resumed training restores)."""
+    windows = last_windows(model.tokenizer, queries, passages, model.max_length)
+    return [
+        window if window is not None and random.random() < share else passage
+        for passage, window in zip(passages, windows, strict=True)
+    ]

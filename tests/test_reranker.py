@@ -18,7 +18,7 @@ from core.training.losses import ListwiseNLLLoss, PointwiseBCELoss
 from pipelines.evaluation.fusion import interpolate_reranked
 from rerank.model import CrossEncoder, last_windows
 from rerank.rerank import rerank_run
-from rerank.train import RerankerConfig, train_reranker
+from rerank.train import RerankerConfig, sampled_windows, train_reranker
 
 
 def tiny_groups(dataset: BeirDataset) -> list[TrainingGroup]:
@@ -210,6 +210,19 @@ def test_last_window_scoring_keeps_each_pairs_higher_window(tiny_bert: Path) -> 
     model.last_window = True
     both = model.score(queries, passages, precision="fp32", show_progress=False)
     np.testing.assert_allclose(both, [max(first[0], last[0]), first[1], max(first[2], last[1])], rtol=1e-5)
+
+
+def test_training_reads_a_long_passages_last_window_at_the_share_asked(tiny_bert: Path) -> None:
+    model = CrossEncoder.from_pretrained(tiny_bert, max_length=32)
+    words = [word for word in model.tokenizer.vocab if word.isalpha()][:60]
+    long, short = " ".join(words), "aspirin"
+    queries, passages = ["aspirin heart"] * 400, [long, short] * 200
+    tail = last_windows(model.tokenizer, queries[:1], [long], 32)[0]
+    random.seed(0)
+    sampled = sampled_windows(model, queries, passages, share=0.5)
+    assert sampled[1::2] == [short] * 200  # a passage that fits is read whole
+    assert set(sampled[::2]) == {long, tail} and 70 < sampled[::2].count(tail) < 130
+    assert sampled_windows(model, queries, passages, share=1.0)[::2] == [tail] * 200
 
 
 def test_head_learning_rate_applies_only_to_the_new_head(tiny_bert: Path, tmp_path: Path) -> None:
