@@ -11,7 +11,7 @@ import json
 import random
 import time
 from collections.abc import Collection
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 
@@ -83,7 +83,8 @@ a warm-up measured with other values of these is reused."""
 
 def warmup_key(dataset: BeirDataset, config: dict, mode: str) -> dict:
     """What the warm-up's figures depend on: the machine (`provenance.machine`, torch's threads and
-    version), the collection (its sampled lengths) and the options of the timed models and shapes."""
+    version), the collection (its sampled lengths), the options of the timed models and shapes, and what
+    `Rates` holds (a cache entry from before a rate was added lacks it)."""
     timed = {
         section: {k: v for k, v in config[section].items() if k not in UNTIMED_OPTIONS}
         for section in ("dense", "retriever", "reranker", "rerank")
@@ -94,6 +95,7 @@ def warmup_key(dataset: BeirDataset, config: dict, mode: str) -> dict:
         "mode": mode,
         "run_mode": config["run"]["mode"],
         "options": timed,
+        "rates": [rate.name for rate in fields(Rates)],
     }
 
 

@@ -203,6 +203,8 @@ def test_the_warm_up_is_reused_for_the_same_job_on_this_machine(
     again = planned("--set", "reranker.max_steps=7")  # how long it trains: same timings
     assert len(measured) == 1 and "measured in an earlier" in again
     assert again.split("\nreranker ")[0] == first.split("\nreranker ")[0]  # same rates, same estimates
+    planned("--set", "rerank.last_window=false")  # how many pairs it scores, not what one costs
+    assert len(measured) == 1
     planned("--set", "reranker.max_length=32")  # a timed shape changed
     planned("--fresh-warmup")
     assert len(measured) == 3
