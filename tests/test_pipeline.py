@@ -375,6 +375,12 @@ def test_search_answers_from_a_finished_run(tiny_dir: Path, tiny_bert: Path, tmp
     assert printed[0].startswith("# aspirin heart attack") and len(printed) == 3
     cascade = Pipeline.from_run(out, "ce", depth=4, cascade_keep=2)
     assert isinstance(cascade.reranker, CascadeReranker) and cascade.reranker.first.model.max_length == 64
+    assert cascade.reranker.second.model.last_window and not cascade.reranker.first.model.last_window
+    config_file = out / "rerank" / "config.json"  # a run from before rerank.last_window read first windows only
+    recorded = json.loads(config_file.read_text())
+    del recorded["rerank"]["last_window"]
+    config_file.write_text(json.dumps(recorded))
+    assert not Pipeline.from_run(out, "ce").reranker.model.last_window
     assert len(cascade.search_one("aspirin heart attack", k=3)) == 3
     assert main(["search", "--run-dir", str(out), "--cascade", "2", "aspirin heart attack"]) == 0
     model = CrossEncoder.from_pretrained(out / "reranker" / "nll")
