@@ -85,10 +85,11 @@ class Pipeline:
     ) -> Pipeline:
         """The pipeline of a finished `tandem run` folder, its indexes and models loaded once: `bm25`, `dense`
         (the fine-tuned bi-encoder where the run trained one), `hybrid` (their RRF) or `ce` (the hybrid's
-        top `depth` reranked by the run's first cross-encoder, scoring passages of `corpus`: None reads the
-        corpus the run's BM25 index was built from). `depth` None: the run's own `rerank.depth`.
-        `cascade_keep` K: the cross-encoder reads `CASCADE_MAX_LENGTH` tokens per pair over the top `depth`
-        first, then its full length over that pass's top K only (`CascadeReranker`)."""
+        top `depth` reranked by the run's first cross-encoder, scoring passages of `corpus` as the run's
+        rerank stage scored them, `run_rerank_options`: None reads the corpus the run's BM25 index was built
+        from). `depth` None: the run's own `rerank.depth`. `cascade_keep` K: the cross-encoder reads
+        `CASCADE_MAX_LENGTH` tokens of each pair's first window over the top `depth` first, then scores that
+        pass's top K only as the rerank stage does (`CascadeReranker`)."""
         run_dir = Path(run_dir)
         if system not in SYSTEMS:
             raise TandemError(f"system must be one of {', '.join(SYSTEMS)}, not '{system}'")
@@ -116,7 +117,7 @@ class Pipeline:
             depth = options["depth"]
         reranker: Reranker = CrossEncoderReranker(rerankers[0], corpus, last_window=options["last_window"])
         if cascade_keep:
-            cheap = CrossEncoderReranker(rerankers[0], corpus, max_length=CASCADE_MAX_LENGTH)
+            cheap = CrossEncoderReranker(rerankers[0], corpus, max_length=CASCADE_MAX_LENGTH, last_window=False)
             reranker = CascadeReranker(cheap, reranker, cascade_keep)
         return cls(hybrid, reranker, depth)
 

@@ -28,11 +28,12 @@ class CrossEncoderReranker:
         device: str | None = None,
         precision: str = "auto",
         max_length: int | None = None,
-        last_window: bool = False,
+        last_window: bool = True,
     ) -> None:
         """`max_length`: tokens per pair (None: the model's own); a short one makes a cheap first pass
-        for `CascadeReranker`. `last_window`: also score a long passage's last window (`CrossEncoder`'s
-        attribute; a `CrossEncoder` passed in keeps its own)."""
+        for `CascadeReranker`. `last_window`: also score a long passage's last window and keep the higher
+        score (`CrossEncoder.last_window`), as `tandem run`'s rerank stage does by default; a
+        `CrossEncoder` passed in keeps its own setting."""
         if isinstance(model, CrossEncoder):
             self.model = model
         else:
