@@ -63,8 +63,9 @@ class RerankerConfig(TrainingConfig):
     last_window_share: float = 0.0
     """the chance that a training passage too long for one window is read on its last window instead of
     its first (`CrossEncoder.last_window`), drawn for every pair each step, positives and negatives
-    alike: a model scored on both windows (`rerank.last_window`) then also learns to rank passages whose
-    window starts mid-text, without their title"""
+    alike, so that a model scored on both windows (`rerank.last_window`) learns to rank windows that start
+    mid-text, without their title. 0 on both dev splits against 0.5 (docs/experiments.md, "How many tokens
+    the cross-encoder reads"): 0.5 lowered the cross-encoder alone on both"""
     attention_dropout: float = 0.0
     """attention-probability dropout; 0 lets PyTorch use its fast SDPA attention kernel"""
     device: str | None = None
