@@ -67,12 +67,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="cross-validations, each with its own split")
     parser.add_argument("--resamples", type=int, default=100, help="bootstrap samples of the bagged choice")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--with-zeroshot",
+        action="store_true",
+        help="a fourth part: the zero-shot bi-encoder's run (the dense-zeroshot stage) beside the fine-tuned one's",
+    )
     args = parser.parse_args()
 
     ctx = finished_run(args.run, args.dataset)
     config = ctx.config
-    grid = simplex_grid(3, config["fuse"]["grid_step"])
-    others = [read_run(ctx.stage_run(stage, "dev")) for stage in ("bm25", ctx.dense_stage())]
+    stages = ["bm25", ctx.dense_stage()] + (["dense-zeroshot"] if args.with_zeroshot else [])
+    grid = simplex_grid(1 + len(stages), config["fuse"]["grid_step"])
+    others = [read_run(ctx.stage_run(stage, "dev")) for stage in stages]
     out = args.run / "experiments" / "fusion"
     out.mkdir(parents=True, exist_ok=True)
     for first in config["rerank"]["first_stages"]:
