@@ -75,6 +75,12 @@ def main() -> None:
     )
     parser.add_argument("--init", default="start", help="start (the run's start model), retriever, or a model path")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=recipe.keep_checkpoints,
+        help=f"checkpoints kept (one every {recipe.save_every} steps), e.g. for experiments/checkpoint_average.py",
+    )
     parser.add_argument("--test", action="store_true", help="also rerank test's hybrid top 100 (the chosen setting)")
     args = parser.parse_args()
 
@@ -99,6 +105,7 @@ def main() -> None:
         max_length=args.max_length, epochs=1, min_steps=args.steps, max_steps=args.steps, learning_rate=args.lr,
         head_learning_rate=args.head_lr, seed=args.seed, eval_every=args.eval_every, patience=args.patience,
         positive_depth=args.positive_depth, negative_depth=0 if window else args.negative_depth,
+        keep_checkpoints=args.keep_checkpoints,
     )  # fmt: skip
     started = time.perf_counter()
     if (out / "training_config.json").is_file():

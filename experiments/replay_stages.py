@@ -5,7 +5,8 @@ word (an option renamed or re-expressed since, with the same outputs) and `tande
 
 Every stage from `--from` on runs exactly as `tandem run` runs it (`pipelines.runner.run_stage`, the same
 folders and done.json), with today's defaults and any `--set`; the stages before it are not checked. Whoever
-uses it says so in the record's note, and why the earlier stages stand.
+uses it says so in the record's note, and why the earlier stages stand. With `--resume` the first stage
+resumes from the checkpoints in its folder, as an interrupted `tandem run` resumes its reranker stage.
 
     .venv/bin/python -m experiments.replay_stages --run runs/sf-lastwin --dataset scifact --from rerank
 """
@@ -30,6 +31,11 @@ def main() -> None:
     parser.add_argument("--dataset", required=True, help="its dataset: a name or a BEIR folder")
     parser.add_argument("--from", dest="first", choices=STAGE_NAMES, required=True, help="the first stage to re-run")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="as in tandem run")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="the first stage keeps its folder and resumes from the checkpoints there (the reranker stage)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -40,7 +46,7 @@ def main() -> None:
     wanted = wanted_configs(ctx)
     for stage in STAGE_NAMES[STAGE_NAMES.index(args.first) :]:
         print(f"stage {stage}: re-running", flush=True)
-        run_stage(ctx, stage, wanted[stage])
+        run_stage(ctx, stage, wanted[stage], resume=args.resume and stage == args.first)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ RANGES: dict[str, Range] = {
             "retriever.passage_max_length",
             "retriever.query_max_length",
             "reranker.eval_depth",
+            "reranker.average_every",
             "reranker.positives",
             "retriever.negatives_depth",
             "retriever.num_negatives",
@@ -138,7 +139,15 @@ RANGES: dict[str, Range] = {
         )
     },
     **{key: UNIT for key in ("bm25.b", "rerank.fuse_weights", "reranker.last_window_share")},
-    **{key: BELOW_ONE for key in ("split.dev_fraction", "retriever.attention_dropout", "reranker.attention_dropout")},
+    **{
+        key: BELOW_ONE
+        for key in (
+            "split.dev_fraction",
+            "retriever.attention_dropout",
+            "reranker.attention_dropout",
+            "reranker.average_from",
+        )
+    },
 }
 """The range of each numeric option (a list option: of each of its items), checked when the file is read."""
 

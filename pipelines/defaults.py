@@ -128,6 +128,8 @@ class RerankerDefaults:
     save_every: int = RERANKER.save_every
     eval_every: int = RERANKER.eval_every
     patience: int = RERANKER.patience
+    average_from: float = RERANKER.average_from
+    average_every: int = RERANKER.average_every
     eval_depth: int = 30
     """with `eval_every`: dev hits per query each evaluation reranks (of the BM25 + dense RRF hybrid)"""
     positives: int = RERANKER.positives

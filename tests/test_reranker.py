@@ -123,13 +123,16 @@ def test_bce_trains_on_the_same_batches(
     assert len(seen["bce"]) == len(groups) // 2 and seen["nll"] == seen["bce"]  # same pairs, same order, every step
 
 
+@pytest.mark.parametrize("average_from", [0.0, 0.5])
 def test_resume_continues_exactly(
-    dataset: BeirDataset, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dataset: BeirDataset, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, average_from: float
 ) -> None:
+    """Also with tail averaging, whose running sum (here steps 3-6) must survive the crash at step 4."""
     groups = tiny_groups(dataset)
     config = RerankerConfig(
-        model=str(tiny_bert), group_size=3, batch_queries=2, epochs=2, min_steps=0, learning_rate=5e-4, seed=5
-    )
+        model=str(tiny_bert), group_size=3, batch_queries=2, epochs=2, min_steps=0, learning_rate=5e-4, seed=5,
+        average_from=average_from, average_every=1,
+    )  # fmt: skip
     train_reranker(groups, config, tmp_path / "straight")
 
     checkpointed = RerankerConfig(**{**config.__dict__, "save_every": 2})
@@ -152,6 +155,33 @@ def test_resume_continues_exactly(
         torch.testing.assert_close(tensor, resumed[name], msg=name)
     again = train_reranker(groups, checkpointed, tmp_path / "resumed", resume=True)  # finished: nothing to do
     assert again["finished_earlier"] and again["steps"] == 0
+
+
+def test_tail_averaging_finishes_with_the_mean_of_the_tails_weights(
+    dataset: BeirDataset, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.torch import load_file
+
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+    save = TrainLoop.save_checkpoint
+
+    def save_and_note(self: TrainLoop) -> None:
+        seen[self.state.step] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        save(self)
+
+    monkeypatch.setattr(TrainLoop, "save_checkpoint", save_and_note)
+    config = RerankerConfig(
+        model=str(tiny_bert), group_size=3, batch_queries=2, epochs=2, min_steps=0, learning_rate=5e-4, seed=5,
+        save_every=1, average_from=0.5, average_every=1,
+    )  # fmt: skip
+    summary = train_reranker(tiny_groups(dataset), config, tmp_path / "ce")
+    assert summary["steps"] == 6 and summary["averaged_steps"] == 4  # steps 3, 4, 5 and 6
+    tail = [seen[step] for step in (3, 4, 5, 6)]
+    averaged = load_file(tmp_path / "ce" / "model.safetensors")
+    assert not torch.equal(tail[0]["model.classifier.weight"], tail[-1]["model.classifier.weight"])  # they differ
+    for name, tensor in averaged.items():  # the trainer's CrossEncoder holds the saved model as `model`
+        torch.testing.assert_close(tensor, sum(state[f"model.{name}"] for state in tail) / 4, msg=name)
+    assert "mean of 4 points" in (tmp_path / "ce" / "README.md").read_text()
 
 
 def test_saved_model_loads_in_transformers_and_sentence_transformers(tiny_bert: Path, tmp_path: Path) -> None:

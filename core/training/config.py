@@ -53,6 +53,11 @@ class TrainingConfig:
     the weights of the best evaluation, not the last step's"""
     patience: int = 0
     """stop after this many evaluations in a row without a better dev figure (0: run every scheduled step)"""
+    average_from: float = 0.0
+    """finish with the mean of the weights at every `average_every`-th step from this share of the schedule on
+    (tail averaging, `core.training.averaging`) instead of the best dev evaluation's or the last step's (0: off)"""
+    average_every: int = 50
+    """with `average_from`: steps between the points averaged"""
 
     RANGES: ClassVar[dict[str, Range]] = {
         "epochs": POSITIVE,
@@ -71,6 +76,8 @@ class TrainingConfig:
         "patience": at_least(0),
         "weight_decay": at_least(0),
         "warmup_ratio": BELOW_ONE,
+        "average_from": BELOW_ONE,
+        "average_every": at_least(1),
     }
     """Each numeric option's range: checked when a flag is parsed and when a config is built."""
 

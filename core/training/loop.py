@@ -30,6 +30,7 @@ from core.data.groups import GroupBatch, TrainingGroup, epoch_batches
 from core.errors import TandemError
 from core.precision import autocast, autocast_dtype
 from core.progress import progress_bar
+from core.training.averaging import TailAverage
 from core.training.config import TrainingConfig, scheduled_steps
 from core.training.distributed import DistributedContext
 from core.training.early_stopping import DevCurve, DevEvaluator
@@ -102,6 +103,11 @@ class TrainLoop:
         self.state = TrainState()
         self.loss_log = LossLog(self.out_dir / "loss.csv", context.is_main)
         self.dev_curve = DevCurve(self.out_dir, context.is_main)
+        self.average = (
+            TailAverage.of_schedule(self.total_steps, config.average_from, config.average_every)
+            if config.average_from
+            else None
+        )
         if context.is_main:  # staging folders of a killed save (one trainer per folder: none is live)
             for staging in [*self.out_dir.glob(".checkpoint-*.tmp"), self.out_dir / ".final.tmp"]:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -130,6 +136,7 @@ class TrainLoop:
                 "state": asdict(self.state),
                 "rng": _rng_state(),
                 "config": resumable_options(self.config),
+                "average": self.average.state_dict() if self.average else None,
             },
             staging / "training_state.pt",
         )
@@ -168,6 +175,8 @@ class TrainLoop:
         self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
         self.state = TrainState(**saved["state"])
+        if self.average and saved.get("average"):
+            self.average.load_state_dict(saved["average"])
         _set_rng_state(saved["rng"])
         self.loss_log.keep_until(self.state.step)
         self.dev_curve.keep_until(self.state.step)
@@ -183,8 +192,8 @@ class TrainLoop:
         evaluate: DevEvaluator | None = None,
     ) -> dict[str, Any]:
         """Train until the scheduled steps are done, or, with `evaluate` and `config.eval_every`, until
-        `config.patience` evaluations in a row bring no better dev figure; then finish with the best
-        evaluation's weights."""
+        `config.patience` evaluations in a row bring no better dev figure; then finish with the mean of the
+        tail's weights (`config.average_from`), else with the best evaluation's weights."""
         config, device = self.config, self.context.device
         evaluating = evaluate is not None and config.eval_every > 0
         self.model.train()
@@ -231,6 +240,8 @@ class TrainLoop:
                     self.dev_curve.record(self.state, evaluate(), self.model)
                     self.model.train()
                     bar.set_postfix(dev=f"{self.state.best_score:.4f}@{self.state.best_step}")
+                if self.average and self.average.due(self.state.step):
+                    self.average.add(unwrap(self.model).state_dict())
                 if config.save_every and self.state.step % config.save_every == 0:
                     self.save_checkpoint()
                 if self.state.step >= self.total_steps or self._patience_ran_out():
@@ -243,8 +254,12 @@ class TrainLoop:
             break
         bar.close()
         summary: dict[str, Any] = {"steps": self.state.step, "seconds": time.perf_counter() - started}
-        if evaluating:
+        if self.average and self.average.count:
+            self.average.apply(self.model)
+            summary["averaged_steps"] = self.average.count
+        elif evaluating:
             self.dev_curve.restore_best(self.state, self.model)
+        if evaluating:
             summary.update(
                 best_step=self.state.best_step,
                 best_dev=self.state.best_score,

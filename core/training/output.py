@@ -99,13 +99,18 @@ def model_card(kind: str, config: object, summary: dict, groups: int) -> str:
         f"Trained by tandem from `{start}` with the {options.get('loss', 'nll')} loss on "
         f"{groups:,} training groups, {summary.get('steps', 0):,} steps.",
     ]
-    if summary.get("best_dev") is not None:
+    if summary.get("averaged_steps"):
+        lines.append(
+            f"The weights are the mean of {summary['averaged_steps']} points of the training's tail "
+            f"(every {options['average_every']} steps from {options['average_from']:g} of the schedule on)."
+        )
+    elif summary.get("best_dev") is not None:
         lines.append(
             f"Early stopping on dev: best dev nDCG@10 {summary['best_dev']:.4f} at step {summary['best_step']:,} "
             "(the weights kept)."
         )
     lines += ["", "Recipe (training_config.json has every option):", ""]
     shown = ("learning_rate", "head_learning_rate", "epochs", "group_size", "batch_queries", "positives",
-             "positive_depth", "negative_depth", "max_length", "eval_every", "patience", "seed")  # fmt: skip
+             "positive_depth", "negative_depth", "max_length", "eval_every", "patience", "average_from", "seed")  # fmt: skip
     lines += [f"- {name}: {options[name]}" for name in shown if name in options]
     return "\n".join(lines) + "\n"
