@@ -34,7 +34,7 @@ from core.training.averaging import TailAverage
 from core.training.config import TrainingConfig, scheduled_steps
 from core.training.distributed import DistributedContext
 from core.training.early_stopping import DevCurve, DevEvaluator
-from core.training.state import TrainState, unwrap
+from core.training.state import TrainState, rng_state, set_rng_state, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class TrainLoop:
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "state": asdict(self.state),
-                "rng": _rng_state(),
+                "rng": rng_state(),
                 "config": resumable_options(self.config),
                 "average": self.average.state_dict() if self.average else None,
             },
@@ -177,7 +177,7 @@ class TrainLoop:
         self.state = TrainState(**saved["state"])
         if self.average and saved.get("average"):
             self.average.load_state_dict(saved["average"])
-        _set_rng_state(saved["rng"])
+        set_rng_state(saved["rng"])
         self.loss_log.keep_until(self.state.step)
         self.dev_curve.keep_until(self.state.step)
         log.info("resumed from %s (step %d)", checkpoints[-1], self.state.step)
@@ -341,22 +341,3 @@ def _skip(batches: Iterable[Any], count: int) -> Iterator[Any]:
     for index, batch in enumerate(batches):
         if index >= count:
             yield batch
-
-
-def _rng_state() -> dict:
-    """Python, NumPy and torch RNG states in types `torch.load(weights_only=True)` accepts."""
-    version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {
-        "python": [version, list(internal), gauss],
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-        "torch": torch.get_rng_state(),
-    }
-
-
-def _set_rng_state(state: dict) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
