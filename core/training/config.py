@@ -55,7 +55,9 @@ class TrainingConfig:
     """stop after this many evaluations in a row without a better dev figure (0: run every scheduled step)"""
     average_from: float = 0.0
     """finish with the mean of the weights at every `average_every`-th step from this share of the schedule on
-    (tail averaging, `core.training.averaging`) instead of the best dev evaluation's or the last step's (0: off)"""
+    (tail averaging, `core.training.averaging`) instead of the best dev evaluation's or the last step's (0: off).
+    Off for the cross-encoder: 0.5 ranked both dev splits below the best evaluation's weights
+    (docs/experiments.md, "Averaging the tail of the training")"""
     average_every: int = 50
     """with `average_from`: steps between the points averaged"""
 
