@@ -17,7 +17,7 @@ import json
 import numpy as np
 
 from core.data.beir import Qrels
-from core.data.runs import Run, read_run
+from core.data.runs import Run, ranked, read_run
 from experiments.finished_run import finished_run, replay_parser
 from pipelines.evaluation.fusion import bagged_weights, best_on, convex_figures, mean_figure, simplex_grid
 from pipelines.stages.rerank import run_path
@@ -61,6 +61,18 @@ def cross_validate(
     }
 
 
+def union_of_tops(reranked: list[Run], depth: int) -> Run:
+    """Per query, every passage in any of the runs' top `depth`, with its score (the same cross-encoder
+    scored it in each), best first: the candidates of all first stages reranked as one list."""
+    union: Run = {}
+    for run in reranked:
+        for query_id, hits in run.items():
+            scores = dict(union.get(query_id, []))
+            scores.update(hits[:depth])
+            union[query_id] = ranked(list(scores.items()))
+    return union
+
+
 def main() -> None:
     parser = replay_parser(__doc__)
     parser.add_argument("--folds", type=int, default=5)
@@ -72,6 +84,11 @@ def main() -> None:
         action="store_true",
         help="a fourth part: the zero-shot bi-encoder's run (the dense-zeroshot stage) beside the fine-tuned one's",
     )
+    parser.add_argument(
+        "--union",
+        action="store_true",
+        help="one more row: the mix over the union of every reranked run's top `rerank.depth` (the same scores)",
+    )
     args = parser.parse_args()
 
     ctx = finished_run(args.run, args.dataset)
@@ -81,10 +98,14 @@ def main() -> None:
     others = [read_run(ctx.stage_run(stage, "dev")) for stage in stages]
     out = args.run / "experiments" / "fusion"
     out.mkdir(parents=True, exist_ok=True)
-    for first in config["rerank"]["first_stages"]:
-        name = f"{first}-{args.label}"
-        reranked = read_run(run_path(ctx.stage_dir("rerank"), "dev", name))
-        measured = cross_validate(reranked, others, ctx.dev_qrels(), grid, config["rerank"]["depth"], args)
+    depth = config["rerank"]["depth"]
+    names = [f"{first}-{args.label}" for first in config["rerank"]["first_stages"]]
+    runs = {name: read_run(run_path(ctx.stage_dir("rerank"), "dev", name)) for name in names}
+    if args.union:
+        runs["union"] = union_of_tops(list(runs.values()), depth)
+    for name, reranked in runs.items():
+        top = max(map(len, reranked.values())) if name == "union" else depth
+        measured = cross_validate(reranked, others, ctx.dev_qrels(), grid, top, args)
         record = {**vars(args), "run": str(args.run), "reranked": name, **measured}
         with (out / "results.jsonl").open("a") as f:
             f.write(json.dumps(record) + "\n")

@@ -21,3 +21,12 @@ def test_cross_validation_scores_each_way_on_queries_it_did_not_choose_on() -> N
     assert measured["weights_on_all_dev"]["argmax"] == (1.0, 0.0, 0.0)
     assert measured["weights_on_all_dev"]["bagged"] == (1.0, 0.0, 0.0)  # every sample agrees
     assert measured["held_out_nDCG@10"] == {"argmax": 1.0, "bagged": 1.0}
+
+
+def test_the_union_holds_every_runs_top_hits_once_best_first() -> None:
+    from experiments.fusion import union_of_tops
+
+    bm25_reranked = {"q": [("a", 3.0), ("b", 1.0), ("below", 0.5)]}
+    hybrid_reranked = {"q": [("c", 2.0), ("a", 3.0), ("under", 9.0)]}
+    union = union_of_tops([bm25_reranked, hybrid_reranked], depth=2)
+    assert union == {"q": [("a", 3.0), ("c", 2.0), ("b", 1.0)]}  # nothing from below either top 2
