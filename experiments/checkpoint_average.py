@@ -24,6 +24,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from core.training.averaging import TailAverage
+from core.training.state import checkpoint_step, saved_checkpoints
 from experiments.finished_run import finished_run, replay_parser
 from pipelines.evaluation.dev_score import rerank_dev_score
 from pipelines.stages.rerank import hybrid_run
@@ -33,10 +34,8 @@ WEIGHTS_FILE = "model.safetensors"
 
 
 def checkpoints_within(folder: Path, first: int, last: int) -> list[Path]:
-    """The checkpoint folders (`checkpoint-STEP`) of a training whose step lies in `first`..`last`, by step."""
-    found = [p for p in folder.glob("checkpoint-*") if (p / WEIGHTS_FILE).is_file()]
-    steps = {p: int(p.name.split("-")[1]) for p in found}
-    return sorted((p for p in found if first <= steps[p] <= last), key=steps.get)
+    """The checkpoints of a training whose step lies in `first`..`last`, by step."""
+    return [path for path in saved_checkpoints(folder) if first <= checkpoint_step(path) <= last]
 
 
 def averaged_model(checkpoints: list[Path], last_window: bool) -> CrossEncoder:
@@ -44,7 +43,7 @@ def averaged_model(checkpoints: list[Path], last_window: bool) -> CrossEncoder:
     such as position ids, are the first checkpoint's), summed in step order by the trainer's own
     `TailAverage`: the weights a training with `average_from` finishes with, to the bit."""
     model = CrossEncoder.from_pretrained(checkpoints[0], last_window=last_window)
-    average = TailAverage(first_step=0, every=1)
+    average = TailAverage(first_step=0, every=1)  # every point given is added
     for path in checkpoints:
         average.add(load_file(path / WEIGHTS_FILE))
     average.apply(model.model)

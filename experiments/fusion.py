@@ -100,11 +100,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     depth = config["rerank"]["depth"]
     names = [f"{first}-{args.label}" for first in config["rerank"]["first_stages"]]
-    runs = {name: read_run(run_path(ctx.stage_dir("rerank"), "dev", name)) for name in names}
-    if args.union:
-        runs["union"] = union_of_tops(list(runs.values()), depth)
-    for name, reranked in runs.items():
-        top = max(map(len, reranked.values())) if name == "union" else depth
+    runs = {name: (read_run(run_path(ctx.stage_dir("rerank"), "dev", name)), depth) for name in names}
+    if args.union:  # the union of the top `depth` of each run holds at most `depth` hits per run
+        runs["union"] = (union_of_tops([run for run, _ in runs.values()], depth), depth * len(names))
+    for name, (reranked, top) in runs.items():
         measured = cross_validate(reranked, others, ctx.dev_qrels(), grid, top, args)
         record = {**vars(args), "run": str(args.run), "reranked": name, **measured}
         with (out / "results.jsonl").open("a") as f:

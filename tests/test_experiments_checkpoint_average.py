@@ -19,7 +19,8 @@ def test_the_averaged_model_holds_the_mean_of_the_checkpoints_in_the_range(tiny_
             for parameter in model.model.parameters():
                 parameter.add_(torch.randn_like(parameter))
         model.save_pretrained(training / f"checkpoint-{step}")
-    (training / "checkpoint-200").mkdir()  # a checkpoint being written: no weights yet
+        (training / f"checkpoint-{step}" / "training_state.pt").touch()  # what makes a folder a checkpoint
+    (training / "checkpoint-200").mkdir()  # not a checkpoint: no training state
 
     chosen = checkpoints_within(training, 100, 200)
     assert [path.name for path in chosen] == ["checkpoint-100", "checkpoint-150"]

@@ -54,8 +54,8 @@ class TailAverage:
         target.load_state_dict(state)
 
     def state_dict(self) -> dict:
-        return {"first_step": self.first_step, "every": self.every, "count": self.count, "total": self.total}
+        """The sum so far; which steps it takes comes from the training's options, which a resume repeats."""
+        return {"count": self.count, "total": self.total}
 
     def load_state_dict(self, saved: dict) -> None:
-        self.first_step, self.every = saved["first_step"], saved["every"]
         self.count, self.total = saved["count"], dict(saved["total"])

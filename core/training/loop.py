@@ -34,7 +34,7 @@ from core.training.averaging import TailAverage
 from core.training.config import TrainingConfig, scheduled_steps
 from core.training.distributed import DistributedContext
 from core.training.early_stopping import DevCurve, DevEvaluator
-from core.training.state import TrainState, rng_state, set_rng_state, unwrap
+from core.training.state import TrainState, rng_state, saved_checkpoints, set_rng_state, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,7 @@ class TrainLoop:
     # -- checkpoints ----------------------------------------------------------------------------
 
     def checkpoints(self) -> list[Path]:
-        found = [p for p in self.out_dir.glob("checkpoint-*") if (p / "training_state.pt").is_file()]
-        return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+        return saved_checkpoints(self.out_dir)
 
     def save_checkpoint(self) -> None:
         if not self.context.is_main:

@@ -1,9 +1,11 @@
-"""Where a training run stands (saved in every checkpoint), shared by the loop and early stopping."""
+"""Where a training run stands (saved in every checkpoint), shared by the loop and early stopping, and where
+its checkpoints are."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,3 +46,13 @@ def set_rng_state(state: dict) -> None:
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
+
+
+def saved_checkpoints(out_dir: Path) -> list[Path]:
+    """A training folder's checkpoints (`checkpoint-STEP`, each with its training state), oldest first."""
+    found = [p for p in Path(out_dir).glob("checkpoint-*") if (p / "training_state.pt").is_file()]
+    return sorted(found, key=checkpoint_step)
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    return int(checkpoint.name.split("-")[1])
