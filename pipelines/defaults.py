@@ -81,7 +81,8 @@ class RetrieverDefaults:
     query_max_length: int = RETRIEVER.encoder.query_max_length
     attention_dropout: float = RETRIEVER.attention_dropout
     negatives_depth: int = 100
-    """BM25 candidates per train query the retriever stage mines its negatives from"""
+    """BM25 candidates per train query the retriever stage mines its negatives from (not chosen on dev:
+    docs/experiments.md, "Defaults not chosen on both dev splits")"""
     num_negatives: int = MINING.num_negatives
     seed: int = RETRIEVER.seed
     precision: str = RETRIEVER.precision
@@ -141,6 +142,10 @@ class RerankerDefaults:
 
 @dataclass
 class DistillDefaults:
+    """Distilling the cross-encoder into the bi-encoder (off by default). Its settings follow RocketQAv2 and
+    Tevatron and were sized for cost; the label weight, the temperature, the queries a step and the epochs
+    were checked on SciFact's dev split (docs/log.md, "the default run, round by round")."""
+
     enabled: bool = False
     """distil the cross-encoder into the bi-encoder (off: it never beat the fine-tuned bi-encoder on dev by a
     significant margin, on NFCorpus its near-flat teacher collapsed the student, and it costs minutes a run;

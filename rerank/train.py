@@ -41,15 +41,20 @@ class RerankerConfig(TrainingConfig):
     """start model: a Hugging Face name or folder (null: all-MiniLM-L6-v2, offline copy)"""
     loss: LossName = "nll"
     """nll: softmax cross-entropy over each group (listwise, localized contrastive estimation); bce: the
-    pointwise baseline on the same pairs"""
+    pointwise baseline on the same pairs. NLL ranked above BCE at every dev evaluation on both collections
+    (docs/experiments.md, "NLL against BCE, both collections")"""
     positives: int = 4
     """positives in each sampled group, at most (as many as the query has, and fewer than `group_size`);
     the rest of the group are hard negatives. Above 1 the NLL's target is the set of them
-    (`ListwiseNLLLoss`): collections with many judged passages per query teach more per step"""
+    (`ListwiseNLLLoss`): collections with many judged passages per query teach more per step. Chosen with
+    `group_size` on both dev splits against 1 positive in groups of 8 (docs/experiments.md, "Several
+    positives per group")"""
     positive_depth: int = 100
     """train on the positives the mining sources ranked within this depth (0: every judged positive). A
     reranker only ever sees its first stage's top hits; judged passages no first stage finds (most of
-    NFCorpus's citation-derived positives) teach it features that do not rank what it is shown"""
+    NFCorpus's citation-derived positives) teach it features that do not rank what it is shown. Chosen on
+    both dev splits against every judged positive (docs/experiments.md, "How the cross-encoder learns on a
+    collection like NFCorpus")"""
     negative_depth: int = 30
     """train the judged queries on the negatives their mining source ranked within this depth (0: all the
     mined ones); title pseudo-query groups keep all of theirs. The reranker is shown its first stage's top
@@ -71,15 +76,29 @@ class RerankerConfig(TrainingConfig):
     device: str | None = None
     """cpu, cuda, cuda:1 (null: cuda when there is one)"""
     group_size: int = 11
+    """passages a group: up to `positives` positives, the rest hard negatives (docs/experiments.md, "Several
+    positives per group")"""
     min_steps: int = 600
+    """the training's length whatever the collection's size; with `max_steps` 600 as well, every collection
+    trains 600 steps (docs/experiments.md, "How long the cross-encoder trains")"""
     max_steps: int = 600
+    """see `min_steps`: 600 steps were the most both collections' trainings could afford in the round that
+    chose the recipe, and both dev curves were still rising there (docs/experiments.md, "How long the
+    cross-encoder trains")"""
     learning_rate: float = 1e-4
     """the encoder's peak learning rate (linear warm-up, then linear decay to 0 at the last step). Chosen on
     both collections' dev splits against 7e-5 at the same steps (docs/experiments.md, "The cross-encoder's
     learning rate")"""
     head_learning_rate: float | None = 1.4e-3
+    """the new one-logit head's peak learning rate (14x the encoder's). Chosen on SciFact's dev split alone,
+    against the encoder's rate, in an earlier round (docs/log.md, "the default run, round by round"); not
+    re-chosen on both collections (docs/experiments.md, "Defaults not chosen on both dev splits")"""
     save_every: int = 50
+    """a checkpoint every 50 steps (a few minutes of CPU training), so an interrupted run resumes where it
+    stopped; it does not change the model"""
     eval_every: int = 150
+    """four dev evaluations in 600 steps, the best one's weights kept (docs/experiments.md, "How long the
+    cross-encoder trains")"""
 
 
 def train_reranker(

@@ -56,7 +56,8 @@ class BiEncoderConfig:
     normalize: bool = True
     """L2-normalise embeddings (dot product = cosine)"""
     temperature: float = 0.05
-    """divides the query-passage scores in the training softmax"""
+    """divides the query-passage scores in the training softmax (sentence-transformers' scale 20; not chosen
+    on dev: docs/experiments.md, "Defaults not chosen on both dev splits")"""
     shared: bool = True
     """one tower for queries and passages"""
     query_max_length: int = 64

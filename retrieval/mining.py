@@ -32,7 +32,11 @@ PositiveScorer = Callable[[str, str], float]
 @dataclass
 class MiningConfig:
     num_negatives: int = 30
+    """negatives kept per group (each training step samples from them afresh); not chosen on dev
+    (docs/experiments.md, "Defaults not chosen on both dev splits")"""
     depth: int = 100
+    """hits per query of each source searched for negatives; the cross-encoder trains on those within its
+    `negative_depth` (docs/experiments.md, "Where the cross-encoder's negatives come from")"""
     rank_range: tuple[int, int] | None = None
     """negatives only from these ranks of their source (None: the whole `depth`). A window of the top 30
     (what a reranker is shown) did not separate from the whole depth on the two dev splits

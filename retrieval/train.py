@@ -36,9 +36,19 @@ class RetrieverConfig(TrainingConfig):
     """start model: a Hugging Face name or folder (null: all-MiniLM-L6-v2, offline copy)"""
     encoder: BiEncoderConfig = field(default_factory=BiEncoderConfig)
     group_size: int = 2
+    """a positive and one mined negative a query, the rest of the batch's passages as in-batch negatives
+    (DPR's recipe; not chosen on dev: docs/experiments.md, "Defaults not chosen on both dev splits")"""
     batch_queries: int = 32
+    """queries a step, each one's passages the others' in-batch negatives (not chosen on dev: see
+    `group_size`)"""
     epochs: float = 3.0
+    """passes over the train queries, at least `min_steps`: a collection of more than ~1,900 train queries
+    trains 3 epochs, a smaller one the floor. Chosen on SciFact's dev split alone (docs/log.md, "the default
+    run, round by round": dev rose with every epoch up to 8 and flattened after 6); NFCorpus's fine-tuned
+    bi-encoder beats its zero-shot start on dev with it, but no other length was compared there
+    (docs/experiments.md, "Defaults not chosen on both dev splits")"""
     min_steps: int = 176
+    """see `epochs`: 8 of SciFact's epochs, the best of 1-8 epochs on its dev split"""
     attention_dropout: float | None = 0.0
     """attention-probability dropout; 0 lets PyTorch use its fast SDPA attention kernel (null: the model's)"""
     device: str | None = None
