@@ -79,12 +79,13 @@ class RerankerConfig(TrainingConfig):
     """passages a group: up to `positives` positives, the rest hard negatives (docs/experiments.md, "Several
     positives per group")"""
     min_steps: int = 600
-    """the training's length whatever the collection's size; with `max_steps` 600 as well, every collection
-    trains 600 steps (docs/experiments.md, "How long the cross-encoder trains")"""
-    max_steps: int = 600
-    """see `min_steps`: 600 steps were the most both collections' trainings could afford in the round that
-    chose the recipe, and both dev curves were still rising there (docs/experiments.md, "How long the
-    cross-encoder trains")"""
+    """the shortest training: a collection whose groups fill fewer steps than 600 (SciFact's fill 363) trains
+    600, more than one epoch (docs/experiments.md, "How long the cross-encoder trains")"""
+    max_steps: int = 0
+    """no cap: a collection with more groups trains one epoch of them (`epochs`), the learning rate decaying
+    over that length. Chosen on both dev splits against a cap at 600, which stopped NFCorpus (1,225 steps an
+    epoch) halfway through its groups (docs/experiments.md, "How long the cross-encoder trains"). A
+    `--budget` or `reranker.max_steps` caps it where time is short"""
     learning_rate: float = 1e-4
     """the encoder's peak learning rate (linear warm-up, then linear decay to 0 at the last step). Chosen on
     both collections' dev splits against 7e-5 at the same steps (docs/experiments.md, "The cross-encoder's
