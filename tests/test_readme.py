@@ -87,3 +87,35 @@ def test_the_results_table_is_rendered_from_the_records(tmp_path: Path) -> None:
     for path in RESULTS.glob("*.json"):
         record = json.loads(path.read_text())
         assert {"command", "commit", "date", "machine", "systems", "result"} <= set(record)
+
+
+def test_the_table_shows_the_result_when_dev_chose_a_two_way_fused_system() -> None:
+    """Two-way fused variants are left out of the table, except the one dev chose as the run's result."""
+    import json
+
+    from pipelines.evaluation.results_table import load_records, render
+
+    record = json.loads(json.dumps(load_records()[0]))
+    fused = next(name for name in record["systems"] if " fused with " in name)
+    record["result"] = fused
+    rows = [line for line in render([record]).splitlines() if line.startswith("| ★")]
+    assert len(rows) == 1 and rows[0].startswith(f"| ★ **{fused}** |"), rows
+
+
+def test_a_record_names_the_program_that_wrote_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command a record (and the README's table) shows is the one that ran: the `tandem` console script,
+    or `python -m MODULE` for a script such as experiments/replay_stages.py."""
+    import importlib.machinery
+    import sys
+    import types
+
+    from pipelines.evaluation.record import invoked_command
+
+    main = types.ModuleType("__main__")
+    main.__spec__ = importlib.machinery.ModuleSpec("experiments.replay_stages", None)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(sys, "argv", ["/repo/experiments/replay_stages.py", "--run", "runs/x"])
+    assert invoked_command() == "python -m experiments.replay_stages --run runs/x"
+    main.__spec__ = None  # the console script
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/tandem", "run", "--dataset", "scifact"])
+    assert invoked_command() == "tandem run --dataset scifact"

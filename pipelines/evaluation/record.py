@@ -11,6 +11,16 @@ from pipelines.evaluation.provenance import commit, machine, process_seconds, ve
 from pipelines.evaluation.report import TABLE_MEASURES, System, paired_p_value
 
 
+def invoked_command() -> str | None:
+    """The command line that made this process: `tandem ...` from the console script, `python -m MODULE ...`
+    from a module run as a script (e.g. `experiments.replay_stages`, which writes records too)."""
+    if not sys.argv:
+        return None
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = f"python -m {spec.name}" if spec is not None and spec.name != "pipelines.cli" else "tandem"
+    return " ".join([program, *sys.argv[1:]])
+
+
 def figures(system: System) -> dict:
     """A system's test (and dev) figures, its p-values against BM25 and against what it builds on."""
     return {
@@ -34,7 +44,7 @@ def run_record(dataset: str, mode: str, systems: list[System], result: str, stag
         entry["p_vs_first_stage"] = paired_p_value(system.evaluation, first.evaluation) if first else None
         entries[system.name] = entry
     return {
-        "command": " ".join(["tandem", *sys.argv[1:]]) if sys.argv else None,
+        "command": invoked_command(),
         "dataset": dataset,
         "mode": mode,
         "commit": commit(),

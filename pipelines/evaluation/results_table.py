@@ -30,9 +30,9 @@ def _p(value: float | None) -> str:
 
 
 def render(records: list[dict]) -> str:
-    """One table per record: each system (two-way fused variants left out) with dev and test figures, under
-    a line saying how it was run (and the record's `note`, added by whoever published it, e.g. which
-    stages an earlier run supplied)."""
+    """One table per record: each system with dev and test figures (two-way fused variants left out, unless
+    dev chose one as the result), under a line saying how it was run (and the record's `note`, added by
+    whoever published it, e.g. which stages an earlier run supplied)."""
     blocks = []
     for record in records:
         machine = record["machine"]
@@ -46,7 +46,7 @@ def render(records: list[dict]) -> str:
         blocks.append("| system | dev nDCG@10 | test nDCG@10 | MRR@10 | Recall@100 | p vs BM25 | p vs first stage |")
         blocks.append("|---|---|---|---|---|---|---|")
         for name, entry in record["systems"].items():
-            if " fused with " in name:
+            if " fused with " in name and name != record["result"]:
                 continue
             test, dev = entry["test"], entry["dev"]
             shown = f"★ **{name}**" if name == record["result"] else name
