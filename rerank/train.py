@@ -98,8 +98,8 @@ class RerankerConfig(TrainingConfig):
     """a checkpoint every 50 steps (a few minutes of CPU training), so an interrupted run resumes where it
     stopped; it does not change the model"""
     eval_every: int = 150
-    """four dev evaluations in 600 steps, the best one's weights kept (docs/experiments.md, "How long the
-    cross-encoder trains")"""
+    """a dev evaluation every 150 steps (four in a 600-step training), the best one's weights kept
+    (docs/experiments.md, "How long the cross-encoder trains")"""
 
 
 def train_reranker(
