@@ -79,27 +79,27 @@ class RerankerConfig(TrainingConfig):
     """passages a group: up to `positives` positives, the rest hard negatives (docs/experiments.md, "Several
     positives per group")"""
     min_steps: int = 600
-    """the shortest training: a collection whose groups fill fewer steps than 600 (SciFact's fill 363) trains
-    600, more than one epoch (docs/experiments.md, "How long the cross-encoder trains")"""
+    """the shortest training: a collection whose groups fill fewer steps than this (SciFact's) trains this
+    many, more than one epoch (docs/experiments.md, "How long the cross-encoder trains")"""
     max_steps: int = 0
     """no cap: a collection with more groups trains one epoch of them (`epochs`), the learning rate decaying
-    over that length. Chosen on both dev splits against a cap at 600, which stopped NFCorpus (1,225 steps an
-    epoch) halfway through its groups (docs/experiments.md, "How long the cross-encoder trains"). A
-    `--budget` or `reranker.max_steps` caps it where time is short"""
+    over that length. Chosen on both dev splits against a cap at 600, which stopped NFCorpus halfway through
+    its groups (docs/experiments.md, "How long the cross-encoder trains"). A `--budget` or
+    `reranker.max_steps` caps it where time is short"""
     learning_rate: float = 1e-4
     """the encoder's peak learning rate (linear warm-up, then linear decay to 0 at the last step). Chosen on
     both collections' dev splits against 7e-5 at the same steps (docs/experiments.md, "The cross-encoder's
     learning rate")"""
     head_learning_rate: float | None = 1.4e-3
-    """the new one-logit head's peak learning rate (14x the encoder's). Chosen on SciFact's dev split alone,
-    against the encoder's rate, in an earlier round (docs/log.md, "the default run, round by round"); not
-    re-chosen on both collections (docs/experiments.md, "Defaults not chosen on both dev splits")"""
+    """the new one-logit head's peak learning rate. Chosen on SciFact's dev split alone, against the
+    encoder's rate, in an earlier round (docs/log.md, "the default run, round by round"); not re-chosen on
+    both collections (docs/experiments.md, "Defaults not chosen on both dev splits")"""
     save_every: int = 50
-    """a checkpoint every 50 steps (a few minutes of CPU training), so an interrupted run resumes where it
-    stopped; it does not change the model"""
+    """checkpoint this often, so an interrupted run resumes near where it stopped; it does not change the
+    model"""
     eval_every: int = 150
-    """a dev evaluation every 150 steps (four in a 600-step training), the best one's weights kept
-    (docs/experiments.md, "How long the cross-encoder trains")"""
+    """a dev evaluation every this many steps, the best one's weights kept (docs/experiments.md, "How long
+    the cross-encoder trains")"""
 
 
 def train_reranker(
